@@ -1,0 +1,99 @@
+#include "command.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace tidal::cli {
+
+namespace {
+std::map<std::string, Command>& registry() {
+  static std::map<std::string, Command> r;
+  return r;
+}
+}  // namespace
+
+bool register_command(Command command) {
+  std::string name = command.name;
+  registry().emplace(std::move(name), std::move(command));
+  return true;
+}
+
+const std::map<std::string, Command>& commands() { return registry(); }
+
+Args::Args(std::string command, std::vector<std::string> argv) : command_(std::move(command)) {
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    if (a.rfind("--", 0) == 0 && a.size() > 2) {
+      std::string body = a.substr(2);
+      auto eq = body.find('=');
+      if (eq != std::string::npos) {
+        flags_[body.substr(0, eq)] = body.substr(eq + 1);
+      } else if (i + 1 < argv.size() && !(argv[i + 1].rfind("--", 0) == 0 && argv[i + 1].size() > 2)) {
+        flags_[body] = argv[++i];
+      } else {
+        flags_[body] = std::nullopt;
+      }
+    } else {
+      positionals_.push_back(a);
+    }
+  }
+}
+
+std::optional<std::string> Args::get(const std::string& flag) {
+  used_[flag] = true;
+  auto it = flags_.find(flag);
+  if (it == flags_.end()) return std::nullopt;
+  if (!it->second) {
+    problems_.push_back("--" + flag + " needs a value");
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+std::string Args::get_or(const std::string& flag, const std::string& fallback) {
+  auto v = get(flag);
+  return v ? *v : fallback;
+}
+
+long long Args::get_int(const std::string& flag, long long fallback) {
+  auto v = get(flag);
+  if (!v) return fallback;
+  char* end = nullptr;
+  long long x = std::strtoll(v->c_str(), &end, 10);
+  if (v->empty() || *end != '\0') {
+    problems_.push_back("--" + flag + " expects an integer, got '" + *v + "'");
+    return fallback;
+  }
+  return x;
+}
+
+double Args::get_double(const std::string& flag, double fallback) {
+  auto v = get(flag);
+  if (!v) return fallback;
+  char* end = nullptr;
+  double x = std::strtod(v->c_str(), &end);
+  if (v->empty() || *end != '\0') {
+    problems_.push_back("--" + flag + " expects a number, got '" + *v + "'");
+    return fallback;
+  }
+  return x;
+}
+
+bool Args::has(const std::string& flag) {
+  used_[flag] = true;
+  return flags_.count(flag) > 0;
+}
+
+bool Args::finish() {
+  for (const auto& [flag, value] : flags_) {
+    if (!used_.count(flag)) problems_.push_back("unknown flag --" + flag);
+  }
+  for (const auto& p : problems_) error(p);
+  return problems_.empty();
+}
+
+void Args::error(const std::string& msg) const {
+  std::fprintf(stderr, "tidal %s: error: %s\n", command_.c_str(), msg.c_str());
+}
+
+}  // namespace tidal::cli
