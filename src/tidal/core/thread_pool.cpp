@@ -1,0 +1,82 @@
+#include "tidal/core/thread_pool.h"
+
+#include <algorithm>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define TIDAL_CPU_RELAX() _mm_pause()
+#else
+#define TIDAL_CPU_RELAX() ((void)0)
+#endif
+
+namespace tidal {
+
+namespace {
+constexpr int kSpinIterations = 1 << 14;  // ~50-100 us of spinning before sleeping
+}
+
+ThreadPool::ThreadPool(int n_threads) {
+  if (n_threads <= 0) n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  n_threads_ = n_threads;
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  stop_.store(true, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  generation_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::run(const std::function<void(int, int)>& fn) {
+  if (n_threads_ == 1) {
+    fn(0, 1);
+    return;
+  }
+  job_ = &fn;
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  // NOTE: release on the generation bump publishes job_ and pending_ to workers, which acquire it.
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  generation_.notify_all();
+  fn(0, n_threads_);
+  int spins = 0;
+  while (pending_.load(std::memory_order_acquire) != 0) {
+    if (++spins < kSpinIterations) {
+      TIDAL_CPU_RELAX();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  job_ = nullptr;
+}
+
+void ThreadPool::worker(int ith) {
+  uint64_t seen = 0;
+  for (;;) {
+    uint64_t g = generation_.load(std::memory_order_acquire);
+    int spins = 0;
+    while (g == seen) {
+      if (++spins < kSpinIterations) {
+        TIDAL_CPU_RELAX();
+      } else {
+        generation_.wait(g, std::memory_order_acquire);
+      }
+      g = generation_.load(std::memory_order_acquire);
+    }
+    seen = g;
+    if (stop_.load(std::memory_order_acquire)) return;
+    (*job_)(ith, n_threads_);
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::split(int64_t n, int ith, int nth, int64_t align, int64_t* begin, int64_t* end) {
+  int64_t blocks = (n + align - 1) / align;
+  int64_t per = blocks / nth, extra = blocks % nth;
+  int64_t b = ith * per + std::min<int64_t>(ith, extra);
+  int64_t e = b + per + (ith < extra ? 1 : 0);
+  *begin = std::min(n, b * align);
+  *end = std::min(n, e * align);
+}
+
+}  // namespace tidal

@@ -1,0 +1,42 @@
+// A fixed pool of worker threads for data-parallel kernels: run(fn) calls fn(ith, nth) on nth
+// threads (the caller is thread 0) and returns when all are done.
+//
+// NOTE: decode runs hundreds of small parallel regions per token, so workers spin briefly on an
+// atomic generation counter before sleeping (std::atomic::wait); a condition variable per region
+// would cost more than the work. Thread-safety: run() must be called from one thread at a time.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <thread>
+#include <vector>
+
+namespace tidal {
+
+class ThreadPool {
+ public:
+  // n_threads includes the calling thread; 0 means std::thread::hardware_concurrency().
+  explicit ThreadPool(int n_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int n_threads() const { return n_threads_; }
+  void run(const std::function<void(int ith, int nth)>& fn);
+
+  // Split [0, n) into nth contiguous chunks aligned to `align`; chunk ith is [*begin, *end).
+  static void split(int64_t n, int ith, int nth, int64_t align, int64_t* begin, int64_t* end);
+
+ private:
+  void worker(int ith);
+
+  int n_threads_;
+  std::vector<std::thread> workers_;
+  const std::function<void(int, int)>* job_ = nullptr;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace tidal

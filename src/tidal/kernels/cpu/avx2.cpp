@@ -1,0 +1,130 @@
+// AVX2 + FMA + F16C kernels for CPUs without AVX-512. Compiled alone with -mavx2 -mfma -mf16c;
+// same ODR rule as avx512.cpp: everything in an anonymous namespace, intrinsics only.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "tidal/kernels/kernel_table.h"
+
+namespace tidal {
+namespace {
+
+struct WF32 {
+  static constexpr int64_t kBytes = 4;
+  static __m256 load(const uint8_t* w) { return _mm256_loadu_ps(reinterpret_cast<const float*>(w)); }
+};
+struct WF16 {
+  static constexpr int64_t kBytes = 2;
+  static __m256 load(const uint8_t* w) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+  }
+};
+struct WBF16 {
+  static constexpr int64_t kBytes = 2;
+  static __m256 load(const uint8_t* w) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+};
+
+inline float hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  __m128 s = _mm_add_ps(lo, hi);
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// See avx512.cpp: one accumulator per (i, j), identical instruction sequence for any tile shape.
+// The k tail (k mod 8) is copied into zero-padded 8-element buffers and processed like a full step.
+template <class W, int MT, int NT>
+inline void tile(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw_bytes, float* y,
+                 int64_t ldy, int64_t k) {
+  __m256 acc[MT][NT];
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_setzero_ps();
+  int64_t kk = 0;
+  for (; kk + 8 <= k; kk += 8) {
+    __m256 wv[NT];
+    for (int b = 0; b < NT; ++b) wv[b] = W::load(w + b * ldw_bytes + kk * W::kBytes);
+    for (int a = 0; a < MT; ++a) {
+      __m256 xv = _mm256_loadu_ps(x + a * ldx + kk);
+      for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_fmadd_ps(xv, wv[b], acc[a][b]);
+    }
+  }
+  if (kk < k) {
+    const int64_t rest = k - kk;
+    alignas(32) uint8_t wbuf[NT][8 * 4];
+    alignas(32) float xbuf[MT][8];
+    __m256 wv[NT];
+    for (int b = 0; b < NT; ++b) {
+      std::memset(wbuf[b], 0, sizeof(wbuf[b]));
+      std::memcpy(wbuf[b], w + b * ldw_bytes + kk * W::kBytes, size_t(rest * W::kBytes));
+      wv[b] = W::load(wbuf[b]);
+    }
+    for (int a = 0; a < MT; ++a) {
+      std::memset(xbuf[a], 0, sizeof(xbuf[a]));
+      std::memcpy(xbuf[a], x + a * ldx + kk, size_t(rest) * sizeof(float));
+      __m256 xv = _mm256_load_ps(xbuf[a]);
+      for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_fmadd_ps(xv, wv[b], acc[a][b]);
+    }
+  }
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) y[a * ldy + b] = hsum(acc[a][b]);
+}
+
+template <class W, int NT>
+inline void rows(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw_bytes, float* y,
+                 int64_t ldy, int64_t m, int64_t k) {
+  int64_t i = 0;
+  for (; i + 3 <= m; i += 3) tile<W, 3, NT>(x + i * ldx, ldx, w, ldw_bytes, y + i * ldy, ldy, k);
+  switch (m - i) {
+    case 2: tile<W, 2, NT>(x + i * ldx, ldx, w, ldw_bytes, y + i * ldy, ldy, k); break;
+    case 1: tile<W, 1, NT>(x + i * ldx, ldx, w, ldw_bytes, y + i * ldy, ldy, k); break;
+    default: break;
+  }
+}
+
+constexpr int64_t kRowBlock = 48;
+
+template <class W>
+void matmul(const float* x, int64_t ldx, const void* wv, int64_t ldw, float* y, int64_t ldy,
+            int64_t m, int64_t k, int64_t j0, int64_t j1) {
+  const uint8_t* w = static_cast<const uint8_t*>(wv);
+  const int64_t ldw_bytes = ldw * W::kBytes;
+  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
+    const int64_t mb = (m - i0 < kRowBlock) ? m - i0 : kRowBlock;
+    const float* xb = x + i0 * ldx;
+    float* yb = y + i0 * ldy;
+    int64_t j = j0;
+    // 3 x 4 tiles: 12 accumulators + 4 weights of the 16 ymm registers.
+    for (; j + 4 <= j1; j += 4) rows<W, 4>(xb, ldx, w + j * ldw_bytes, ldw_bytes, yb + j, ldy, mb, k);
+    for (; j < j1; ++j) rows<W, 1>(xb, ldx, w + j * ldw_bytes, ldw_bytes, yb + j, ldy, mb, k);
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  float y;
+  tile<WF32, 1, 1>(a, 0, reinterpret_cast<const uint8_t*>(b), 0, &y, 0, n);
+  return y;
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  const __m256 av = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) {
+    __m128 r = _mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(x[i]), _mm_set_ss(y[i]));
+    y[i] = _mm_cvtss_f32(r);
+  }
+}
+
+const KernelTable kTable = {"avx2", matmul<WF32>, matmul<WF16>, matmul<WBF16>, dot, axpy};
+
+}  // namespace
+
+const KernelTable& kernel_table_avx2() { return kTable; }
+
+}  // namespace tidal

@@ -1,0 +1,47 @@
+// Portable reference kernels: plain C++, baseline x86-64 (or any CPU). Every other table is
+// checked against this one in tests/kernels.
+#include "tidal/kernels/kernel_table.h"
+
+namespace tidal {
+namespace {
+
+inline float load_w(const float* w, int64_t i) { return w[i]; }
+struct F16 { uint16_t v; };
+struct BF16 { uint16_t v; };
+inline float load_w(const F16* w, int64_t i) { return f16_to_f32(w[i].v); }
+inline float load_w(const BF16* w, int64_t i) { return bf16_to_f32(w[i].v); }
+
+// Four interleaved partial sums (fixed order: lane l takes k = l mod 4, then (s0+s1)+(s2+s3)).
+template <class W>
+float dot_w(const float* x, const W* w, int64_t k) {
+  float s[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= k; i += 4) {
+    for (int l = 0; l < 4; ++l) s[l] += x[i + l] * load_w(w, i + l);
+  }
+  for (; i < k; ++i) s[i & 3] += x[i] * load_w(w, i);
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+template <class W>
+void matmul(const float* x, int64_t ldx, const void* wv, int64_t ldw, float* y, int64_t ldy,
+            int64_t m, int64_t k, int64_t j0, int64_t j1) {
+  const W* w = static_cast<const W*>(wv);
+  for (int64_t j = j0; j < j1; ++j) {
+    for (int64_t i = 0; i < m; ++i) y[i * ldy + j] = dot_w(x + i * ldx, w + j * ldw, k);
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) { return dot_w(a, b, n); }
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+const KernelTable kTable = {"scalar", matmul<float>, matmul<F16>, matmul<BF16>, dot, axpy};
+
+}  // namespace
+
+const KernelTable& kernel_table_scalar() { return kTable; }
+
+}  // namespace tidal

@@ -1,0 +1,50 @@
+// The compute backend seam: a table of function pointers, one table per CPU level
+// (cpu/scalar.cpp, cpu/avx2.cpp, cpu/avx512.cpp), chosen once at start-up by kernels().
+//
+// Contracts shared by every table:
+// - matmul: y[i, j] = sum_k x[i, k] * w[j, k] for i in [0, m), j in [j0, j1).
+//   x is F32 [m, k] with row stride ldx; w is [n, k] row-major in the table's weight dtype with row
+//   stride ldw (elements); y is F32 with row stride ldy. Accumulation is F32.
+// - Batch invariance: the value of y[i, j] depends only on row i of x and row j of w, never on m,
+//   on j0/j1 or on how a caller tiles the work: every table reduces each dot product in one fixed
+//   order. Tests (tests/kernels) check this bit-for-bit.
+// - dot / axpy: plain F32 vectors of length n; same fixed-order rule as matmul.
+#pragma once
+
+#include <cstdint>
+
+#include "tidal/core/cpu_features.h"
+#include "tidal/core/dtype.h"
+
+namespace tidal {
+
+using MatmulFn = void (*)(const float* x, int64_t ldx, const void* w, int64_t ldw, float* y,
+                          int64_t ldy, int64_t m, int64_t k, int64_t j0, int64_t j1);
+
+struct KernelTable {
+  const char* name;
+  MatmulFn matmul_f32;   // w is float
+  MatmulFn matmul_f16;   // w is IEEE binary16 (uint16_t)
+  MatmulFn matmul_bf16;  // w is bfloat16 (uint16_t)
+  float (*dot)(const float* a, const float* b, int64_t n);
+  void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
+
+  MatmulFn matmul_for(DType w) const {
+    switch (w) {
+      case DType::kF32: return matmul_f32;
+      case DType::kF16: return matmul_f16;
+      case DType::kBF16: return matmul_bf16;
+      default: return nullptr;
+    }
+  }
+};
+
+const KernelTable& kernels();                // the table for cpu_isa(); thread-safe
+const KernelTable& kernels_for(CpuIsa isa);  // a specific level (must be <= the CPU's best)
+
+// Defined by each backend file.
+const KernelTable& kernel_table_scalar();
+const KernelTable& kernel_table_avx2();
+const KernelTable& kernel_table_avx512();
+
+}  // namespace tidal

@@ -1,0 +1,81 @@
+#include "tidal/kernels/ops.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tidal::ops {
+
+void matmul(ThreadPool& pool, const float* x, int64_t m, const Weight& w, float* y) {
+  const MatmulFn fn = kernels().matmul_for(w.dtype);
+  const int64_t n = w.n_out, k = w.n_in;
+  // Small problems are not worth waking the workers for.
+  if (pool.n_threads() == 1 || m * n * k < (1 << 16)) {
+    fn(x, k, w.data, k, y, n, m, k, 0, n);
+    return;
+  }
+  pool.run([&](int ith, int nth) {
+    int64_t j0, j1;
+    ThreadPool::split(n, ith, nth, 16, &j0, &j1);
+    if (j0 < j1) fn(x, k, w.data, k, y, n, m, k, j0, j1);
+  });
+}
+
+void rms_norm(const float* x, const float* weight, float eps, float* out, int64_t m, int64_t n) {
+  for (int64_t r = 0; r < m; ++r) {
+    const float* xr = x + r * n;
+    float* o = out + r * n;
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; ++i) ss += double(xr[i]) * double(xr[i]);
+    const float scale = float(1.0 / std::sqrt(ss / double(n) + double(eps)));
+    for (int64_t i = 0; i < n; ++i) o[i] = xr[i] * scale * weight[i];
+  }
+}
+
+void rope(float* x, int n_heads, int head_dim, int64_t pos, const float* inv_freq) {
+  const int half = head_dim / 2;
+  for (int i = 0; i < half; ++i) {
+    // NOTE: the angle is formed in double: pos * inv_freq loses digits in float at long contexts.
+    const double angle = double(pos) * double(inv_freq[i]);
+    const float c = float(std::cos(angle)), s = float(std::sin(angle));
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = x + int64_t(h) * head_dim;
+      const float a = v[i], b = v[i + half];
+      v[i] = a * c - b * s;
+      v[i + half] = b * c + a * s;
+    }
+  }
+}
+
+void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void softmax(float* x, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = float(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void log_softmax(const float* logits, float* out, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, logits[i]);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(double(logits[i]) - double(mx));
+  const double lse = double(mx) + std::log(sum);
+  for (int64_t i = 0; i < n; ++i) out[i] = float(double(logits[i]) - lse);
+}
+
+void add(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+}  // namespace tidal::ops

@@ -1,0 +1,42 @@
+// Compute ops used by the forward pass, on raw F32 buffers. matmul runs on a ThreadPool through
+// the dispatched KernelTable; the element-wise ops are cheap (O(n_embd) per token) and portable.
+// Shapes in comments are outermost first: [n_tokens, n_embd] is n_tokens rows of n_embd floats.
+#pragma once
+
+#include <cstdint>
+
+#include "tidal/core/dtype.h"
+#include "tidal/core/thread_pool.h"
+#include "tidal/kernels/kernel_table.h"
+
+namespace tidal::ops {
+
+// A weight matrix [n_out, n_in], row-major, as stored (F32, F16 or BF16).
+struct Weight {
+  const void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t n_out = 0, n_in = 0;
+};
+
+// y[m, n_out] = x[m, n_in] @ w^T. Threads split the output columns.
+void matmul(ThreadPool& pool, const float* x, int64_t m, const Weight& w, float* y);
+
+// out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i], for each of the m rows of length n.
+void rms_norm(const float* x, const float* weight, float eps, float* out, int64_t m, int64_t n);
+
+// Rotate-half RoPE (Hugging Face Llama/Qwen layout) on [n_heads, head_dim] rows at `pos`:
+// for i < head_dim/2: (x[i], x[i + d/2]) rotated by pos * inv_freq[i].
+void rope(float* x, int n_heads, int head_dim, int64_t pos, const float* inv_freq);
+
+// out[i] = silu(gate[i]) * up[i]
+void silu_mul(const float* gate, const float* up, float* out, int64_t n);
+
+// In-place softmax over n values.
+void softmax(float* x, int64_t n);
+
+// Natural-log softmax of n logits into out (full vocabulary, computed in double for the sum).
+void log_softmax(const float* logits, float* out, int64_t n);
+
+void add(float* y, const float* x, int64_t n);  // y += x
+
+}  // namespace tidal::ops

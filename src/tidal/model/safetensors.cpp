@@ -1,0 +1,215 @@
+#include "tidal/model/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace tidal {
+
+using json = nlohmann::json;
+
+int64_t TensorInfo::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+namespace {
+
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the format's own limit is 100 MB
+
+bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul_overflow(a, b, out); }
+
+}  // namespace
+
+Expected<SafetensorsHeader> parse_safetensors_header(std::span<const uint8_t> file,
+                                                     const std::string& label) {
+  if (file.size() < 8) {
+    return data_loss(label + ": file is " + std::to_string(file.size()) +
+                     " bytes, too short for a safetensors header");
+  }
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | file[size_t(i)];
+  if (n > kMaxHeaderBytes) {
+    return data_loss(label + ": header length " + std::to_string(n) + " exceeds the 100 MB limit");
+  }
+  if (n > file.size() - 8) {
+    return data_loss(label + ": header length " + std::to_string(n) + " runs past the end of the file (" +
+                     std::to_string(file.size()) + " bytes): truncated or not a safetensors file");
+  }
+  SafetensorsHeader h;
+  h.data_start = 8 + n;
+  const uint64_t data_size = file.size() - h.data_start;
+  json j = json::parse(file.begin() + 8, file.begin() + 8 + std::ptrdiff_t(n), nullptr, false);
+  if (j.is_discarded()) return data_loss(label + ": header is not valid JSON");
+  if (!j.is_object()) return data_loss(label + ": header is not a JSON object");
+
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& name = it.key();
+    const json& v = it.value();
+    if (name == "__metadata__") {
+      if (!v.is_object()) return data_loss(label + ": __metadata__ is not an object");
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        if (!m.value().is_string()) return data_loss(label + ": __metadata__." + m.key() + " is not a string");
+        h.metadata[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    const std::string where = label + ": tensor '" + name + "'";
+    if (!v.is_object()) return data_loss(where + " entry is not an object");
+    auto dt = v.find("dtype");
+    auto sh = v.find("shape");
+    auto off = v.find("data_offsets");
+    if (dt == v.end() || !dt->is_string()) return data_loss(where + " has no string 'dtype'");
+    if (sh == v.end() || !sh->is_array()) return data_loss(where + " has no 'shape' array");
+    if (off == v.end() || !off->is_array() || off->size() != 2) {
+      return data_loss(where + " has no 'data_offsets' [begin, end] pair");
+    }
+    TensorInfo t;
+    t.name = name;
+    const std::string dname = dt->get<std::string>();
+    auto dtype = dtype_from_name(dname);
+    if (!dtype || dname != dtype_name(*dtype)) {
+      return unimplemented(where + " has unsupported dtype '" + dname + "'");
+    }
+    t.dtype = *dtype;
+    uint64_t numel = 1;
+    if (sh->size() > 8) return data_loss(where + " has " + std::to_string(sh->size()) + " dimensions");
+    for (const json& d : *sh) {
+      if (!d.is_number_unsigned()) return data_loss(where + " has a shape entry that is not a non-negative integer");
+      uint64_t dim = d.get<uint64_t>();
+      if (dim > (1ull << 40) || mul_overflows(numel, dim, &numel)) return data_loss(where + " shape is too large");
+      t.shape.push_back(int64_t(dim));
+    }
+    for (const json& o : *off) {
+      if (!o.is_number_unsigned()) return data_loss(where + " data_offsets are not non-negative integers");
+    }
+    const uint64_t b = (*off)[0].get<uint64_t>(), e = (*off)[1].get<uint64_t>();
+    uint64_t expect = 0;
+    if (mul_overflows(numel, dtype_size(t.dtype), &expect)) return data_loss(where + " shape is too large");
+    if (e < b) return data_loss(where + " data_offsets end before they begin");
+    if (e > data_size) {
+      return data_loss(where + " data_offsets [" + std::to_string(b) + ", " + std::to_string(e) +
+                       "] run past the end of the data (" + std::to_string(data_size) +
+                       " bytes): file truncated or header wrong");
+    }
+    if (e - b != expect) {
+      return data_loss(where + " shape " + sh->dump() + " " + dname + " needs " + std::to_string(expect) +
+                       " bytes but data_offsets span " + std::to_string(e - b));
+    }
+    t.offset = h.data_start + b;
+    t.nbytes = expect;
+    if (expect > 0) ranges.emplace_back(b, e);
+    h.tensors.emplace(name, std::move(t));
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i) {
+    if (ranges[i].first < ranges[i - 1].second) return data_loss(label + ": two tensors' data_offsets overlap");
+  }
+  return h;
+}
+
+Expected<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return not_found(path + ": no such file");
+    return io_error(path + ": cannot open: " + std::strerror(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return io_error(path + ": cannot stat: " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return invalid_argument(path + ": not a regular file");
+  }
+  SafetensorsFile f;
+  f.path_ = path;
+  f.size_ = size_t(st.st_size);
+  if (f.size_ > 0) {
+    void* p = ::mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      ::close(fd);
+      return io_error(path + ": mmap failed: " + std::strerror(errno));
+    }
+    f.base_ = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);
+  auto h = parse_safetensors_header(std::span<const uint8_t>(f.base_, f.size_), path);
+  if (!h) return h.status();
+  f.header_ = std::move(h).value();
+  return f;
+}
+
+SafetensorsFile::SafetensorsFile(SafetensorsFile&& o) noexcept
+    : path_(std::move(o.path_)), base_(o.base_), size_(o.size_), header_(std::move(o.header_)) {
+  o.base_ = nullptr;
+  o.size_ = 0;
+}
+
+SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& o) noexcept {
+  if (this != &o) {
+    if (base_) ::munmap(const_cast<uint8_t*>(base_), size_);
+    path_ = std::move(o.path_);
+    base_ = o.base_;
+    size_ = o.size_;
+    header_ = std::move(o.header_);
+    o.base_ = nullptr;
+    o.size_ = 0;
+  }
+  return *this;
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (base_) ::munmap(const_cast<uint8_t*>(base_), size_);
+}
+
+const TensorInfo* SafetensorsFile::find(const std::string& name) const {
+  auto it = header_.tensors.find(name);
+  return it == header_.tensors.end() ? nullptr : &it->second;
+}
+
+Status write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                         const std::map<std::string, std::string>& metadata) {
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (const auto& t : tensors) {
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) numel *= uint64_t(d);
+    if (numel * dtype_size(t.dtype) != t.bytes.size()) {
+      return invalid_argument(path + ": tensor '" + t.name + "' has " + std::to_string(t.bytes.size()) +
+                              " bytes, its shape needs " + std::to_string(numel * dtype_size(t.dtype)));
+    }
+    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape},
+                      {"data_offsets", {offset, offset + t.bytes.size()}}};
+    offset += t.bytes.size();
+  }
+  std::string text = header.dump();
+  // Pad the header with spaces so tensor data starts 8-byte aligned (as the reference writer does).
+  while ((8 + text.size()) % 8 != 0) text.push_back(' ');
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return io_error(path + ": cannot create: " + std::strerror(errno));
+  uint8_t len[8];
+  uint64_t n = text.size();
+  for (int i = 0; i < 8; ++i) len[i] = uint8_t(n >> (8 * i));
+  out.write(reinterpret_cast<const char*>(len), 8);
+  out.write(text.data(), std::streamsize(text.size()));
+  for (const auto& t : tensors) {
+    out.write(reinterpret_cast<const char*>(t.bytes.data()), std::streamsize(t.bytes.size()));
+  }
+  out.close();
+  if (!out) return io_error(path + ": write failed: " + std::strerror(errno));
+  return Status::ok();
+}
+
+}  // namespace tidal
