@@ -93,7 +93,11 @@ Expected<ModelConfig> ModelConfig::parse(const std::string& text, const std::str
     c.tie_word_embeddings = t->get<bool>();
   }
   c.qkv_bias = spec->qkv_bias;
-  if (auto t = j.find("attention_bias"); t != j.end() && t->is_boolean() && t->get<bool>()) c.qkv_bias = true;
+  if (auto t = j.find("attention_bias"); t != j.end() && t->is_boolean() && t->get<bool>()) {
+    c.qkv_bias = true;
+    c.o_bias = !spec->qkv_bias;  // Qwen2's fixed q/k/v bias never extends to o_proj
+  }
+  if (auto t = j.find("mlp_bias"); t != j.end() && t->is_boolean()) c.mlp_bias = t->get<bool>();
   c.qk_norm = spec->qk_norm;
   if (auto t = j.find("torch_dtype"); t != j.end() && t->is_string()) c.torch_dtype = t->get<std::string>();
   if (auto t = j.find("bos_token_id"); t != j.end() && t->is_number_integer()) c.bos_token_id = t->get<int32_t>();

@@ -33,6 +33,8 @@ struct ModelConfig {
   int64_t max_position_embeddings = 4096;
   bool tie_word_embeddings = false;
   bool qkv_bias = false;  // from the architecture (Qwen2) or `attention_bias`
+  bool o_bias = false;    // `attention_bias` on architectures whose o_proj follows it (Llama, Qwen3)
+  bool mlp_bias = false;  // `mlp_bias` (Llama)
   bool qk_norm = false;   // from the architecture (Qwen3)
   std::string torch_dtype;  // as written ("bfloat16", ...), informational
   std::optional<int32_t> bos_token_id;

@@ -7,7 +7,7 @@
 //     q, k = rms_norm_per_head(q, k)                    (Qwen3)
 //     q, k = rope(q, k, pos)
 //     cache[pos] = k, v
-//     x += attention(q, cache) Wo^T                     causal, GQA
+//     x += attention(q, cache) Wo^T (+bo)               causal, GQA
 //     h = rms_norm(x) * ffn_norm
 //     x += (silu(h Wg^T) * (h Wu^T)) Wd^T
 //   logits = rms_norm(x[selected rows]) * out_norm @ lm_head^T      [R, n_vocab]
@@ -151,13 +151,19 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
     }
     attention(pool_, c, l, meta, q.data(), attn.data(), scores);
     ops::matmul(pool_, attn.data(), T, L.wo, proj.data());
+    if (c.o_bias) add_bias(proj.data(), L.bo, T);
     ops::add(x.data(), proj.data(), T * H);
 
     ops::rms_norm(x.data(), L.ffn_norm.data(), eps, h.data(), T, H);
     ops::matmul(pool_, h.data(), T, L.w_gate, gate.data());
     ops::matmul(pool_, h.data(), T, L.w_up, up.data());
+    if (c.mlp_bias) {
+      add_bias(gate.data(), L.b_gate, T);
+      add_bias(up.data(), L.b_up, T);
+    }
     ops::silu_mul(gate.data(), up.data(), gate.data(), T * F);
     ops::matmul(pool_, gate.data(), T, L.w_down, proj.data());
+    if (c.mlp_bias) add_bias(proj.data(), L.b_down, T);
     ops::add(x.data(), proj.data(), T * H);
   }
   for (const SequenceChunk& ch : batch) ch.cache->advance(int64_t(ch.tokens.size()));

@@ -84,6 +84,7 @@ Status Model::bind_weights() {
     TIDAL_RETURN_IF_ERROR(matrix(p + "self_attn.k_proj.weight", kv_dim, H, &L.wk));
     TIDAL_RETURN_IF_ERROR(matrix(p + "self_attn.v_proj.weight", kv_dim, H, &L.wv));
     TIDAL_RETURN_IF_ERROR(matrix(p + "self_attn.o_proj.weight", H, q_dim, &L.wo));
+    if (c.o_bias) TIDAL_RETURN_IF_ERROR(vec(p + "self_attn.o_proj.bias", H, &L.bo));
     if (c.qkv_bias) {
       TIDAL_RETURN_IF_ERROR(vec(p + "self_attn.q_proj.bias", q_dim, &L.bq));
       TIDAL_RETURN_IF_ERROR(vec(p + "self_attn.k_proj.bias", kv_dim, &L.bk));
@@ -97,6 +98,11 @@ Status Model::bind_weights() {
     TIDAL_RETURN_IF_ERROR(matrix(p + "mlp.gate_proj.weight", F, H, &L.w_gate));
     TIDAL_RETURN_IF_ERROR(matrix(p + "mlp.up_proj.weight", F, H, &L.w_up));
     TIDAL_RETURN_IF_ERROR(matrix(p + "mlp.down_proj.weight", H, F, &L.w_down));
+    if (c.mlp_bias) {
+      TIDAL_RETURN_IF_ERROR(vec(p + "mlp.gate_proj.bias", F, &L.b_gate));
+      TIDAL_RETURN_IF_ERROR(vec(p + "mlp.up_proj.bias", F, &L.b_up));
+      TIDAL_RETURN_IF_ERROR(vec(p + "mlp.down_proj.bias", H, &L.b_down));
+    }
   }
   TIDAL_RETURN_IF_ERROR(vec("model.norm.weight", H, &weights_.out_norm));
   // Tied when the config says so, or when the checkpoint simply has no lm_head (as HF does).

@@ -24,8 +24,10 @@ struct LayerWeights {
   std::vector<float> attn_norm, ffn_norm;  // [n_embd]
   ops::Weight wq, wk, wv, wo;              // [n_heads*hd, n_embd], [n_kv*hd, n_embd] x2, [n_embd, n_heads*hd]
   std::vector<float> bq, bk, bv;           // q/k/v biases when config.qkv_bias
+  std::vector<float> bo;                   // o_proj bias when config.o_bias
   std::vector<float> q_norm, k_norm;       // [head_dim] when config.qk_norm
   ops::Weight w_gate, w_up, w_down;        // [n_ff, n_embd] x2, [n_embd, n_ff]
+  std::vector<float> b_gate, b_up, b_down; // when config.mlp_bias
 };
 
 struct ModelWeights {

@@ -1,0 +1,144 @@
+// The op-consistency harness: every kernel table this CPU can run is checked against a plain
+// double-precision reference, and for batch invariance (a row's result must not depend on the
+// batch it is computed in or on the column range a thread is given).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "tidal/kernels/kernel_table.h"
+
+namespace tidal {
+namespace {
+
+std::vector<CpuIsa> runnable_isas() {
+  std::vector<CpuIsa> out = {CpuIsa::kScalar};
+  if (cpu_features().best >= CpuIsa::kAvx2) out.push_back(CpuIsa::kAvx2);
+  if (cpu_features().best >= CpuIsa::kAvx512) out.push_back(CpuIsa::kAvx512);
+  return out;
+}
+
+struct Problem {
+  int64_t m, n, k;
+  std::vector<float> x;
+  std::vector<uint16_t> w16;
+  std::vector<float> w32;
+  std::vector<double> wd;  // the weights as the kernel sees them (after 16-bit rounding)
+};
+
+Problem make_problem(int64_t m, int64_t n, int64_t k, DType dt, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  Problem p{m, n, k, {}, {}, {}, {}};
+  p.x.resize(size_t(m * k));
+  for (auto& v : p.x) v = nd(rng);
+  p.wd.resize(size_t(n * k));
+  if (dt == DType::kF32) {
+    p.w32.resize(size_t(n * k));
+    for (size_t i = 0; i < p.w32.size(); ++i) p.wd[i] = p.w32[i] = nd(rng);
+  } else {
+    p.w16.resize(size_t(n * k));
+    for (size_t i = 0; i < p.w16.size(); ++i) {
+      const float f = nd(rng);
+      p.w16[i] = dt == DType::kF16 ? f32_to_f16(f) : f32_to_bf16(f);
+      p.wd[i] = dt == DType::kF16 ? f16_to_f32(p.w16[i]) : bf16_to_f32(p.w16[i]);
+    }
+  }
+  return p;
+}
+
+const void* weights(const Problem& p) {
+  return p.w32.empty() ? static_cast<const void*>(p.w16.data()) : static_cast<const void*>(p.w32.data());
+}
+
+class KernelConsistency : public ::testing::TestWithParam<std::tuple<CpuIsa, DType>> {};
+
+TEST_P(KernelConsistency, MatmulMatchesReference) {
+  const auto [isa, dt] = GetParam();
+  const KernelTable& kt = kernels_for(isa);
+  for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 1, 1}, {1, 7, 5}, {3, 5, 16}, {4, 8, 17}, {5, 9, 33}, {7, 13, 64}, {9, 4, 127}, {70, 11, 200}}) {
+    Problem p = make_problem(m, n, k, dt, uint32_t(m * 1000 + n * 10 + k));
+    std::vector<float> y(size_t(m * n), NAN);
+    kt.matmul_for(dt)(p.x.data(), k, weights(p), k, y.data(), n, m, k, 0, n);
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        double ref = 0, mag = 0;
+        for (int64_t q = 0; q < k; ++q) {
+          ref += double(p.x[size_t(i * k + q)]) * p.wd[size_t(j * k + q)];
+          mag += std::fabs(double(p.x[size_t(i * k + q)]) * p.wd[size_t(j * k + q)]);
+        }
+        ASSERT_NEAR(y[size_t(i * n + j)], ref, 1e-5 * mag + 1e-6)
+            << kt.name << " " << dtype_name(dt) << " m=" << m << " n=" << n << " k=" << k << " at " << i << "," << j;
+      }
+    }
+  }
+}
+
+TEST_P(KernelConsistency, MatmulIsBatchInvariant) {
+  const auto [isa, dt] = GetParam();
+  const KernelTable& kt = kernels_for(isa);
+  const int64_t n = 11, k = 77, m_max = 9;
+  Problem p = make_problem(m_max, n, k, dt, 42);
+  // Reference: each row alone, all columns at once.
+  std::vector<float> single(size_t(m_max * n));
+  for (int64_t i = 0; i < m_max; ++i) {
+    kt.matmul_for(dt)(p.x.data() + i * k, k, weights(p), k, single.data() + i * n, n, 1, k, 0, n);
+  }
+  for (int64_t m = 1; m <= m_max; ++m) {
+    for (int64_t split : {int64_t(1), int64_t(3), int64_t(5)}) {  // columns computed as [0,split) + [split,n)
+      std::vector<float> y(size_t(m * n));
+      kt.matmul_for(dt)(p.x.data(), k, weights(p), k, y.data(), n, m, k, 0, split);
+      kt.matmul_for(dt)(p.x.data(), k, weights(p), k, y.data(), n, m, k, split, n);
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          ASSERT_EQ(f32_bits(y[size_t(i * n + j)]), f32_bits(single[size_t(i * n + j)]))
+              << kt.name << " m=" << m << " split=" << split << " at " << i << "," << j;
+        }
+      }
+    }
+  }
+}
+
+TEST_P(KernelConsistency, DotAndAxpy) {
+  const auto [isa, dt] = GetParam();
+  if (dt != DType::kF32) GTEST_SKIP() << "dot/axpy are F32 only";
+  const KernelTable& kt = kernels_for(isa);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd;
+  for (int64_t n : {1, 5, 16, 17, 64, 100}) {
+    std::vector<float> a(static_cast<size_t>(n)), b(a), y(a);
+    for (int64_t i = 0; i < n; ++i) { a[size_t(i)] = nd(rng); b[size_t(i)] = nd(rng); y[size_t(i)] = nd(rng); }
+    double ref = 0, mag = 0;
+    for (int64_t i = 0; i < n; ++i) { ref += double(a[size_t(i)]) * b[size_t(i)]; mag += std::fabs(double(a[size_t(i)]) * b[size_t(i)]); }
+    EXPECT_NEAR(kt.dot(a.data(), b.data(), n), ref, 1e-5 * mag + 1e-6) << kt.name << " n=" << n;
+    std::vector<float> y2 = y;
+    kt.axpy(0.5f, a.data(), y2.data(), n);
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y2[size_t(i)], y[size_t(i)] + 0.5 * a[size_t(i)], 1e-5) << kt.name;
+  }
+}
+
+std::string name_of(const ::testing::TestParamInfo<std::tuple<CpuIsa, DType>>& info) {
+  return std::string(cpu_isa_name(std::get<0>(info.param))) + "_" + dtype_name(std::get<1>(info.param));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllRunnable, KernelConsistency,
+                         ::testing::Combine(::testing::ValuesIn(runnable_isas()),
+                                            ::testing::Values(DType::kF32, DType::kF16, DType::kBF16)),
+                         name_of);
+
+TEST(KernelDispatch, ForcedLevelIsUsed) {
+  // TIDAL_CPU (set by the test command for the portable passes) must be honoured.
+  const char* env = std::getenv("TIDAL_CPU");
+  if (env && std::string(env) == "avx2" && cpu_features().best >= CpuIsa::kAvx2) {
+    EXPECT_STREQ(kernels().name, "avx2");
+  } else if (env && std::string(env) == "scalar") {
+    EXPECT_STREQ(kernels().name, "scalar");
+  } else if (!env) {
+    EXPECT_STREQ(kernels().name, cpu_isa_name(cpu_features().best));
+  }
+}
+
+}  // namespace
+}  // namespace tidal
