@@ -101,10 +101,10 @@ TEST_P(KernelConsistency, MatmulIsBatchInvariant) {
   }
 }
 
-TEST_P(KernelConsistency, DotAndAxpy) {
-  const auto [isa, dt] = GetParam();
-  if (dt != DType::kF32) GTEST_SKIP() << "dot/axpy are F32 only";
-  const KernelTable& kt = kernels_for(isa);
+class VectorKernels : public ::testing::TestWithParam<CpuIsa> {};
+
+TEST_P(VectorKernels, DotAndAxpy) {
+  const KernelTable& kt = kernels_for(GetParam());
   std::mt19937 rng(7);
   std::normal_distribution<float> nd;
   for (int64_t n : {1, 5, 16, 17, 64, 100}) {
@@ -127,6 +127,9 @@ INSTANTIATE_TEST_SUITE_P(AllRunnable, KernelConsistency,
                          ::testing::Combine(::testing::ValuesIn(runnable_isas()),
                                             ::testing::Values(DType::kF32, DType::kF16, DType::kBF16)),
                          name_of);
+
+INSTANTIATE_TEST_SUITE_P(AllRunnable, VectorKernels, ::testing::ValuesIn(runnable_isas()),
+                         [](const auto& info) { return std::string(cpu_isa_name(info.param)); });
 
 TEST(KernelDispatch, ForcedLevelIsUsed) {
   // TIDAL_CPU (set by the test command for the portable passes) must be honoured.

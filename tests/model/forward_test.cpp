@@ -1,0 +1,133 @@
+// Forward-pass properties that must hold exactly (bit for bit): incremental decoding equals
+// scoring the whole sequence, a sequence's logits do not depend on the batch it runs in, and
+// malformed inputs are rejected before any cache is touched. (Numerical agreement with an
+// independent implementation is tested in tests/reference.)
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "tidal/model/model.h"
+#include "tidal/model/model_init.h"
+
+namespace tidal {
+namespace {
+
+std::string make_model(const std::string& family, DType dt) {
+  const auto dir = std::filesystem::temp_directory_path() / ("tidal_forward_" + family + "_" + dtype_name(dt));
+  RandomModelSpec s;
+  s.family = family;
+  s.n_layers = 2;
+  s.hidden = 64;
+  s.intermediate = 96;
+  s.n_heads = 4;
+  s.n_kv_heads = 2;
+  s.vocab = 512;
+  s.dtype = dt;
+  EXPECT_TRUE(write_random_model(s, dir.string(), /*overwrite=*/true).is_ok());
+  return dir.string();
+}
+
+std::vector<int32_t> tokens(int n, int salt) {
+  std::vector<int32_t> t;
+  for (int i = 0; i < n; ++i) t.push_back((i * 37 + salt * 11) % 512);
+  return t;
+}
+
+class ForwardTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ForwardTest, IncrementalEqualsFullSequence) {
+  auto m = Model::load(make_model(GetParam(), DType::kBF16), {.n_threads = 2});
+  ASSERT_TRUE(m) << m.status().to_string();
+  const int64_t V = (*m)->config().vocab_size;
+  auto ids = tokens(20, 1);
+  KvCache full(( *m)->config(), 20);
+  std::vector<float> all;
+  ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{&full, ids, true}}, &all).is_ok());
+
+  KvCache inc((*m)->config(), 20);
+  std::vector<float> step;
+  // A prefill chunk of 7 tokens, then one token at a time.
+  ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{&inc, std::span(ids).first(7), false}}, &step).is_ok());
+  EXPECT_EQ(std::memcmp(step.data(), all.data() + 6 * V, size_t(V) * 4), 0);
+  for (size_t i = 7; i < ids.size(); ++i) {
+    ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{&inc, std::span(ids).subspan(i, 1), false}}, &step).is_ok());
+    ASSERT_EQ(std::memcmp(step.data(), all.data() + int64_t(i) * V, size_t(V) * 4), 0) << "position " << i;
+  }
+  EXPECT_EQ(inc.n_tokens(), 20);
+}
+
+TEST_P(ForwardTest, BatchInvariant) {
+  auto m = Model::load(make_model(GetParam(), DType::kF32), {.n_threads = 2});
+  ASSERT_TRUE(m) << m.status().to_string();
+  const ModelConfig& c = (*m)->config();
+  const int64_t V = c.vocab_size;
+  auto a = tokens(9, 2), b = tokens(5, 3), d = tokens(1, 4);
+  auto alone = [&](const std::vector<int32_t>& t) {
+    KvCache kv(c, 16);
+    std::vector<float> out;
+    EXPECT_TRUE((*m)->forward(std::vector<SequenceChunk>{{&kv, t, true}}, &out).is_ok());
+    return out;
+  };
+  auto la = alone(a), lb = alone(b), ld = alone(d);
+  KvCache ka(c, 16), kb(c, 16), kd(c, 16);
+  std::vector<float> out;
+  ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{&ka, a, true}, {&kb, b, true}, {&kd, d, true}}, &out).is_ok());
+  ASSERT_EQ(out.size(), size_t((9 + 5 + 1) * V));
+  EXPECT_EQ(std::memcmp(out.data(), la.data(), la.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(out.data() + 9 * V, lb.data(), lb.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(out.data() + 14 * V, ld.data(), ld.size() * 4), 0);
+}
+
+TEST_P(ForwardTest, RejectsBadInputWithoutTouchingCaches) {
+  auto m = Model::load(make_model(GetParam(), DType::kF16), {.n_threads = 1});
+  ASSERT_TRUE(m) << m.status().to_string();
+  const ModelConfig& c = (*m)->config();
+  KvCache ok(c, 4), small(c, 2);
+  std::vector<int32_t> good = {1, 2, 3}, bad = {1, 512};
+  std::vector<float> out;
+  Status s = (*m)->forward(std::vector<SequenceChunk>{{&ok, good, false}, {&small, good, false}}, &out);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  s = (*m)->forward(std::vector<SequenceChunk>{{&ok, bad, false}}, &out);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("token id 512"), std::string::npos);
+  EXPECT_EQ(ok.n_tokens(), 0);
+  EXPECT_EQ(small.n_tokens(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, ForwardTest, ::testing::Values("llama", "qwen2", "qwen3"));
+
+TEST(ModelLoadTest, ErrorsNameTheTensorAndFile) {
+  const std::string dir = make_model("llama", DType::kF32);
+  // A config whose hidden size disagrees with the weights.
+  const std::string cfg = dir + "/config.json";
+  std::string text;
+  {
+    std::ifstream in(cfg);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string bad_dir = dir + "_badshape";
+  std::filesystem::create_directories(bad_dir);
+  std::filesystem::copy_file(dir + "/model.safetensors", bad_dir + "/model.safetensors",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::string changed = text;
+  changed.replace(changed.find("\"intermediate_size\": 96"), 23, "\"intermediate_size\": 80");
+  {
+    std::ofstream out(bad_dir + "/config.json");
+    out << changed;
+  }
+  auto m = Model::load(bad_dir);
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.status().message().find("model.layers.0.mlp.gate_proj.weight' has shape [96, 64], the config implies [80, 64]"),
+            std::string::npos)
+      << m.status().message();
+  // No weights at all.
+  std::filesystem::remove(bad_dir + "/model.safetensors");
+  m = Model::load(bad_dir);
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.status().message().find("no model.safetensors"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tidal
