@@ -131,6 +131,10 @@ INSTANTIATE_TEST_SUITE_P(AllRunnable, KernelConsistency,
 INSTANTIATE_TEST_SUITE_P(AllRunnable, VectorKernels, ::testing::ValuesIn(runnable_isas()),
                          [](const auto& info) { return std::string(cpu_isa_name(info.param)); });
 
+TEST(KernelDispatch, SelfCheckPassesOnEveryRunnableLevel) {
+  for (CpuIsa isa : runnable_isas()) EXPECT_TRUE(kernel_table_self_check(isa)) << cpu_isa_name(isa);
+}
+
 TEST(KernelDispatch, ForcedLevelIsUsed) {
   // TIDAL_CPU (set by the test command for the portable passes) must be honoured.
   const char* env = std::getenv("TIDAL_CPU");

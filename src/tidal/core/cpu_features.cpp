@@ -1,28 +1,55 @@
 #include "tidal/core/cpu_features.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 namespace tidal {
 
 namespace {
 
+#if defined(__x86_64__) || defined(__i386__)
+uint64_t xgetbv0() {
+  uint32_t eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (uint64_t(edx) << 32) | eax;
+}
+#endif
+
+// cpuid + xgetbv directly (not __builtin_cpu_supports, whose feature names differ between
+// GCC and clang versions). A feature counts only if the OS also saves its registers.
 CpuFeatures detect() {
   CpuFeatures f;
 #if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  // NOTE: __builtin_cpu_supports also checks that the OS saves the wide registers (XGETBV).
-  f.avx2 = __builtin_cpu_supports("avx2");
-  f.fma = __builtin_cpu_supports("fma");
-  f.f16c = __builtin_cpu_supports("f16c");
-  f.avx512f = __builtin_cpu_supports("avx512f");
-  f.avx512bw = __builtin_cpu_supports("avx512bw");
-  f.avx512vl = __builtin_cpu_supports("avx512vl");
-  f.avx512dq = __builtin_cpu_supports("avx512dq");
-  f.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
-  f.avx512_vnni = __builtin_cpu_supports("avx512vnni");
-  f.avx_vnni = __builtin_cpu_supports("avxvnni");
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = c & (1u << 27);
+  const bool fma = c & (1u << 12), f16c = c & (1u << 29), avx = c & (1u << 28);
+  const uint64_t xcr0 = osxsave ? xgetbv0() : 0;
+  const bool os_avx = (xcr0 & 0x6) == 0x6;        // XMM + YMM state
+  const bool os_avx512 = (xcr0 & 0xe6) == 0xe6;   // + opmask, ZMM_Hi256, Hi16_ZMM
+  unsigned b7 = 0, c7 = 0, d7 = 0, a71 = 0;
+  if (__get_cpuid_count(7, 0, &a, &b7, &c7, &d7)) {
+    unsigned bb, cc, dd;
+    __get_cpuid_count(7, 1, &a71, &bb, &cc, &dd);
+  }
+  f.avx2 = avx && os_avx && (b7 & (1u << 5));
+  f.fma = fma && os_avx;
+  f.f16c = f16c && os_avx;
+  f.avx_vnni = os_avx && (a71 & (1u << 4));
+  if (os_avx512) {
+    f.avx512f = b7 & (1u << 16);
+    f.avx512dq = b7 & (1u << 17);
+    f.avx512bw = b7 & (1u << 30);
+    f.avx512vl = b7 & (1u << 31);
+    f.avx512_vnni = c7 & (1u << 11);
+    f.avx512_bf16 = a71 & (1u << 5);
+  }
 #endif
   if (f.avx2 && f.fma && f.f16c) f.best = CpuIsa::kAvx2;
   if (f.best == CpuIsa::kAvx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq) {

@@ -39,7 +39,10 @@ struct KernelTable {
   }
 };
 
-const KernelTable& kernels();                // the table for cpu_isa(); thread-safe
+// The table for cpu_isa(), after a start-up self-check against the scalar table (a level that
+// fails it is skipped with a warning). Thread-safe.
+const KernelTable& kernels();
+bool kernel_table_self_check(CpuIsa isa);  // the check kernels() runs, for tests
 const KernelTable& kernels_for(CpuIsa isa);  // a specific level (must be <= the CPU's best)
 
 // Defined by each backend file.

@@ -1,3 +1,7 @@
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
 #include "tidal/kernels/kernel_table.h"
 
 namespace tidal {
@@ -11,9 +15,59 @@ const KernelTable& kernels_for(CpuIsa isa) {
   return kernel_table_scalar();
 }
 
+namespace {
+
+// Start-up self-check: the chosen table must agree with the portable scalar table on small
+// problems covering every tile shape and k tail. A table that fails (a kernel bug on a CPU the
+// test suite never ran on) is not used: we fall back one level and say so on stderr.
+bool agrees_with_scalar(const KernelTable& t) {
+  const KernelTable& ref = kernel_table_scalar();
+  const int64_t n = 9, k = 37;
+  std::vector<float> x(size_t(5 * k)), w32(size_t(n * k)), y(size_t(5 * n)), yr(size_t(5 * n));
+  std::vector<uint16_t> w16(size_t(n * k));
+  uint32_t s = 12345;
+  auto next = [&] { s = s * 1664525u + 1013904223u; return float(int32_t(s >> 8) % 2001 - 1000) / 1000.0f; };
+  for (auto& v : x) v = next();
+  for (auto& v : w32) v = next();
+  for (size_t i = 0; i < w16.size(); ++i) w16[i] = f32_to_bf16(w32[i]);
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
+    if (dt == DType::kF16) for (size_t i = 0; i < w16.size(); ++i) w16[i] = f32_to_f16(w32[i]);
+    const void* w = dt == DType::kF32 ? static_cast<const void*>(w32.data()) : w16.data();
+    for (int64_t m = 1; m <= 5; ++m) {
+      t.matmul_for(dt)(x.data(), k, w, k, y.data(), n, m, k, 0, n);
+      ref.matmul_for(dt)(x.data(), k, w, k, yr.data(), n, m, k, 0, n);
+      for (int64_t i = 0; i < m * n; ++i) {
+        if (!(std::fabs(y[size_t(i)] - yr[size_t(i)]) <= 1e-4f * (1.0f + std::fabs(yr[size_t(i)])))) return false;
+      }
+    }
+  }
+  float a = t.dot(x.data(), w32.data(), k), ar = ref.dot(x.data(), w32.data(), k);
+  if (!(std::fabs(a - ar) <= 1e-4f * (1.0f + std::fabs(ar)))) return false;
+  std::vector<float> z(size_t(k), 1.0f), zr = z;
+  t.axpy(0.5f, x.data(), z.data(), k);
+  ref.axpy(0.5f, x.data(), zr.data(), k);
+  for (int64_t i = 0; i < k; ++i) if (!(std::fabs(z[size_t(i)] - zr[size_t(i)]) <= 1e-5f)) return false;
+  return true;
+}
+
+const KernelTable& choose_checked() {
+  int level = int(cpu_isa());
+  while (level > int(CpuIsa::kScalar)) {
+    const KernelTable& t = kernels_for(CpuIsa(level));
+    if (agrees_with_scalar(t)) return t;
+    std::fprintf(stderr, "tidal: warning: %s kernels failed the start-up self-check; falling back\n", t.name);
+    --level;
+  }
+  return kernel_table_scalar();
+}
+
+}  // namespace
+
 const KernelTable& kernels() {
-  static const KernelTable& table = kernels_for(cpu_isa());
+  static const KernelTable& table = choose_checked();
   return table;
 }
+
+bool kernel_table_self_check(CpuIsa isa) { return agrees_with_scalar(kernels_for(isa)); }
 
 }  // namespace tidal
