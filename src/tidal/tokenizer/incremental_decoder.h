@@ -1,0 +1,33 @@
+// IncrementalDecoder: streaming detokenization. Feed ids one at a time; each call returns the text
+// that became complete. Output never ends inside a UTF-8 sequence: bytes of an incomplete code
+// point are held back until a later id completes them (or proves them invalid, then U+FFFD).
+// Contract: concat(feed(id_1), ..., feed(id_n), finish()) == tokenizer.decode({id_1..id_n}).
+// Not thread-safe (one per stream); the Tokenizer must outlive it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "tidal/tokenizer/tokenizer.h"
+
+namespace tidal {
+
+class IncrementalDecoder {
+ public:
+  explicit IncrementalDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false)
+      : tokenizer_(&tokenizer), skip_special_tokens_(skip_special_tokens) {}
+
+  // Text completed by `id` (often empty for a partial multi-byte character).
+  std::string feed(int32_t id);
+  // Flushes the held-back bytes (as U+FFFD, like a full decode would) and resets the stream.
+  std::string finish();
+  // Bytes held back, at most 3.
+  size_t n_pending() const { return pending_.size(); }
+
+ private:
+  const Tokenizer* tokenizer_;
+  bool skip_special_tokens_;
+  std::string pending_;
+};
+
+}  // namespace tidal
