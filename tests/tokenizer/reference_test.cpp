@@ -1,7 +1,7 @@
 // Conformance: Tidal's ids and decoded text equal Hugging Face tokenizers' (Rust, through the
 // @anush008/tokenizers Node binding) on the real Qwen3 vocabulary and on synthetic ones.
 // Needs `node` and the npm packages of scripts/deps/npm-tokenizer.txt installed under
-// $TIDAL_TOKREF_DIR/node_modules (default /tmp/tokref); skipped with a message otherwise.
+// $TIDAL_TOKREF_DIR/node_modules (default build/npm); skipped with a message otherwise.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -26,7 +26,7 @@ namespace {
 
 fs::path reference_dir() {
   const char* env = std::getenv("TIDAL_TOKREF_DIR");
-  return env != nullptr ? fs::path(env) : fs::path("/tmp/tokref");
+  return env != nullptr ? fs::path(env) : fs::path(TIDAL_DEFAULT_NPM_DIR);
 }
 
 bool have_reference() {
@@ -87,8 +87,11 @@ class ReferenceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!have_reference()) {
+      // The test command (scripts/test.sh) installs the references and sets this: there a
+      // missing reference is a failure, not a skip.
+      if (std::getenv("TIDAL_REQUIRE_REFERENCES")) FAIL() << "Node tokenizer reference missing";
       GTEST_SKIP() << "Node reference not installed: install the packages of "
-                      "scripts/deps/npm-tokenizer.txt into $TIDAL_TOKREF_DIR (default /tmp/tokref)";
+                      "scripts/deps/npm-tokenizer.txt into $TIDAL_TOKREF_DIR (default build/npm)";
     }
   }
   void TearDown() override {
