@@ -14,4 +14,9 @@ esac
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 cmake -S "$root" -B "$root/build/$kind" "${gen[@]}" "${flags[@]}" >/dev/null
-cmake --build "$root/build/$kind" -j "$jobs"
+targets=()
+if [ "$kind" = fuzz ]; then  # only the fuzz targets (and what they link), not every library
+  mapfile -t names < <(grep -oP 'add_executable\(\K\w+' "$root/fuzz/CMakeLists.txt")
+  for t in "${names[@]}"; do targets+=(--target "$t"); done
+fi
+cmake --build "$root/build/$kind" -j "$jobs" "${targets[@]}"

@@ -43,6 +43,7 @@ Status read_double(const json& j, const char* key, const std::string& label, dou
 
 Expected<ModelConfig> ModelConfig::load(const std::string& path) {
   std::string file = path;
+  if (!std::filesystem::exists(path)) return not_found(path + ": no such directory");
   if (std::filesystem::is_directory(path)) file = (std::filesystem::path(path) / "config.json").string();
   std::ifstream in(file);
   if (!in) return not_found(file + ": cannot read (is this a Hugging Face model folder?)");

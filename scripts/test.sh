@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The README's test command: install what is missing, build, and run every test:
+#   1. release build: all CTest tests (unit, CLI, tokenizer/PyTorch references, every kernel level)
+#   2. ASan + UBSan build: the unit tests
+#   3. libFuzzer (clang): each fuzz target for a bounded time on its seed corpus
+# Env: TIDAL_FUZZ_SECONDS (default 60 per target), TIDAL_SKIP_SANITIZERS=1, TIDAL_SKIP_FUZZ=1.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export TIDAL_REQUIRE_REFERENCES=1  # a missing reference fails the run instead of skipping
+jobs=${TIDAL_JOBS:-$(nproc)}
+start=$(date +%s)
+step() { echo; echo "==> [$(( $(date +%s) - start ))s] $*"; }
+
+step "dependencies"
+./scripts/install-deps.sh
+
+step "release build"
+./scripts/build.sh release
+step "release tests"
+ctest --test-dir build/release -j "$jobs" --output-on-failure --timeout 900
+
+if [ "${TIDAL_SKIP_SANITIZERS:-0}" != 1 ]; then
+  step "ASan + UBSan build"
+  ./scripts/build.sh asan
+  step "ASan + UBSan unit tests"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build/asan -L unit -j "$jobs" --output-on-failure --timeout 900
+fi
+
+if [ "${TIDAL_SKIP_FUZZ:-0}" != 1 ]; then
+  step "fuzz build (clang + libFuzzer)"
+  ./scripts/build.sh fuzz
+  secs=${TIDAL_FUZZ_SECONDS:-60}
+  for target in build/fuzz/fuzz/fuzz_*; do
+    [ -x "$target" ] || continue
+    name=$(basename "$target"); corpus=fuzz/corpus/${name#fuzz_}
+    step "fuzz $name for ${secs}s"
+    work=$(mktemp -d)
+    cp -r "$corpus"/. "$work"/ 2>/dev/null || true
+    "$target" -max_total_time="$secs" -print_final_stats=1 "$work" 2>&1 | tail -n 5
+    rm -rf "$work"
+  done
+fi
+step "all tests passed"
