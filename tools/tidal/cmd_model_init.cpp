@@ -47,7 +47,7 @@ int run_model_init(tidal::cli::Args& args) {
   const bool force = args.has("force");
   const std::string dtype = args.get_or("dtype", "bf16");
   const std::string scaling = args.get_or("rope-scaling", "");
-  if (!args.finish()) return 2;
+  if (!args.finish(1)) return 2;
   if (args.positionals().size() != 1) {
     args.error("expected exactly one output directory (see --help)");
     return 2;

@@ -84,9 +84,13 @@ bool Args::has(const std::string& flag) {
   return flags_.count(flag) > 0;
 }
 
-bool Args::finish() {
+bool Args::finish(size_t max_positionals) {
   for (const auto& [flag, value] : flags_) {
     if (!used_.count(flag)) problems_.push_back("unknown flag --" + flag);
+  }
+  if (positionals_.size() > max_positionals) {
+    problems_.push_back("unexpected argument '" + positionals_[max_positionals] + "'" +
+                        (positionals_[max_positionals].rfind("-", 0) == 0 ? " (flags are spelled --name)" : ""));
   }
   for (const auto& p : problems_) error(p);
   return problems_.empty();

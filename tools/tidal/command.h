@@ -30,9 +30,10 @@ class Args {
   bool has(const std::string& flag);  // a switch (no value) or a flag given with a value
   const std::vector<std::string>& positionals() const { return positionals_; }
 
-  // Call once all flags were read: returns false (after printing the problem) when an unknown flag
-  // or malformed value was given. Commands return 2 in that case.
-  bool finish();
+  // Call once all flags were read: returns false (after printing the problem) when an unknown flag,
+  // a malformed value, or more than `max_positionals` positional arguments were given. Commands
+  // return 2 in that case.
+  bool finish(size_t max_positionals = 0);
   // Print "tidal <command>: error: <msg>" to stderr.
   void error(const std::string& msg) const;
 
