@@ -116,6 +116,15 @@ TEST_P(VectorKernels, DotAndAxpy) {
     std::vector<float> y2 = y;
     kt.axpy(0.5f, a.data(), y2.data(), n);
     for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y2[size_t(i)], y[size_t(i)] + 0.5 * a[size_t(i)], 1e-5) << kt.name;
+    std::vector<uint16_t> h(static_cast<size_t>(n)), bh(h);
+    for (int64_t i = 0; i < n; ++i) { h[size_t(i)] = f32_to_f16(a[size_t(i)]); bh[size_t(i)] = f32_to_bf16(a[size_t(i)]); }
+    std::vector<float> y3 = y, y4 = y;
+    kt.axpy_f16(-2.0f, h.data(), y3.data(), n);
+    kt.axpy_bf16(-2.0f, bh.data(), y4.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(y3[size_t(i)], y[size_t(i)] - 2.0 * f16_to_f32(h[size_t(i)]), 1e-5) << kt.name;
+      EXPECT_NEAR(y4[size_t(i)], y[size_t(i)] - 2.0 * bf16_to_f32(bh[size_t(i)]), 1e-5) << kt.name;
+    }
   }
 }
 

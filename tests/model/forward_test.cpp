@@ -4,6 +4,7 @@
 // independent implementation is tested in tests/reference.)
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -42,17 +43,19 @@ TEST_P(ForwardTest, IncrementalEqualsFullSequence) {
   ASSERT_TRUE(m) << m.status().to_string();
   const int64_t V = (*m)->config().vocab_size;
   auto ids = tokens(20, 1);
-  KvCache full(( *m)->config(), 20);
+  KvCache full((*m)->config(), 20);
   std::vector<float> all;
-  ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{&full, ids, true}}, &all).is_ok());
+  ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{full.slots(), ids, true}}, &all).is_ok());
 
   KvCache inc((*m)->config(), 20);
   std::vector<float> step;
   // A prefill chunk of 7 tokens, then one token at a time.
-  ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{&inc, std::span(ids).first(7), false}}, &step).is_ok());
+  ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{inc.slots(), std::span(ids).first(7), false}}, &step).is_ok());
+  inc.advance(7);
   EXPECT_EQ(std::memcmp(step.data(), all.data() + 6 * V, size_t(V) * 4), 0);
   for (size_t i = 7; i < ids.size(); ++i) {
-    ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{&inc, std::span(ids).subspan(i, 1), false}}, &step).is_ok());
+    ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{inc.slots(), std::span(ids).subspan(i, 1), false}}, &step).is_ok());
+    inc.advance(1);
     ASSERT_EQ(std::memcmp(step.data(), all.data() + int64_t(i) * V, size_t(V) * 4), 0) << "position " << i;
   }
   EXPECT_EQ(inc.n_tokens(), 20);
@@ -67,13 +70,13 @@ TEST_P(ForwardTest, BatchInvariant) {
   auto alone = [&](const std::vector<int32_t>& t) {
     KvCache kv(c, 16);
     std::vector<float> out;
-    EXPECT_TRUE((*m)->forward(std::vector<SequenceChunk>{{&kv, t, true}}, &out).is_ok());
+    EXPECT_TRUE((*m)->forward(std::vector<SequenceChunk>{{kv.slots(), t, true}}, &out).is_ok());
     return out;
   };
   auto la = alone(a), lb = alone(b), ld = alone(d);
   KvCache ka(c, 16), kb(c, 16), kd(c, 16);
   std::vector<float> out;
-  ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{&ka, a, true}, {&kb, b, true}, {&kd, d, true}}, &out).is_ok());
+  ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{ka.slots(), a, true}, {kb.slots(), b, true}, {kd.slots(), d, true}}, &out).is_ok());
   ASSERT_EQ(out.size(), size_t((9 + 5 + 1) * V));
   EXPECT_EQ(std::memcmp(out.data(), la.data(), la.size() * 4), 0);
   EXPECT_EQ(std::memcmp(out.data() + 9 * V, lb.data(), lb.size() * 4), 0);
@@ -87,13 +90,49 @@ TEST_P(ForwardTest, RejectsBadInputWithoutTouchingCaches) {
   KvCache ok(c, 4), small(c, 2);
   std::vector<int32_t> good = {1, 2, 3}, bad = {1, 512};
   std::vector<float> out;
-  Status s = (*m)->forward(std::vector<SequenceChunk>{{&ok, good, false}, {&small, good, false}}, &out);
+  Status s = (*m)->forward(std::vector<SequenceChunk>{{ok.slots(), good, false}, {small.slots(), good, false}}, &out);
   EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
-  s = (*m)->forward(std::vector<SequenceChunk>{{&ok, bad, false}}, &out);
+  s = (*m)->forward(std::vector<SequenceChunk>{{ok.slots(), bad, false}}, &out);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("token id 512"), std::string::npos);
   EXPECT_EQ(ok.n_tokens(), 0);
   EXPECT_EQ(small.n_tokens(), 0);
+}
+
+TEST_P(ForwardTest, PagedBlocksEqualContiguous) {
+  auto m = Model::load(make_model(GetParam(), DType::kBF16), {.n_threads = 2});
+  ASSERT_TRUE(m) << m.status().to_string();
+  const ModelConfig& c = (*m)->config();
+  const int64_t V = c.vocab_size;
+  auto ids = tokens(19, 5);
+  for (DType kv_dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    KvCache contiguous(c, 19, kv_dtype);
+    std::vector<float> want, got, step;
+    ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{contiguous.slots(), ids, true}}, &want).is_ok());
+    // Block size 4, blocks scattered and out of order; prefill 6 tokens, then 13 more in chunks.
+    PagedKvStorage storage(c, 10, 4, kv_dtype);
+    const std::vector<int32_t> table = {7, 2, 9, 0, 5};
+    int64_t past = 0;
+    for (int64_t n : {6, 1, 5, 7}) {
+      KvSlots slots{&storage, table, past};
+      ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{slots, std::span(ids).subspan(size_t(past), size_t(n)), true}},
+                                &step).is_ok());
+      got.insert(got.end(), step.begin(), step.end());
+      past += n;
+    }
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * 4), 0) << dtype_name(kv_dtype);
+    if (kv_dtype == DType::kF32) continue;
+    // 16-bit KV stays close to F32 KV (rounding of K and V only).
+    KvCache f32(c, 19, DType::kF32);
+    std::vector<float> ref;
+    ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{f32.slots(), ids, true}}, &ref).is_ok());
+    double max_diff = 0;
+    for (size_t i = 0; i < ref.size(); ++i) max_diff = std::max(max_diff, double(std::fabs(ref[i] - want[i])));
+    EXPECT_LT(max_diff, 0.1) << dtype_name(kv_dtype);
+    EXPECT_GT(max_diff, 0.0) << "16-bit KV should round something";
+  }
+  (void)V;
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, ForwardTest, ::testing::Values("llama", "qwen2", "qwen3"));

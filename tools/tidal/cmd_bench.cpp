@@ -70,9 +70,9 @@ int run_bench(tidal::cli::Args& args) {
     auto ids = ids_for(pp);
     std::vector<double> secs;
     for (long long r = 0; r <= reps; ++r) {
-      tidal::KvCache cache(c, pp);
+      tidal::KvCache cache(c, pp, (*model)->default_kv_dtype());
       const auto t0 = clock::now();
-      tidal::Status st = (*model)->forward(std::vector<tidal::SequenceChunk>{{&cache, ids, false}}, &logits);
+      tidal::Status st = (*model)->forward(std::vector<tidal::SequenceChunk>{{cache.slots(), ids, false}}, &logits);
       if (!st.is_ok()) return tidal::cli::fail(args, st);
       if (r > 0) secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
     }
@@ -82,12 +82,13 @@ int run_bench(tidal::cli::Args& args) {
     auto ids = ids_for(tg);
     std::vector<double> secs;
     for (long long r = 0; r <= reps; ++r) {
-      tidal::KvCache cache(c, tg);
+      tidal::KvCache cache(c, tg, (*model)->default_kv_dtype());
       const auto t0 = clock::now();
       for (long long i = 0; i < tg; ++i) {
         tidal::Status st = (*model)->forward(
-            std::vector<tidal::SequenceChunk>{{&cache, std::span(ids).subspan(size_t(i), 1), false}}, &logits);
+            std::vector<tidal::SequenceChunk>{{cache.slots(), std::span(ids).subspan(size_t(i), 1), false}}, &logits);
         if (!st.is_ok()) return tidal::cli::fail(args, st);
+        cache.advance(1);
       }
       if (r > 0) secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
     }

@@ -101,7 +101,7 @@ int run_generate(tidal::cli::Args& args) {
   auto is_eos = [&](int32_t id) { return std::find(eos.begin(), eos.end(), id) != eos.end(); };
 
   const int64_t V = c.vocab_size;
-  tidal::KvCache cache(c, int64_t(prompt_ids.size()) + max_tokens);
+  tidal::KvCache cache(c, int64_t(prompt_ids.size()) + max_tokens, (*model)->default_kv_dtype());
   std::vector<float> logits, lp(static_cast<size_t>(V));
   std::vector<int32_t> out_ids;
   std::vector<float> out_lp;
@@ -111,7 +111,8 @@ int run_generate(tidal::cli::Args& args) {
 
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
-  tidal::Status st = (*model)->forward(std::vector<tidal::SequenceChunk>{{&cache, prompt_ids, false}}, &logits);
+  tidal::Status st = (*model)->forward(std::vector<tidal::SequenceChunk>{{cache.slots(), prompt_ids, false}}, &logits);
+  if (st.is_ok()) cache.advance(int64_t(prompt_ids.size()));
   const auto t_prefill = clock::now();
   for (long long step = 0; st.is_ok() && step < max_tokens; ++step) {
     const int32_t next = pick(logits.data(), V, temperature, seed, uint64_t(step));
@@ -125,7 +126,8 @@ int run_generate(tidal::cli::Args& args) {
     }
     if (!ignore_eos && is_eos(next)) break;
     if (step + 1 == max_tokens) break;
-    st = (*model)->forward(std::vector<tidal::SequenceChunk>{{&cache, std::span(&out_ids.back(), 1), false}}, &logits);
+    st = (*model)->forward(std::vector<tidal::SequenceChunk>{{cache.slots(), std::span(&out_ids.back(), 1), false}}, &logits);
+    if (st.is_ok()) cache.advance(1);
   }
   if (!st.is_ok()) return tidal::cli::fail(args, st);
   const auto t_end = clock::now();

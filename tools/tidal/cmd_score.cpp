@@ -41,9 +41,10 @@ int run_score(tidal::cli::Args& args) {
   const int64_t V = c.vocab_size;
   const int64_t K = std::clamp<long long>(top, 0, V);
 
-  tidal::KvCache cache(c, int64_t(ids->size()));
+  // Scoring keeps K/V in F32 whatever the weights: it is the reference path.
+  tidal::KvCache cache(c, int64_t(ids->size()), tidal::DType::kF32);
   std::vector<float> logits;
-  tidal::SequenceChunk chunk{&cache, *ids, true};
+  tidal::SequenceChunk chunk{cache.slots(), *ids, true};
   tidal::Status st = (*model)->forward({&chunk, 1}, &logits);
   if (!st.is_ok()) return tidal::cli::fail(args, st);
 

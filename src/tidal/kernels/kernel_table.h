@@ -28,6 +28,8 @@ struct KernelTable {
   MatmulFn matmul_bf16;  // w is bfloat16 (uint16_t)
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
+  void (*axpy_f16)(float a, const uint16_t* x, float* y, int64_t n);   // y += a * widen(x)
+  void (*axpy_bf16)(float a, const uint16_t* x, float* y, int64_t n);  // y += a * widen(x)
 
   MatmulFn matmul_for(DType w) const {
     switch (w) {

@@ -26,7 +26,7 @@ namespace {
 
 // Per-token metadata for one forward call (NOTE: built once per call; layers only read it).
 struct TokenMeta {
-  KvCache* cache;
+  const SequenceChunk* chunk;
   int64_t pos;
 };
 
@@ -59,33 +59,86 @@ void add_bias(float* y, const std::vector<float>& b, int64_t rows) {
   for (int64_t r = 0; r < rows; ++r) ops::add(y + r * n, b.data(), n);
 }
 
-// Causal attention of each new token's query over its sequence's cache (positions <= its own).
-// out[t, h*hd..] = sum_p softmax_p(q_h . k_p / sqrt(hd)) v_p, with kv head = h / group.
+// Writes one token's k and v rows (F32) into its slot, converting to the storage dtype.
+void store_kv(PagedKvStorage& st, int64_t layer, int64_t block, int64_t slot, const float* k, const float* v) {
+  const int64_t row = st.row_size();
+  switch (st.dtype()) {
+    case DType::kF32:
+      std::memcpy(static_cast<float*>(st.k(layer, block)) + slot * row, k, size_t(row) * 4);
+      std::memcpy(static_cast<float*>(st.v(layer, block)) + slot * row, v, size_t(row) * 4);
+      break;
+    case DType::kF16: {
+      uint16_t* kd = static_cast<uint16_t*>(st.k(layer, block)) + slot * row;
+      uint16_t* vd = static_cast<uint16_t*>(st.v(layer, block)) + slot * row;
+      for (int64_t i = 0; i < row; ++i) { kd[i] = f32_to_f16(k[i]); vd[i] = f32_to_f16(v[i]); }
+      break;
+    }
+    case DType::kBF16: {
+      uint16_t* kd = static_cast<uint16_t*>(st.k(layer, block)) + slot * row;
+      uint16_t* vd = static_cast<uint16_t*>(st.v(layer, block)) + slot * row;
+      for (int64_t i = 0; i < row; ++i) { kd[i] = f32_to_bf16(k[i]); vd[i] = f32_to_bf16(v[i]); }
+      break;
+    }
+    default: break;
+  }
+}
+
+// Causal attention of each new token's queries over its sequence's paged K/V (positions <= its
+// own). One work item is (token, kv head): the `group` query heads sharing that kv head are
+// scored together, block by block, with the matmul kernel (K rows are the "weights"):
+//   s[g, p] = q_g . k_p / sqrt(hd);  out_g = sum_p softmax_p(s[g]) v_p
 void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std::vector<TokenMeta>& meta,
                const float* q, float* out, std::vector<float>& scores) {
   const int64_t T = int64_t(meta.size());
-  const int64_t nh = c.n_heads, hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
+  const int64_t nh = c.n_heads, nkv = c.n_kv_heads, hd = c.head_dim, group = nh / nkv;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   int64_t max_ctx = 0;
   for (const auto& m : meta) max_ctx = std::max(max_ctx, m.pos + 1);
-  scores.resize(size_t(pool.n_threads() * max_ctx));
+  const size_t per_thread = size_t(group * max_ctx);
+  if (scores.size() < size_t(pool.n_threads()) * per_thread) scores.resize(size_t(pool.n_threads()) * per_thread);
   const KernelTable& kt = kernels();
   pool.run([&](int ith, int nth) {
-    float* s = scores.data() + ith * max_ctx;
+    float* s = scores.data() + size_t(ith) * per_thread;
     int64_t begin, end;
-    ThreadPool::split(T * nh, ith, nth, 1, &begin, &end);
+    ThreadPool::split(T * nkv, ith, nth, 1, &begin, &end);
     for (int64_t w = begin; w < end; ++w) {
-      const int64_t t = w / nh, h = w % nh, kvh = h / group;
-      KvCache* cache = meta[size_t(t)].cache;
+      const int64_t t = w / nkv, kvh = w % nkv;
+      const KvSlots& kv = meta[size_t(t)].chunk->kv;
+      PagedKvStorage& st = *kv.storage;
+      const int64_t bs = st.block_size(), row = st.row_size();
+      const size_t esz = dtype_size(st.dtype());
+      const MatmulFn qk = kt.matmul_for(st.dtype());
       const int64_t n_ctx = meta[size_t(t)].pos + 1;
-      const float* qh = q + (t * nh + h) * hd;
-      for (int64_t p = 0; p < n_ctx; ++p) s[p] = kt.dot(qh, cache->k(layer, p) + kvh * hd, hd) * scale;
-      ops::softmax(s, n_ctx);
-      float* o = out + (t * nh + h) * hd;
-      std::memset(o, 0, size_t(hd) * sizeof(float));
-      for (int64_t p = 0; p < n_ctx; ++p) kt.axpy(s[p], cache->v(layer, p) + kvh * hd, o, hd);
+      const float* qg = q + (t * nh + kvh * group) * hd;  // [group, hd]
+      for (int64_t b = 0; b * bs < n_ctx; ++b) {
+        const int64_t n_valid = std::min(bs, n_ctx - b * bs);
+        const uint8_t* kb = static_cast<const uint8_t*>(st.k(layer, kv.block_table[size_t(b)])) + size_t(kvh * hd) * esz;
+        qk(qg, hd, kb, row, s + b * bs, max_ctx, group, hd, 0, n_valid);
+      }
+      for (int64_t g = 0; g < group; ++g) {
+        float* sg = s + g * max_ctx;
+        for (int64_t p = 0; p < n_ctx; ++p) sg[p] *= scale;
+        ops::softmax(sg, n_ctx);
+        float* o = out + (t * nh + kvh * group + g) * hd;
+        std::memset(o, 0, size_t(hd) * sizeof(float));
+        for (int64_t p = 0; p < n_ctx; ++p) {
+          const int64_t blk = kv.block_table[size_t(p / bs)], slot = p % bs;
+          const void* vp = static_cast<const uint8_t*>(st.v(layer, blk)) + size_t(slot * row + kvh * hd) * esz;
+          switch (st.dtype()) {
+            case DType::kF32: kt.axpy(sg[p], static_cast<const float*>(vp), o, hd); break;
+            case DType::kF16: kt.axpy_f16(sg[p], static_cast<const uint16_t*>(vp), o, hd); break;
+            default: kt.axpy_bf16(sg[p], static_cast<const uint16_t*>(vp), o, hd); break;
+          }
+        }
+      }
     }
   });
+}
+
+template <class T>
+T* grow(std::vector<T>& v, int64_t n) {
+  if (v.size() < size_t(n)) v.resize(size_t(n));
+  return v.data();
 }
 
 }  // namespace
@@ -96,18 +149,23 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
   const int64_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
   const float eps = float(c.rms_norm_eps);
 
-  // Validate the whole batch before touching any cache.
+  // Validate the whole batch before touching any storage.
   std::vector<int32_t> ids;
   std::vector<TokenMeta> meta;
   std::vector<int64_t> out_rows;  // flattened token index of each logits row
   for (const SequenceChunk& ch : batch) {
-    if (!ch.cache) return invalid_argument("forward: a sequence has no KV cache");
+    const KvSlots& kv = ch.kv;
+    if (!kv.storage) return invalid_argument("forward: a sequence has no KV storage");
     if (ch.tokens.empty()) return invalid_argument("forward: a sequence has no tokens");
-    const int64_t start = ch.cache->n_tokens();
-    if (start + int64_t(ch.tokens.size()) > ch.cache->capacity()) {
-      return resource_exhausted("forward: sequence needs " + std::to_string(start + ch.tokens.size()) +
-                                " positions, its KV cache holds " + std::to_string(ch.cache->capacity()));
+    const int64_t end_pos = kv.n_past + int64_t(ch.tokens.size());
+    if (end_pos > int64_t(kv.block_table.size()) * kv.storage->block_size()) {
+      return resource_exhausted("forward: sequence needs " + std::to_string(end_pos) + " positions, its blocks hold " +
+                                std::to_string(int64_t(kv.block_table.size()) * kv.storage->block_size()));
     }
+    for (int32_t b : kv.block_table) {
+      if (b < 0 || b >= kv.storage->n_blocks()) return invalid_argument("forward: block id " + std::to_string(b) + " out of range");
+    }
+    if (kv.storage->row_size() != c.n_kv_heads * hd) return invalid_argument("forward: KV storage shape does not match the model");
     for (size_t i = 0; i < ch.tokens.size(); ++i) {
       const int32_t id = ch.tokens[i];
       if (id < 0 || id >= V) {
@@ -116,66 +174,70 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
       }
       if (ch.all_logits || i + 1 == ch.tokens.size()) out_rows.push_back(int64_t(ids.size()));
       ids.push_back(id);
-      meta.push_back({ch.cache, start + int64_t(i)});
+      meta.push_back({&ch, kv.n_past + int64_t(i)});
     }
   }
   const int64_t T = int64_t(ids.size());
 
-  // Activations for this call. (NOTE: allocated per call; the engine's step loop keeps them.)
-  std::vector<float> x(size_t(T * H)), h(size_t(T * H)), q(size_t(T * q_dim)), k(size_t(T * kv_dim)),
-      v(size_t(T * kv_dim)), attn(size_t(T * q_dim)), proj(size_t(T * H)), gate(size_t(T * F)),
-      up(size_t(T * F)), scores;
+  float* x = grow(x_, T * H);
+  float* h = grow(h_, T * H);
+  float* q = grow(q_, T * q_dim);
+  float* k = grow(k_, T * kv_dim);
+  float* v = grow(v_, T * kv_dim);
+  float* attn = grow(attn_, T * q_dim);
+  float* proj = grow(proj_, T * H);
+  float* gate = grow(gate_, T * F);
+  float* up = grow(up_, T * F);
 
-  embed_rows(weights_.embed, ids, x.data());
+  embed_rows(weights_.embed, ids, x);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = weights_.layers[size_t(l)];
-    ops::rms_norm(x.data(), L.attn_norm.data(), eps, h.data(), T, H);
-    ops::matmul(pool_, h.data(), T, L.wq, q.data());
-    ops::matmul(pool_, h.data(), T, L.wk, k.data());
-    ops::matmul(pool_, h.data(), T, L.wv, v.data());
+    ops::rms_norm(x, L.attn_norm.data(), eps, h, T, H);
+    ops::matmul(pool_, h, T, L.wq, q);
+    ops::matmul(pool_, h, T, L.wk, k);
+    ops::matmul(pool_, h, T, L.wv, v);
     if (c.qkv_bias) {
-      add_bias(q.data(), L.bq, T);
-      add_bias(k.data(), L.bk, T);
-      add_bias(v.data(), L.bv, T);
+      add_bias(q, L.bq, T);
+      add_bias(k, L.bk, T);
+      add_bias(v, L.bv, T);
     }
     if (c.qk_norm) {
-      ops::rms_norm(q.data(), L.q_norm.data(), eps, q.data(), T * c.n_heads, hd);
-      ops::rms_norm(k.data(), L.k_norm.data(), eps, k.data(), T * c.n_kv_heads, hd);
+      ops::rms_norm(q, L.q_norm.data(), eps, q, T * c.n_heads, hd);
+      ops::rms_norm(k, L.k_norm.data(), eps, k, T * c.n_kv_heads, hd);
     }
     for (int64_t t = 0; t < T; ++t) {
       const TokenMeta& m = meta[size_t(t)];
-      ops::rope(q.data() + t * q_dim, int(c.n_heads), int(hd), m.pos, inv_freq_.data());
-      ops::rope(k.data() + t * kv_dim, int(c.n_kv_heads), int(hd), m.pos, inv_freq_.data());
-      std::memcpy(m.cache->k(l, m.pos), k.data() + t * kv_dim, size_t(kv_dim) * sizeof(float));
-      std::memcpy(m.cache->v(l, m.pos), v.data() + t * kv_dim, size_t(kv_dim) * sizeof(float));
+      ops::rope(q + t * q_dim, int(c.n_heads), int(hd), m.pos, inv_freq_.data());
+      ops::rope(k + t * kv_dim, int(c.n_kv_heads), int(hd), m.pos, inv_freq_.data());
+      const KvSlots& kv = m.chunk->kv;
+      const int64_t bs = kv.storage->block_size();
+      store_kv(*kv.storage, l, kv.block_table[size_t(m.pos / bs)], m.pos % bs, k + t * kv_dim, v + t * kv_dim);
     }
-    attention(pool_, c, l, meta, q.data(), attn.data(), scores);
-    ops::matmul(pool_, attn.data(), T, L.wo, proj.data());
-    if (c.o_bias) add_bias(proj.data(), L.bo, T);
-    ops::add(x.data(), proj.data(), T * H);
+    attention(pool_, c, l, meta, q, attn, scores_);
+    ops::matmul(pool_, attn, T, L.wo, proj);
+    if (c.o_bias) add_bias(proj, L.bo, T);
+    ops::add(x, proj, T * H);
 
-    ops::rms_norm(x.data(), L.ffn_norm.data(), eps, h.data(), T, H);
-    ops::matmul(pool_, h.data(), T, L.w_gate, gate.data());
-    ops::matmul(pool_, h.data(), T, L.w_up, up.data());
+    ops::rms_norm(x, L.ffn_norm.data(), eps, h, T, H);
+    ops::matmul(pool_, h, T, L.w_gate, gate);
+    ops::matmul(pool_, h, T, L.w_up, up);
     if (c.mlp_bias) {
-      add_bias(gate.data(), L.b_gate, T);
-      add_bias(up.data(), L.b_up, T);
+      add_bias(gate, L.b_gate, T);
+      add_bias(up, L.b_up, T);
     }
-    ops::silu_mul(gate.data(), up.data(), gate.data(), T * F);
-    ops::matmul(pool_, gate.data(), T, L.w_down, proj.data());
-    if (c.mlp_bias) add_bias(proj.data(), L.b_down, T);
-    ops::add(x.data(), proj.data(), T * H);
+    ops::silu_mul(gate, up, gate, T * F);
+    ops::matmul(pool_, gate, T, L.w_down, proj);
+    if (c.mlp_bias) add_bias(proj, L.b_down, T);
+    ops::add(x, proj, T * H);
   }
-  for (const SequenceChunk& ch : batch) ch.cache->advance(int64_t(ch.tokens.size()));
-
   const int64_t R = int64_t(out_rows.size());
-  std::vector<float> sel(size_t(R * H));
+  float* sel = grow(sel_, R * H);
   for (int64_t r = 0; r < R; ++r) {
-    std::memcpy(sel.data() + r * H, x.data() + out_rows[size_t(r)] * H, size_t(H) * sizeof(float));
+    std::memcpy(sel + r * H, x + out_rows[size_t(r)] * H, size_t(H) * sizeof(float));
   }
-  ops::rms_norm(sel.data(), weights_.out_norm.data(), eps, sel.data(), R, H);
+  ops::rms_norm(sel, weights_.out_norm.data(), eps, sel, R, H);
   logits->resize(size_t(R * V));
-  ops::matmul(pool_, sel.data(), R, weights_.lm_head, logits->data());
+  ops::matmul(pool_, sel, R, weights_.lm_head, logits->data());
   return Status::ok();
 }
 

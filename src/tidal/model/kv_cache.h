@@ -1,35 +1,71 @@
-// KvCache: one sequence's keys and values, contiguous per layer, F32.
-// Layout per layer: k[pos][n_kv_heads * head_dim], v likewise; positions [0, n_tokens) are valid.
-// (The paged, shared cache of the engine replaces this for serving; this one is the simple
-// reference the engine's cache is tested against.)
+// KV storage for the forward pass.
+//
+// PagedKvStorage holds keys and values for every layer in fixed-size blocks:
+//   k(layer, block) -> [block_size][n_kv_heads * head_dim] elements of `dtype` (F32, F16 or BF16);
+// a sequence owns an ordered list of block ids (its block table); position p of the sequence
+// lives in block table[p / block_size], slot p % block_size. The engine's BlockPool decides which
+// blocks a sequence gets; this class only stores bytes.
+//
+// KvCache is the simple single-sequence case (one block as large as the sequence): the CLI's
+// `score` and the tests use it.
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <vector>
 
 #include "tidal/core/arena.h"
+#include "tidal/core/dtype.h"
 #include "tidal/model/config.h"
 
 namespace tidal {
 
-class KvCache {
+class PagedKvStorage {
  public:
-  KvCache(const ModelConfig& config, int64_t capacity);
+  PagedKvStorage(const ModelConfig& config, int64_t n_blocks, int64_t block_size, DType dtype);
 
-  int64_t capacity() const { return capacity_; }
-  int64_t n_tokens() const { return n_tokens_; }
-  int64_t row_size() const { return row_; }  // n_kv_heads * head_dim
-  float* k(int64_t layer, int64_t pos) { return k_.data() + (layer * capacity_ + pos) * row_; }
-  float* v(int64_t layer, int64_t pos) { return v_.data() + (layer * capacity_ + pos) * row_; }
-  // Called by the forward pass once all layers have stored the new positions.
-  void advance(int64_t n) { n_tokens_ += n; }
-  void clear() { n_tokens_ = 0; }
-  // Drop positions >= n (e.g. to re-score from a shared prefix).
-  void truncate(int64_t n) { if (n < n_tokens_) n_tokens_ = n; }
+  int64_t n_blocks() const { return n_blocks_; }
+  int64_t block_size() const { return block_size_; }
+  int64_t row_size() const { return row_; }  // n_kv_heads * head_dim (elements)
+  DType dtype() const { return dtype_; }
+  size_t bytes() const { return 2 * data_.size(); }
+  // Bytes of K+V one token occupies over all layers.
+  static size_t bytes_per_token(const ModelConfig& config, DType dtype);
+
+  void* k(int64_t layer, int64_t block) { return at(0, layer, block); }
+  void* v(int64_t layer, int64_t block) { return at(1, layer, block); }
+  // Copy the K/V of `n` slots (all layers) from one block to another (copy-on-write for forks).
+  void copy_block(int64_t src, int64_t dst, int64_t n);
 
  private:
-  int64_t n_layers_, capacity_, row_;
+  void* at(int which, int64_t layer, int64_t block);
+  int64_t n_layers_, n_blocks_, block_size_, row_;
+  DType dtype_;
+  size_t block_bytes_;
+  AlignedBuffer<uint8_t> data_;  // [2][n_layers][n_blocks][block_size][row]
+};
+
+// A sequence's view for one forward call: where its K/V live and how many positions are valid.
+struct KvSlots {
+  PagedKvStorage* storage = nullptr;
+  std::span<const int32_t> block_table;  // must cover n_past + the new tokens
+  int64_t n_past = 0;                    // positions [0, n_past) already hold valid K/V
+};
+
+class KvCache {
+ public:
+  KvCache(const ModelConfig& config, int64_t capacity, DType dtype = DType::kF32);
+
+  int64_t capacity() const { return storage_.block_size(); }
+  int64_t n_tokens() const { return n_tokens_; }
+  KvSlots slots() { return {&storage_, table_, n_tokens_}; }
+  void advance(int64_t n) { n_tokens_ += n; }  // after a successful forward of n tokens
+  void clear() { n_tokens_ = 0; }
+
+ private:
+  PagedKvStorage storage_;
+  std::vector<int32_t> table_ = {0};
   int64_t n_tokens_ = 0;
-  AlignedBuffer<float> k_, v_;
 };
 
 }  // namespace tidal

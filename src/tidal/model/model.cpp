@@ -115,3 +115,12 @@ Status Model::bind_weights() {
 }
 
 }  // namespace tidal
+
+namespace tidal {
+
+DType Model::default_kv_dtype() const {
+  const DType w = weights_.embed.dtype;
+  return (w == DType::kF16 || w == DType::kBF16) ? w : DType::kF32;
+}
+
+}  // namespace tidal

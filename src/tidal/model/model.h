@@ -37,9 +37,10 @@ struct ModelWeights {
   ops::Weight lm_head;            // [n_vocab, n_embd]; the embedding when tied
 };
 
-// One sequence's share of a forward batch: its new tokens continue its cache at cache->n_tokens().
+// One sequence's share of a forward batch: its new tokens take positions kv.n_past, ... and their
+// K/V are written into kv's blocks at those positions.
 struct SequenceChunk {
-  KvCache* cache = nullptr;
+  KvSlots kv;
   std::span<const int32_t> tokens;
   bool all_logits = false;  // logits for every new token, or only for the last one
 };
@@ -57,11 +58,14 @@ class Model {
   DType weight_dtype() const { return weights_.embed.dtype; }
   ThreadPool& pool() { return pool_; }
 
-  // Runs every chunk's tokens through the model, appends their K/V to the chunk's cache, and
+  // Runs every chunk's tokens through the model, writes their K/V into the chunk's blocks, and
   // writes logits: for each chunk in order, one row per token (all_logits) or one row (last
-  // token), each row n_vocab floats. Fails (nothing appended) if a token id is out of range or
-  // a cache lacks room.
+  // token), each row n_vocab floats. Fails before touching any storage if a token id is out of
+  // range or a block table is too short. Not reentrant: one forward at a time per Model (it
+  // reuses its activation buffers).
   Status forward(std::span<const SequenceChunk> batch, std::vector<float>* logits);
+  // The KV dtype matching the weights: F32 weights -> F32, F16 -> F16, BF16 -> BF16.
+  DType default_kv_dtype() const;
 
  private:
   Model(ModelConfig config, WeightStore store, int n_threads);
@@ -72,6 +76,8 @@ class Model {
   ModelWeights weights_;
   std::vector<float> inv_freq_;  // RoPE, [head_dim / 2]
   ThreadPool pool_;
+  // Activations, grown on demand and reused across calls (no allocation per decode step).
+  std::vector<float> x_, h_, q_, k_, v_, attn_, proj_, gate_, up_, scores_, sel_;
 };
 
 }  // namespace tidal

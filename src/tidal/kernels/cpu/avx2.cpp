@@ -121,7 +121,26 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   }
 }
 
-const KernelTable kTable = {"avx2", matmul<WF32>, matmul<WF16>, matmul<WBF16>, dot, axpy};
+template <class W>
+void axpy_w(float a, const uint16_t* x, float* y, int64_t n) {
+  const __m256 av = _mm256_set1_ps(a);
+  const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, W::load(xb + i * 2), _mm256_loadu_ps(y + i)));
+  }
+  if (i < n) {
+    alignas(32) uint16_t xbuf[8] = {0};
+    alignas(32) float ybuf[8] = {0};
+    std::memcpy(xbuf, x + i, size_t(n - i) * 2);
+    std::memcpy(ybuf, y + i, size_t(n - i) * 4);
+    _mm256_store_ps(ybuf, _mm256_fmadd_ps(av, W::load(reinterpret_cast<const uint8_t*>(xbuf)), _mm256_load_ps(ybuf)));
+    std::memcpy(y + i, ybuf, size_t(n - i) * 4);
+  }
+}
+
+const KernelTable kTable = {"avx2", matmul<WF32>, matmul<WF16>, matmul<WBF16>, dot, axpy,
+                            axpy_w<WF16>, axpy_w<WBF16>};
 
 }  // namespace
 

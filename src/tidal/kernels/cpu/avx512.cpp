@@ -118,7 +118,22 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   }
 }
 
-const KernelTable kTable = {"avx512", matmul<WF32>, matmul<WF16>, matmul<WBF16>, dot, axpy};
+template <class W>
+void axpy_w(float a, const uint16_t* x, float* y, int64_t n) {
+  const __m512 av = _mm512_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, W::load(x, i), _mm512_loadu_ps(y + i)));
+  }
+  if (i < n) {
+    __mmask16 mk = __mmask16((1u << (n - i)) - 1u);
+    __m512 r = _mm512_fmadd_ps(av, W::load_mask(x, i, mk), _mm512_maskz_loadu_ps(mk, y + i));
+    _mm512_mask_storeu_ps(y + i, mk, r);
+  }
+}
+
+const KernelTable kTable = {"avx512", matmul<WF32>, matmul<WF16>, matmul<WBF16>, dot, axpy,
+                            axpy_w<WF16>, axpy_w<WBF16>};
 
 }  // namespace
 

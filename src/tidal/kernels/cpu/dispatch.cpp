@@ -47,6 +47,12 @@ bool agrees_with_scalar(const KernelTable& t) {
   t.axpy(0.5f, x.data(), z.data(), k);
   ref.axpy(0.5f, x.data(), zr.data(), k);
   for (int64_t i = 0; i < k; ++i) if (!(std::fabs(z[size_t(i)] - zr[size_t(i)]) <= 1e-5f)) return false;
+  for (auto fn : {&KernelTable::axpy_f16, &KernelTable::axpy_bf16}) {
+    std::vector<float> u(size_t(k), 1.0f), ur = u;
+    (t.*fn)(0.25f, w16.data(), u.data(), k);
+    (ref.*fn)(0.25f, w16.data(), ur.data(), k);
+    for (int64_t i = 0; i < k; ++i) if (!(std::fabs(u[size_t(i)] - ur[size_t(i)]) <= 1e-5f)) return false;
+  }
   return true;
 }
 

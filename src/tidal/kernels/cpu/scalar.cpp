@@ -38,7 +38,14 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-const KernelTable kTable = {"scalar", matmul<float>, matmul<F16>, matmul<BF16>, dot, axpy};
+template <class W>
+void axpy_w(float a, const uint16_t* x, float* y, int64_t n) {
+  const W* w = reinterpret_cast<const W*>(x);
+  for (int64_t i = 0; i < n; ++i) y[i] += a * load_w(w, i);
+}
+
+const KernelTable kTable = {"scalar", matmul<float>, matmul<F16>, matmul<BF16>, dot, axpy,
+                            axpy_w<F16>, axpy_w<BF16>};
 
 }  // namespace
 
