@@ -31,6 +31,62 @@ int fail(const Args& args, const Status& status) {
   return 1;
 }
 
+Expected<uint64_t> parse_bytes(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(text.c_str(), &end);
+  std::string unit(end ? end : "");
+  double mul = 1;
+  if (unit.empty() || unit == "B") mul = 1;
+  else if (unit == "K" || unit == "KB" || unit == "KiB") mul = 1024.0;
+  else if (unit == "M" || unit == "MB" || unit == "MiB") mul = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GB" || unit == "GiB") mul = 1024.0 * 1024 * 1024;
+  else return invalid_argument("size '" + text + "': unknown unit '" + unit + "' (use B, KiB, MiB or GiB)");
+  if (text.empty() || end == text.c_str() || !(v > 0) || errno == ERANGE) {
+    return invalid_argument("size '" + text + "' is not a positive number of bytes");
+  }
+  return uint64_t(v * mul);
+}
+
+const char* const kEngineFlagsHelp = R"(engine flags:
+  --kv-cache-memory SIZE      KV cache budget, e.g. 512MiB, 4GiB (default 1GiB)
+  --block-size N              tokens per KV block (default 16)
+  --max-num-batched-tokens N  token budget per engine step (default 512)
+  --max-num-seqs N            sequences running at once (default 64)
+  --kv-dtype auto|f32|f16|bf16  KV cache element type (default auto: F32 for F32 weights, else the weights' 16-bit type)
+  --no-prefix-caching         do not reuse cached prompt prefixes
+  --max-model-len N           context limit (default: the model's max_position_embeddings)
+  --threads N                 compute threads (default: all cores)
+)";
+
+bool read_engine_flags(Args& args, EngineConfig* c) {
+  c->model_dir = args.get_or("model", "");
+  c->n_threads = threads_flag(args);
+  if (auto kv = args.get("kv-cache-memory")) {
+    auto bytes = parse_bytes(*kv);
+    if (!bytes) {
+      args.error("--kv-cache-memory: " + bytes.status().message());
+      return false;
+    }
+    c->kv_cache_bytes = *bytes;
+  }
+  c->block_size = int32_t(args.get_int("block-size", c->block_size));
+  c->max_num_batched_tokens = args.get_int("max-num-batched-tokens", c->max_num_batched_tokens);
+  c->max_num_seqs = int32_t(args.get_int("max-num-seqs", c->max_num_seqs));
+  c->max_model_len = args.get_int("max-model-len", 0);
+  c->prefix_caching = !args.has("no-prefix-caching");
+  const std::string kv_dtype = args.get_or("kv-dtype", "auto");
+  if (kv_dtype != "auto") {
+    auto dt = dtype_from_name(kv_dtype);
+    if (!dt || (*dt != DType::kF32 && *dt != DType::kF16 && *dt != DType::kBF16)) {
+      args.error("--kv-dtype must be auto, f32, f16 or bf16, got '" + kv_dtype + "'");
+      return false;
+    }
+    c->kv_dtype = *dt;
+  }
+  return true;
+}
+
 int threads_flag(Args& args) {
   long long n = args.get_int("threads", 0);
   return n < 0 ? 0 : int(n);

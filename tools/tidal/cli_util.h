@@ -8,6 +8,7 @@
 
 #include "command.h"
 #include "tidal/core/status.h"
+#include "tidal/engine/engine.h"
 
 namespace tidal::cli {
 
@@ -19,5 +20,16 @@ int fail(const Args& args, const Status& status);
 
 // --threads N (0 or absent: all hardware threads).
 int threads_flag(Args& args);
+
+// "4GiB", "512MiB", "1.5G", "1000000" -> bytes.
+Expected<uint64_t> parse_bytes(const std::string& text);
+
+// The engine flags shared by generate, bench-engine and serve:
+//   --kv-cache-memory SIZE (default 1GiB)  --block-size N (16)  --max-num-batched-tokens N (512)
+//   --max-num-seqs N (64)  --kv-dtype auto|f32|f16|bf16  --no-prefix-caching  --max-model-len N
+//   --threads N
+// Reads them into *config (model_dir from --model). Returns false after printing a problem.
+bool read_engine_flags(Args& args, EngineConfig* config);
+extern const char* const kEngineFlagsHelp;
 
 }  // namespace tidal::cli
