@@ -67,7 +67,9 @@ TEST(DTypeTest, F16WidenAllPatterns) {
     } else {
       EXPECT_EQ(f32_bits(got), f32_bits(want)) << std::hex << i;
     }
-    if (!is_nan_bits16_f16(h)) EXPECT_EQ(f32_to_f16(got), h) << std::hex << i;
+    if (!is_nan_bits16_f16(h)) {
+      EXPECT_EQ(f32_to_f16(got), h) << std::hex << i;
+    }
   }
 }
 

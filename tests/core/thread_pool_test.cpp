@@ -46,7 +46,9 @@ TEST(ThreadPoolTest, SplitCoversRangeAligned) {
         ThreadPool::split(n, ith, nth, 16, &b, &e);
         EXPECT_EQ(b, prev_end);
         EXPECT_LE(b, e);
-        if (e < n) EXPECT_EQ(e % 16, 0);
+        if (e < n) {
+          EXPECT_EQ(e % 16, 0);
+        }
         prev_end = e;
       }
       EXPECT_EQ(prev_end, n);

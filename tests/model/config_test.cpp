@@ -53,8 +53,11 @@ TEST(ConfigTest, Llama3RopeScaling) {
   for (size_t i = 0; i < inv.size(); ++i) {
     const double f = 1.0 / std::pow(500000.0, 2.0 * double(i) / 128.0);
     const double wavelen = 2 * pi / f;
-    if (wavelen < 8192.0 / 4.0) EXPECT_FLOAT_EQ(inv[i], float(f));            // high frequency: kept
-    if (wavelen > 8192.0) EXPECT_FLOAT_EQ(inv[i], float(f / 8.0));            // low frequency: scaled
+    if (wavelen < 8192.0 / 4.0) {
+      EXPECT_FLOAT_EQ(inv[i], float(f));  // high frequency: kept
+    } else if (wavelen > 8192.0) {
+      EXPECT_FLOAT_EQ(inv[i], float(f / 8.0));  // low frequency: scaled
+    }
   }
   auto bad = ModelConfig::parse(R"({"architectures":["LlamaForCausalLM"],"vocab_size":10,"hidden_size":16,
     "intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"rope_scaling":{"type":"yarn","factor":2}})",

@@ -20,6 +20,23 @@ void matmul(ThreadPool& pool, const float* x, int64_t m, const Weight& w, float*
   });
 }
 
+void matmul_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_list<MatmulJob> jobs) {
+  int64_t total = 0;
+  for (const MatmulJob& j : jobs) total += j.w->n_out;
+  const KernelTable& kt = kernels();
+  pool.run([&](int ith, int nth) {
+    int64_t c0, c1;
+    ThreadPool::split(total, ith, nth, 16, &c0, &c1);
+    int64_t base = 0;
+    for (const MatmulJob& j : jobs) {
+      const int64_t n = j.w->n_out, k = j.w->n_in;
+      const int64_t lo = std::max(c0 - base, int64_t(0)), hi = std::min(c1 - base, n);
+      if (lo < hi) kt.matmul_for(j.w->dtype)(x, k, j.w->data, k, j.y, n, m, k, lo, hi);
+      base += n;
+    }
+  });
+}
+
 void rms_norm(const float* x, const float* weight, float eps, float* out, int64_t m, int64_t n) {
   for (int64_t r = 0; r < m; ++r) {
     const float* xr = x + r * n;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "tidal/core/dtype.h"
 #include "tidal/core/thread_pool.h"
@@ -20,6 +21,14 @@ struct Weight {
 
 // y[m, n_out] = x[m, n_in] @ w^T. Threads split the output columns.
 void matmul(ThreadPool& pool, const float* x, int64_t m, const Weight& w, float* y);
+
+// Several products of the same x (e.g. q, k, v) in one parallel region: threads split the
+// concatenated output columns. Each y_i is [m, w_i.n_out]. Same results as separate matmul calls.
+struct MatmulJob {
+  const Weight* w;
+  float* y;
+};
+void matmul_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_list<MatmulJob> jobs);
 
 // out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i], for each of the m rows of length n.
 void rms_norm(const float* x, const float* weight, float eps, float* out, int64_t m, int64_t n);

@@ -193,9 +193,7 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = weights_.layers[size_t(l)];
     ops::rms_norm(x, L.attn_norm.data(), eps, h, T, H);
-    ops::matmul(pool_, h, T, L.wq, q);
-    ops::matmul(pool_, h, T, L.wk, k);
-    ops::matmul(pool_, h, T, L.wv, v);
+    ops::matmul_many(pool_, h, T, {{&L.wq, q}, {&L.wk, k}, {&L.wv, v}});
     if (c.qkv_bias) {
       add_bias(q, L.bq, T);
       add_bias(k, L.bk, T);
@@ -219,8 +217,7 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
     ops::add(x, proj, T * H);
 
     ops::rms_norm(x, L.ffn_norm.data(), eps, h, T, H);
-    ops::matmul(pool_, h, T, L.w_gate, gate);
-    ops::matmul(pool_, h, T, L.w_up, up);
+    ops::matmul_many(pool_, h, T, {{&L.w_gate, gate}, {&L.w_up, up}});
     if (c.mlp_bias) {
       add_bias(gate, L.b_gate, T);
       add_bias(up, L.b_up, T);
