@@ -118,7 +118,7 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   }
 }
 
-const KernelTable kTable = {"avx512", matmul<WF32>, matmul<WF16>, matmul<WBF16>, dot, axpy};
+const KernelTable kTable = {"avx512", matmul<WF32>, matmul<WF16>, matmul<WBF16>, dot, axpy, &kQuantKernelTableAvx2};
 
 }  // namespace
 
