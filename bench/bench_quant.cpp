@@ -5,9 +5,13 @@
 // bytes incl. scales) and "roofline" = that / the streaming-read bandwidth measured at start-up by
 // the same binary with the same thread count (counter "read_GB/s"). "Mweights/s" is the
 // format-independent rate (weights per second). GEMM rows (m = 64) report GFLOP/s.
-// Threads: 1 (the kernel called directly) and 2 (ops::quant_matmul / ops::matmul on a ThreadPool).
+// Threads: 1 and 2 (ops::quant_matmul / ops::matmul on a ThreadPool).
+// NOTE: each iteration uses the next of several copies of the weights, together >= 256 MiB, so
+// weights come from DRAM as in a real model's decode step, not from a last-level cache that would
+// hold one matrix (32 MiB on the development machine).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -86,7 +90,12 @@ struct Problem {
 Problem make_problem(int64_t m, int64_t n, int64_t k) {
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0.0f, 0.05f);
-  Problem p{m, n, k, std::vector<float>(size_t(m * k)), std::vector<float>(size_t(m * n)), std::vector<float>(size_t(n * k))};
+  Problem p{m,
+            n,
+            k,
+            std::vector<float>(size_t(m * k)),
+            std::vector<float>(size_t(m * n)),
+            std::vector<float>(size_t(n * k))};
   for (auto& v : p.x) v = nd(rng) * 20.0f;
   for (auto& v : p.w) v = nd(rng);
   return p;
@@ -96,25 +105,31 @@ void report(benchmark::State& state, int threads, double bytes, int64_t m, int64
   state.SetBytesProcessed(int64_t(double(state.iterations()) * bytes));
   state.counters["Mweights/s"] =
       benchmark::Counter(double(n * k) * double(state.iterations()) / 1e6, benchmark::Counter::kIsRate);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(double(2 * m * n * k) * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(double(2 * m * n * k) * double(state.iterations()) / 1e9,
+                                                 benchmark::Counter::kIsRate);
   state.counters["read_GB/s"] = g_read_bw[threads] / 1e9;
   // roofline = achieved bytes/s / read bandwidth (meaningful for m = 1).
   state.counters["roofline"] = benchmark::Counter(bytes * double(state.iterations()) / g_read_bw[threads],
                                                   benchmark::Counter::kIsRate);
 }
 
+constexpr size_t kWorkingSetBytes = size_t(256) << 20;
+size_t n_copies(size_t bytes) { return std::max<size_t>(1, (kWorkingSetBytes + bytes - 1) / bytes); }
+
 void BM_Bf16(benchmark::State& state) {
   const int threads = int(state.range(0));
   Problem p = make_problem(state.range(1), state.range(2), state.range(3));
   std::vector<uint16_t> w16(p.w.size());
   for (size_t i = 0; i < w16.size(); ++i) w16[i] = tidal::f32_to_bf16(p.w[i]);
-  const tidal::ops::Weight w{w16.data(), tidal::DType::kBF16, p.n, p.k};
+  const size_t bytes = w16.size() * 2;
+  std::vector<std::vector<uint16_t>> copies(n_copies(bytes), w16);
+  size_t it = 0;
   for (auto _ : state) {
+    const tidal::ops::Weight w{copies[it++ % copies.size()].data(), tidal::DType::kBF16, p.n, p.k};
     tidal::ops::matmul(pool_for(threads), p.x.data(), p.m, w, p.y.data());
     benchmark::DoNotOptimize(p.y.data());
   }
-  report(state, threads, double(w16.size() * 2), p.m, p.n, p.k);
+  report(state, threads, double(bytes), p.m, p.n, p.k);
 }
 
 void BM_Quant(benchmark::State& state, QuantFormat f, tidal::Granularity g, tidal::ops::Activations act) {
@@ -125,8 +140,22 @@ void BM_Quant(benchmark::State& state, QuantFormat f, tidal::Granularity g, tida
     state.SkipWithError(q.status().to_string().c_str());
     return;
   }
+  struct Copy {
+    std::vector<uint8_t> data, scales;
+    tidal::QuantizedTensor t;
+  };
+  std::vector<Copy> copies(n_copies(q->nbytes()));
+  for (Copy& c : copies) {
+    c.data.assign(q->data(), q->data() + q->data_bytes());
+    c.scales.assign(q->scales(), q->scales() + q->scale_bytes());
+    c.t = tidal::QuantizedTensor::wrap(q->layout(), c.data.data(), c.data.size(), c.scales.data(),
+                                       c.scales.size(), q->global_scale())
+              .value();
+  }
+  size_t it = 0;
   for (auto _ : state) {
-    tidal::ops::quant_matmul(pool_for(threads), p.x.data(), p.m, *q, p.y.data(), act);
+    tidal::ops::quant_matmul(pool_for(threads), p.x.data(), p.m, copies[it++ % copies.size()].t, p.y.data(),
+                             act);
     benchmark::DoNotOptimize(p.y.data());
   }
   report(state, threads, double(q->nbytes()), p.m, p.n, p.k);
@@ -135,7 +164,11 @@ void BM_Quant(benchmark::State& state, QuantFormat f, tidal::Granularity g, tida
 void register_all() {
   using tidal::Granularity;
   using tidal::ops::Activations;
-  benchmark::RegisterBenchmark("stream_read", BM_StreamRead)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("stream_read", BM_StreamRead)
+      ->Arg(1)
+      ->Arg(2)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
   auto shapes = [](benchmark::internal::Benchmark* b) {
     for (int t : {1, 2}) b->Args({t, 1, 5632, 2048})->Args({t, 1, 2048, 5632});
     b->Args({2, 64, 2048, 2048});
@@ -148,13 +181,14 @@ void register_all() {
     Granularity g;
     Activations a;
   };
-  for (const Case& c : {Case{"int8", QuantFormat::kInt8, Granularity::kPerChannel, Activations::kF32},
-                        Case{"int8_w8a8", QuantFormat::kInt8, Granularity::kPerChannel, Activations::kInt8},
-                        Case{"fp8_e4m3", QuantFormat::kFp8E4M3, Granularity::kPerChannel, Activations::kF32},
-                        Case{"fp8_e4m3_block128", QuantFormat::kFp8E4M3, Granularity::kBlock, Activations::kF32},
-                        Case{"fp8_e5m2", QuantFormat::kFp8E5M2, Granularity::kPerChannel, Activations::kF32},
-                        Case{"nvfp4", QuantFormat::kNvFp4, Granularity::kDefault, Activations::kF32},
-                        Case{"mxfp4", QuantFormat::kMxFp4, Granularity::kDefault, Activations::kF32}}) {
+  for (const Case& c :
+       {Case{"int8", QuantFormat::kInt8, Granularity::kPerChannel, Activations::kF32},
+        Case{"int8_w8a8", QuantFormat::kInt8, Granularity::kPerChannel, Activations::kInt8},
+        Case{"fp8_e4m3", QuantFormat::kFp8E4M3, Granularity::kPerChannel, Activations::kF32},
+        Case{"fp8_e4m3_block128", QuantFormat::kFp8E4M3, Granularity::kBlock, Activations::kF32},
+        Case{"fp8_e5m2", QuantFormat::kFp8E5M2, Granularity::kPerChannel, Activations::kF32},
+        Case{"nvfp4", QuantFormat::kNvFp4, Granularity::kDefault, Activations::kF32},
+        Case{"mxfp4", QuantFormat::kMxFp4, Granularity::kDefault, Activations::kF32}}) {
     shapes(benchmark::RegisterBenchmark((std::string("gemv/") + c.name).c_str(),
                                         [c](benchmark::State& s) { BM_Quant(s, c.f, c.g, c.a); }));
   }

@@ -27,7 +27,7 @@ TEST(Fp4Test, EveryMidpointRoundsToNearestEvenAndSaturates) {
   for (uint32_t c = 0; c <= 7; ++c) {
     const double lo = testing::reference_value(kE2M1, c);
     const double hi = c < 7 ? testing::reference_value(kE2M1, c + 1) : 8.0;  // 8: virtual next past 6
-    const uint32_t hi_code = c < 7 ? c + 1 : 7;                             // satfinite
+    const uint32_t hi_code = c < 7 ? c + 1 : 7;                              // satfinite
     const float mid = float((lo + hi) / 2);
     const uint32_t even = (c & 1u) ? hi_code : c;
     for (float sign : {1.0f, -1.0f}) {

@@ -77,8 +77,8 @@ template <class Enc>
 void check_midpoints(const MinifloatSpec& s, Enc enc, uint8_t overflow_code, const char* what) {
   for (uint32_t c = 0; c <= s.max_code; ++c) {
     const double lo = testing::reference_value(s, c);
-    const double hi = c < s.max_code ? testing::reference_value(s, c + 1)
-                                     : lo + (lo - testing::reference_value(s, c - 1));
+    const double hi =
+        c < s.max_code ? testing::reference_value(s, c + 1) : lo + (lo - testing::reference_value(s, c - 1));
     const uint32_t hi_code = c < s.max_code ? c + 1 : overflow_code;
     const float mid = float((lo + hi) / 2);
     ASSERT_EQ(double(mid), (lo + hi) / 2) << "midpoint not exact in f32";
@@ -87,7 +87,8 @@ void check_midpoints(const MinifloatSpec& s, Enc enc, uint8_t overflow_code, con
       const uint8_t sb = sign < 0 ? 0x80 : 0;
       EXPECT_EQ(enc(sign * mid), uint8_t(sb | even)) << what << " mid after code " << c;
       EXPECT_EQ(enc(sign * std::nextafter(mid, 0.0f)), uint8_t(sb | c)) << what << " below mid after " << c;
-      EXPECT_EQ(enc(sign * std::nextafter(mid, INFINITY)), uint8_t(sb | hi_code)) << what << " above mid after " << c;
+      EXPECT_EQ(enc(sign * std::nextafter(mid, INFINITY)), uint8_t(sb | hi_code))
+          << what << " above mid after " << c;
     }
   }
 }

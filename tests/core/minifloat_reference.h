@@ -12,7 +12,7 @@ namespace tidal::testing {
 
 struct MinifloatSpec {
   int exp_bits, man_bits, bias;
-  uint32_t max_code;   // largest finite magnitude code
+  uint32_t max_code;  // largest finite magnitude code
 };
 
 inline double reference_value(const MinifloatSpec& s, uint32_t mag_code) {

@@ -108,13 +108,15 @@ TEST(QuantizedTensorTest, Fp8ErrorsAreWithinHalfAnUlp) {
       for (int64_t r = 0; r < n; ++r) {
         q->dequantize_row(r, d.data());
         for (int64_t c = 0; c < k; ++c) {
-          const int64_t i = (r / q->layout().block_rows) * q->layout().n_scale_cols + c / q->layout().block_cols;
+          const int64_t i =
+              (r / q->layout().block_rows) * q->layout().n_scale_cols + c / q->layout().block_cols;
           const float s = f32_scale(*q, i), x = w[size_t(r * k + c)];
           const uint8_t code = q->data()[r * k + c];
           // The code is the format's rounding of x / s, and decodes to code * s.
           EXPECT_EQ(code, e4m3 ? f32_to_fp8_e4m3(x / s) : f32_to_fp8_e5m2_satfinite(x / s));
           EXPECT_EQ(d[size_t(c)], (e4m3 ? fp8_e4m3_to_f32(code) : fp8_e5m2_to_f32(code)) * s);
-          const float rel = e4m3 ? 1.0f / 16 : 1.0f / 8, sub = e4m3 ? std::ldexp(1.0f, -10) : std::ldexp(1.0f, -17);
+          const float rel = e4m3 ? 1.0f / 16 : 1.0f / 8,
+                      sub = e4m3 ? std::ldexp(1.0f, -10) : std::ldexp(1.0f, -17);
           EXPECT_LE(std::fabs(d[size_t(c)] - x), std::fabs(x) * rel + s * sub + 1e-12f);
           EXPECT_LE(std::fabs(x / s), max_code * 1.0001f);
         }
@@ -148,7 +150,7 @@ TEST(QuantizedTensorTest, NvFp4ScalesFollowTheTwoLevelRecipe) {
 TEST(QuantizedTensorTest, MxFp4UsesFloorLog2ScalesAndPacksLowNibbleFirst) {
   const int64_t n = 2, k = 33;  // odd: the last byte's high nibble must stay 0
   std::vector<float> w(size_t(n * k), 0.0f);
-  w[0] = 5.9f;   // block amax 5.9: floor(log2) = 2 -> scale 2^0
+  w[0] = 5.9f;  // block amax 5.9: floor(log2) = 2 -> scale 2^0
   w[1] = -0.3f;
   w[32] = 0.75f;  // a block of one element: floor(log2 .75) = -1 -> scale 2^-3, code 6 (= 0.75 / 2^-3)
   // row 1 is all zero
@@ -184,8 +186,9 @@ TEST(QuantizedTensorTest, WrapBorrowsStorageAndChecksSizes) {
     q->dequantize(a.data());
     v->dequantize(b.data());
     EXPECT_EQ(a, b) << info->name;
-    auto bad = QuantizedTensor::wrap(q->layout(), q->data(), q->data_bytes(), q->scales(), q->scale_bytes() - 1,
-                                     1.0f, nullptr, 0, "model.layers.0.mlp.up_proj.weight");
+    auto bad =
+        QuantizedTensor::wrap(q->layout(), q->data(), q->data_bytes(), q->scales(), q->scale_bytes() - 1,
+                              1.0f, nullptr, 0, "model.layers.0.mlp.up_proj.weight");
     ASSERT_FALSE(bad);
     EXPECT_NE(bad.status().message().find("model.layers.0.mlp.up_proj.weight"), std::string::npos);
     EXPECT_NE(bad.status().message().find("scales"), std::string::npos);
@@ -227,8 +230,9 @@ TEST(QuantizedTensorTest, RejectsNonFiniteWeightsAndAcceptsBf16Tensors) {
   EXPECT_EQ(std::memcmp(a->scales(), b->scales(), a->scale_bytes()), 0);
   EXPECT_EQ(a->global_scale(), b->global_scale());
   std::vector<int32_t> ints(size_t(n * k));
-  EXPECT_EQ(quantize(Tensor::contiguous(ints.data(), DType::kI32, {n, k}), {QuantFormat::kInt8}).status().code(),
-            StatusCode::kUnimplemented);
+  EXPECT_EQ(
+      quantize(Tensor::contiguous(ints.data(), DType::kI32, {n, k}), {QuantFormat::kInt8}).status().code(),
+      StatusCode::kUnimplemented);
 }
 
 }  // namespace

@@ -59,8 +59,15 @@ TEST_P(QuantKernelConsistency, MatmulMatchesDequantizedReference) {
   const QuantKernelTable& qt = *kernels_for(isa).quant;
   const QuantMatmulFn fn = qt.matmul_for(s.options.format);
   ASSERT_NE(fn, nullptr);
-  for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-           {1, 1, 1}, {1, 7, 5}, {3, 5, 16}, {4, 8, 17}, {5, 9, 33}, {7, 13, 64}, {2, 4, 127}, {9, 6, 300}, {70, 5, 48}}) {
+  for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 1, 1},
+                                                                           {1, 7, 5},
+                                                                           {3, 5, 16},
+                                                                           {4, 8, 17},
+                                                                           {5, 9, 33},
+                                                                           {7, 13, 64},
+                                                                           {2, 4, 127},
+                                                                           {9, 6, 300},
+                                                                           {70, 5, 48}}) {
     const auto w = normal(n * k, uint32_t(n * 31 + k), 0.1f);
     const auto x = normal(m * k, uint32_t(m * 7 + k));
     auto q = quantize(w.data(), n, k, s.options);
@@ -106,7 +113,8 @@ TEST_P(QuantKernelConsistency, MatmulIsBatchInvariant) {
       fn(x.data(), k, v, y.data(), n, m, 0, split);
       fn(x.data(), k, v, y.data(), n, m, split, n);
       for (int64_t e = 0; e < m * n; ++e) {
-        ASSERT_EQ(f32_bits(y[size_t(e)]), f32_bits(single[size_t(e)])) << "m=" << m << " split=" << split << " at " << e;
+        ASSERT_EQ(f32_bits(y[size_t(e)]), f32_bits(single[size_t(e)]))
+            << "m=" << m << " split=" << split << " at " << e;
       }
     }
   }
@@ -114,8 +122,8 @@ TEST_P(QuantKernelConsistency, MatmulIsBatchInvariant) {
 
 std::string name_of(const ::testing::TestParamInfo<std::tuple<CpuIsa, int>>& info) {
   const Scheme s = schemes()[size_t(std::get<1>(info.param))];
-  return std::string(cpu_isa_name(std::get<0>(info.param))) + "_" + quant_format_info(s.options.format).name + "_" +
-         s.name;
+  return std::string(cpu_isa_name(std::get<0>(info.param))) + "_" + quant_format_info(s.options.format).name +
+         "_" + s.name;
 }
 
 INSTANTIATE_TEST_SUITE_P(AllRunnable, QuantKernelConsistency,
@@ -130,7 +138,8 @@ TEST_P(W8A8Kernels, ActivationQuantizationAndIntegerProductsAreExact) {
   for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
            {1, 1, 1}, {1, 5, 31}, {3, 7, 32}, {4, 9, 33}, {7, 4, 100}, {5, 13, 257}}) {
     auto x = normal(m * k, uint32_t(k));
-    if (m > 2) for (int64_t c = 0; c < k; ++c) x[size_t(2 * k + c)] = 0.0f;  // an all-zero row
+    if (m > 2)
+      for (int64_t c = 0; c < k; ++c) x[size_t(2 * k + c)] = 0.0f;  // an all-zero row
     const auto w = normal(n * k, uint32_t(k + 1), 0.1f);
     auto q = quantize(w.data(), n, k, {QuantFormat::kInt8});
     ASSERT_TRUE(q);
@@ -143,7 +152,8 @@ TEST_P(W8A8Kernels, ActivationQuantizationAndIntegerProductsAreExact) {
       ASSERT_EQ(xs[size_t(i)], amax / 127.0f);
       for (int64_t c = 0; c < k; ++c) {
         const float expect = amax > 0 ? std::nearbyint(x[size_t(i * k + c)] * (127.0f / amax)) : 0.0f;
-        ASSERT_EQ(xq[size_t(i * k + c)], int8_t(std::clamp(expect, -127.0f, 127.0f))) << qt.name << " " << i << "," << c;
+        ASSERT_EQ(xq[size_t(i * k + c)], int8_t(std::clamp(expect, -127.0f, 127.0f)))
+            << qt.name << " " << i << "," << c;
       }
     }
     qt.matmul_i8_i8(xq.data(), k, xs.data(), q->view(), y.data(), n, m, 0, n);
@@ -202,7 +212,8 @@ TEST(QuantOps, ThreadedEqualsSingleCallAndGenericPathWorks) {
   l.has_zero_points = true;
   std::vector<int8_t> zp(static_cast<size_t>(n));
   for (int64_t j = 0; j < n; ++j) zp[size_t(j)] = int8_t(j % 5 - 2);
-  auto z = QuantizedTensor::wrap(l, q->data(), q->data_bytes(), q->scales(), q->scale_bytes(), 1.0f, zp.data(), zp.size());
+  auto z = QuantizedTensor::wrap(l, q->data(), q->data_bytes(), q->scales(), q->scale_bytes(), 1.0f,
+                                 zp.data(), zp.size());
   ASSERT_TRUE(z) << z.status().to_string();
   EXPECT_FALSE(ops::quant_matmul_has_kernel(*z));
   ops::quant_matmul(pool, x.data(), m, *z, y.data());

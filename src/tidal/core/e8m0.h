@@ -32,9 +32,9 @@ inline uint8_t f32_to_e8m0_floor(float f) {
   const uint32_t u = f32_bits(f);
   if (u > 0x7f800000u) return kE8M0NanCode;  // NaN or negative (sign bit set)
   const uint32_t exp = u >> 23;
-  if (exp == 0) return 0;  // zero or f32 subnormal: 2^-127 or below -> code 0
-  if (exp == 0xff) return 254;                     // +inf
-  return uint8_t(exp);                             // 2^(exp-127) has code exp
+  if (exp == 0) return 0;       // zero or f32 subnormal: 2^-127 or below -> code 0
+  if (exp == 0xff) return 254;  // +inf
+  return uint8_t(exp);          // 2^(exp-127) has code exp
 }
 
 }  // namespace tidal

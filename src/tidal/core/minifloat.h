@@ -27,9 +27,9 @@ constexpr uint32_t round_abs(uint32_t a) {
     // Subnormal (or zero) result: q = round_to_nearest_even(value / 2^(kMinExp - kManBits)).
     const uint32_t exp = a >> 23;
     if (exp == 0) return 0;  // f32 zero or subnormal: far below half the smallest subnormal
-    const uint32_t man = (a & 0x7fffffu) | 0x800000u;  // value = man * 2^(exp - 150)
+    const uint32_t man = (a & 0x7fffffu) | 0x800000u;           // value = man * 2^(exp - 150)
     const int shift = (kMinExp - kManBits) - (int(exp) - 150);  // >= 24 - kManBits
-    if (shift > 24) return 0;  // value < quantum / 2 (man < 2^24 <= half)
+    if (shift > 24) return 0;                                   // value < quantum / 2 (man < 2^24 <= half)
     const uint32_t q = man >> shift;
     const uint32_t rem = man & ((1u << shift) - 1u);
     const uint32_t half = 1u << (shift - 1);

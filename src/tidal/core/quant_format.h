@@ -32,13 +32,13 @@ struct QuantOptions {
 
 struct QuantFormatInfo {
   QuantFormat format;
-  const char* name;              // "int8", "fp8_e4m3", "fp8_e5m2", "nvfp4", "mxfp4"
-  int bits;                      // per element code
+  const char* name;  // "int8", "fp8_e4m3", "fp8_e5m2", "nvfp4", "mxfp4"
+  int bits;          // per element code
   ScaleType scale_type;
   bool has_global_scale;
   bool supports_zero_points;
   Granularity default_granularity;
-  int64_t fixed_block_cols;      // > 0: the only block shape is [1, fixed_block_cols] (FP4 formats)
+  int64_t fixed_block_cols;  // > 0: the only block shape is [1, fixed_block_cols] (FP4 formats)
 
   // Quantize w [n_out, n_in] (all finite) into storage sized by `layout`: data (row_bytes per row,
   // zero-filled on entry), scales (scale grid, zero-filled) and *global_scale. Never fails.

@@ -25,28 +25,28 @@ namespace tidal {
 
 // Element encoding + scale scheme. Names as in quant_format_info().name.
 enum class QuantFormat : uint8_t {
-  kInt8,      // "int8": signed int8 codes in [-127, 127], F32 scales (symmetric)
-  kFp8E4M3,   // "fp8_e4m3": FP8 E4M3 codes (core/fp8.h), F32 scales
-  kFp8E5M2,   // "fp8_e5m2": FP8 E5M2 codes, F32 scales
-  kNvFp4,     // "nvfp4": FP4 E2M1 codes (core/fp4.h), 1x16 blocks, E4M3 scales, F32 global scale
-  kMxFp4,     // "mxfp4": FP4 E2M1 codes, 1x32 blocks, E8M0 scales (core/e8m0.h)
+  kInt8,     // "int8": signed int8 codes in [-127, 127], F32 scales (symmetric)
+  kFp8E4M3,  // "fp8_e4m3": FP8 E4M3 codes (core/fp8.h), F32 scales
+  kFp8E5M2,  // "fp8_e5m2": FP8 E5M2 codes, F32 scales
+  kNvFp4,    // "nvfp4": FP4 E2M1 codes (core/fp4.h), 1x16 blocks, E4M3 scales, F32 global scale
+  kMxFp4,    // "mxfp4": FP4 E2M1 codes, 1x32 blocks, E8M0 scales (core/e8m0.h)
 };
 constexpr int kNumQuantFormats = 5;
 
 enum class ScaleType : uint8_t { kF32, kFp8E4M3, kE8M0 };
 
 enum class Packing : uint8_t {
-  kOnePerByte,       // 8-bit codes
+  kOnePerByte,          // 8-bit codes
   kTwoPerByteLowFirst,  // 4-bit codes, element 2i in bits 0..3, element 2i+1 in bits 4..7
 };
 
 struct QuantLayout {
   QuantFormat format = QuantFormat::kInt8;
-  int64_t n_out = 0, n_in = 0;          // logical shape [n_out, n_in]
-  int bits = 8;                         // bits per element code
+  int64_t n_out = 0, n_in = 0;  // logical shape [n_out, n_in]
+  int bits = 8;                 // bits per element code
   Packing packing = Packing::kOnePerByte;
-  int64_t row_bytes = 0;                // ceil(n_in * bits / 8)
-  int64_t block_rows = 1, block_cols = 1;  // clamped to [1, n_out] x [1, n_in]
+  int64_t row_bytes = 0;                       // ceil(n_in * bits / 8)
+  int64_t block_rows = 1, block_cols = 1;      // clamped to [1, n_out] x [1, n_in]
   int64_t n_scale_rows = 0, n_scale_cols = 0;  // ceil(n_out / block_rows), ceil(n_in / block_cols)
   ScaleType scale_type = ScaleType::kF32;
   bool has_global_scale = false;
@@ -57,10 +57,10 @@ struct QuantLayout {
 // (a QuantizedTensor). All pointers are read-only; valid while the owner lives.
 struct QuantView {
   QuantLayout layout;
-  const uint8_t* data = nullptr;          // [n_out, row_bytes]
-  const void* scales = nullptr;           // [n_scale_rows, n_scale_cols] of layout.scale_type
+  const uint8_t* data = nullptr;  // [n_out, row_bytes]
+  const void* scales = nullptr;   // [n_scale_rows, n_scale_cols] of layout.scale_type
   float global_scale = 1.0f;
-  const int8_t* zero_points = nullptr;    // [n_scale_rows, n_scale_cols] or nullptr
+  const int8_t* zero_points = nullptr;  // [n_scale_rows, n_scale_cols] or nullptr
 };
 
 }  // namespace tidal

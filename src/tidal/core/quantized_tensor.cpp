@@ -14,9 +14,12 @@ size_t scale_type_size(ScaleType t) { return t == ScaleType::kF32 ? 4 : 1; }
 
 const char* scale_type_name(ScaleType t) {
   switch (t) {
-    case ScaleType::kF32: return "F32";
-    case ScaleType::kFp8E4M3: return "F8_E4M3";
-    case ScaleType::kE8M0: return "F8_E8M0";
+    case ScaleType::kF32:
+      return "F32";
+    case ScaleType::kFp8E4M3:
+      return "F8_E4M3";
+    case ScaleType::kE8M0:
+      return "F8_E8M0";
   }
   return "?";
 }
@@ -35,7 +38,8 @@ Status check_layout(const QuantLayout& l, std::string_view name) {
   if (l.packing != (info.bits == 4 ? Packing::kTwoPerByteLowFirst : Packing::kOnePerByte)) {
     return invalid_argument(at + "packing does not match the element size");
   }
-  if (l.row_bytes != ceil_div(l.n_in * l.bits, 8)) return invalid_argument(at + "row_bytes does not match n_in");
+  if (l.row_bytes != ceil_div(l.n_in * l.bits, 8))
+    return invalid_argument(at + "row_bytes does not match n_in");
   if (l.block_rows < 1 || l.block_rows > l.n_out || l.block_cols < 1 || l.block_cols > l.n_in) {
     return invalid_argument(at + "block shape [" + std::to_string(l.block_rows) + ", " +
                             std::to_string(l.block_cols) + "] must lie within the matrix shape [" +
@@ -54,7 +58,8 @@ Status check_layout(const QuantLayout& l, std::string_view name) {
                             std::to_string(l.n_scale_cols) + "] does not match blocks of [" +
                             std::to_string(l.block_rows) + ", " + std::to_string(l.block_cols) + "]");
   }
-  if (l.has_zero_points && !info.supports_zero_points) return invalid_argument(at + "format has no zero points");
+  if (l.has_zero_points && !info.supports_zero_points)
+    return invalid_argument(at + "format has no zero points");
   return Status::ok();
 }
 
@@ -77,8 +82,9 @@ Expected<QuantLayout> QuantizedTensor::make_layout(const QuantOptions& o, int64_
   l.has_global_scale = info.has_global_scale;
   const Granularity g = o.granularity == Granularity::kDefault ? info.default_granularity : o.granularity;
   if (info.fixed_block_cols > 0) {
-    const bool ok = o.granularity == Granularity::kDefault ||
-                    (o.granularity == Granularity::kBlock && o.block_rows == 1 && o.block_cols == info.fixed_block_cols);
+    const bool ok =
+        o.granularity == Granularity::kDefault ||
+        (o.granularity == Granularity::kBlock && o.block_rows == 1 && o.block_cols == info.fixed_block_cols);
     if (!ok) {
       return invalid_argument(std::string(info.name) + ": only [1, " + std::to_string(info.fixed_block_cols) +
                               "] blocks are defined for this format");
@@ -87,9 +93,15 @@ Expected<QuantLayout> QuantizedTensor::make_layout(const QuantOptions& o, int64_
     l.block_cols = std::min(info.fixed_block_cols, n_in);
   } else {
     switch (g) {
-      case Granularity::kPerTensor: l.block_rows = n_out; l.block_cols = n_in; break;
+      case Granularity::kPerTensor:
+        l.block_rows = n_out;
+        l.block_cols = n_in;
+        break;
       case Granularity::kDefault:
-      case Granularity::kPerChannel: l.block_rows = 1; l.block_cols = n_in; break;
+      case Granularity::kPerChannel:
+        l.block_rows = 1;
+        l.block_cols = n_in;
+        break;
       case Granularity::kBlock:
         if (o.block_rows < 1 || o.block_cols < 1) {
           return invalid_argument(std::string(info.name) + ": block shape must be positive");
@@ -105,10 +117,10 @@ Expected<QuantLayout> QuantizedTensor::make_layout(const QuantOptions& o, int64_
   return l;
 }
 
-Expected<QuantizedTensor> QuantizedTensor::wrap(const QuantLayout& layout, const void* data, size_t data_bytes,
-                                                const void* scales, size_t scale_bytes, float global_scale,
-                                                const int8_t* zero_points, size_t zero_point_bytes,
-                                                std::string_view name) {
+Expected<QuantizedTensor> QuantizedTensor::wrap(const QuantLayout& layout, const void* data,
+                                                size_t data_bytes, const void* scales, size_t scale_bytes,
+                                                float global_scale, const int8_t* zero_points,
+                                                size_t zero_point_bytes, std::string_view name) {
   TIDAL_RETURN_IF_ERROR(check_layout(layout, name));
   const std::string at = std::string(name) + " (" + quant_format_info(layout.format).name + "): ";
   const size_t want_data = size_t(layout.n_out * layout.row_bytes);
@@ -121,7 +133,8 @@ Expected<QuantizedTensor> QuantizedTensor::wrap(const QuantLayout& layout, const
   if (scales == nullptr || scale_bytes != want_scales) {
     return invalid_argument(at + "scales have " + std::to_string(scale_bytes) + " bytes, layout needs " +
                             std::to_string(want_scales) + " (" + std::to_string(layout.n_scale_rows) + " x " +
-                            std::to_string(layout.n_scale_cols) + " " + scale_type_name(layout.scale_type) + ")");
+                            std::to_string(layout.n_scale_cols) + " " + scale_type_name(layout.scale_type) +
+                            ")");
   }
   if (layout.has_zero_points != (zero_points != nullptr) ||
       (zero_points != nullptr && zero_point_bytes != n_scales)) {
@@ -142,7 +155,8 @@ size_t QuantizedTensor::scale_bytes() const {
   return size_t(layout_.n_scale_rows * layout_.n_scale_cols) * scale_type_size(layout_.scale_type);
 }
 size_t QuantizedTensor::nbytes() const {
-  return data_bytes() + scale_bytes() + (zero_points_ ? size_t(layout_.n_scale_rows * layout_.n_scale_cols) : 0);
+  return data_bytes() + scale_bytes() +
+         (zero_points_ ? size_t(layout_.n_scale_rows * layout_.n_scale_cols) : 0);
 }
 
 QuantView QuantizedTensor::view() const {
@@ -175,7 +189,8 @@ Expected<QuantizedTensor> quantize(const float* w, int64_t n_out, int64_t n_in, 
   QuantizedTensor t;
   t.layout_ = layout;
   t.owned_data_.resize(size_t(n_out * layout.row_bytes));  // zero-filled
-  t.owned_scales_.resize(size_t(layout.n_scale_rows * layout.n_scale_cols) * scale_type_size(layout.scale_type));
+  t.owned_scales_.resize(size_t(layout.n_scale_rows * layout.n_scale_cols) *
+                         scale_type_size(layout.scale_type));
   float global = 1.0f;
   info.encode(w, layout, t.owned_data_.data(), t.owned_scales_.data(), &global);
   t.data_ = t.owned_data_.data();
@@ -187,7 +202,8 @@ Expected<QuantizedTensor> quantize(const float* w, int64_t n_out, int64_t n_in, 
 Expected<QuantizedTensor> quantize(const Tensor& w, const QuantOptions& options) {
   if (w.ndim != 2) return invalid_argument("quantize: weight must be 2-D, got " + w.shape_string());
   if (w.dtype != DType::kF32 && w.dtype != DType::kF16 && w.dtype != DType::kBF16) {
-    return unimplemented(std::string("quantize: weight dtype ") + dtype_name(w.dtype) + " (want F32, F16 or BF16)");
+    return unimplemented(std::string("quantize: weight dtype ") + dtype_name(w.dtype) +
+                         " (want F32, F16 or BF16)");
   }
   const int64_t n_out = w.shape[0], n_in = w.shape[1];
   if (w.stride[1] != 1) return invalid_argument("quantize: weight rows must be contiguous");
@@ -197,9 +213,15 @@ Expected<QuantizedTensor> quantize(const Tensor& w, const QuantOptions& options)
     float* o = f.data() + r * n_in;
     for (int64_t c = 0; c < n_in; ++c) {
       switch (w.dtype) {
-        case DType::kF32: o[c] = static_cast<const float*>(row)[c]; break;
-        case DType::kF16: o[c] = f16_to_f32(static_cast<const uint16_t*>(row)[c]); break;
-        default: o[c] = bf16_to_f32(static_cast<const uint16_t*>(row)[c]); break;
+        case DType::kF32:
+          o[c] = static_cast<const float*>(row)[c];
+          break;
+        case DType::kF16:
+          o[c] = f16_to_f32(static_cast<const uint16_t*>(row)[c]);
+          break;
+        default:
+          o[c] = bf16_to_f32(static_cast<const uint16_t*>(row)[c]);
+          break;
       }
     }
   }

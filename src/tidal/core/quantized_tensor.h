@@ -45,8 +45,8 @@ class QuantizedTensor {
   QuantFormat format() const { return layout_.format; }
   int64_t n_out() const { return layout_.n_out; }
   int64_t n_in() const { return layout_.n_in; }
-  const uint8_t* data() const { return data_; }        // [n_out, row_bytes]
-  const uint8_t* scales() const { return scales_; }    // [n_scale_rows, n_scale_cols] of scale_type
+  const uint8_t* data() const { return data_; }      // [n_out, row_bytes]
+  const uint8_t* scales() const { return scales_; }  // [n_scale_rows, n_scale_cols] of scale_type
   float global_scale() const { return global_scale_; }
   const int8_t* zero_points() const { return zero_points_; }  // nullptr when none
   bool owns_storage() const { return owned_data_.size() != 0; }

@@ -25,12 +25,12 @@
 
 namespace tidal {
 
-using QuantMatmulFn = void (*)(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m,
-                               int64_t j0, int64_t j1);
+using QuantMatmulFn = void (*)(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy,
+                               int64_t m, int64_t j0, int64_t j1);
 using QuantizeRowsI8Fn = void (*)(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t* xq, int64_t ldq,
                                   float* x_scale);
-using MatmulI8I8Fn = void (*)(const int8_t* xq, int64_t ldq, const float* x_scale, const QuantView& w, float* y,
-                              int64_t ldy, int64_t m, int64_t j0, int64_t j1);
+using MatmulI8I8Fn = void (*)(const int8_t* xq, int64_t ldq, const float* x_scale, const QuantView& w,
+                              float* y, int64_t ldy, int64_t m, int64_t j0, int64_t j1);
 
 struct QuantKernelTable {
   const char* name;
@@ -44,11 +44,16 @@ struct QuantKernelTable {
 
   QuantMatmulFn matmul_for(QuantFormat f) const {
     switch (f) {
-      case QuantFormat::kInt8: return matmul_int8;
-      case QuantFormat::kFp8E4M3: return matmul_fp8_e4m3;
-      case QuantFormat::kFp8E5M2: return matmul_fp8_e5m2;
-      case QuantFormat::kNvFp4: return matmul_nvfp4;
-      case QuantFormat::kMxFp4: return matmul_mxfp4;
+      case QuantFormat::kInt8:
+        return matmul_int8;
+      case QuantFormat::kFp8E4M3:
+        return matmul_fp8_e4m3;
+      case QuantFormat::kFp8E5M2:
+        return matmul_fp8_e5m2;
+      case QuantFormat::kNvFp4:
+        return matmul_nvfp4;
+      case QuantFormat::kMxFp4:
+        return matmul_mxfp4;
     }
     return nullptr;
   }

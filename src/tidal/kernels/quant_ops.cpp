@@ -14,8 +14,8 @@ bool w8a8_ok(const QuantizedTensor& w) {
 }
 
 // Generic path for columns [j0, j1): dequantize kRows rows of W at a time, then the F32 kernel.
-void generic_matmul(const KernelTable& kt, const float* x, int64_t m, const QuantizedTensor& w, float* y, int64_t j0,
-                    int64_t j1) {
+void generic_matmul(const KernelTable& kt, const float* x, int64_t m, const QuantizedTensor& w, float* y,
+                    int64_t j0, int64_t j1) {
   constexpr int64_t kRows = 16;
   const int64_t k = w.n_in(), n = w.n_out();
   thread_local std::vector<float> buf;
@@ -63,7 +63,8 @@ void quant_matmul(ThreadPool& pool, const float* x, int64_t m, const QuantizedTe
     qt.quantize_rows_i8(x, k, m, k, xq.data(), k, xs.data());
     const int8_t* xqp = xq.data();
     const float* xsp = xs.data();
-    split_columns(pool, m, n, k, [&](int64_t j0, int64_t j1) { qt.matmul_i8_i8(xqp, k, xsp, v, y, n, m, j0, j1); });
+    split_columns(pool, m, n, k,
+                  [&](int64_t j0, int64_t j1) { qt.matmul_i8_i8(xqp, k, xsp, v, y, n, m, j0, j1); });
     return;
   }
   const QuantMatmulFn fn = w.zero_points() ? nullptr : qt.matmul_for(w.format());

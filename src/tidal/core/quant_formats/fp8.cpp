@@ -31,11 +31,15 @@ void decode(const QuantView& v, int64_t r, float* out) {
 }  // namespace
 
 extern const QuantFormatInfo kQuantFormatFp8E4M3 = {
-    QuantFormat::kFp8E4M3, "fp8_e4m3", 8, ScaleType::kF32, false, false, Granularity::kPerChannel, 0,
-    encode<kFp8E4M3Max, f32_to_fp8_e4m3>, decode<fp8_e4m3_to_f32>};
+    QuantFormat::kFp8E4M3,    "fp8_e4m3", 8,
+    ScaleType::kF32,          false,      false,
+    Granularity::kPerChannel, 0,          encode<kFp8E4M3Max, f32_to_fp8_e4m3>,
+    decode<fp8_e4m3_to_f32>};
 
 extern const QuantFormatInfo kQuantFormatFp8E5M2 = {
-    QuantFormat::kFp8E5M2, "fp8_e5m2", 8, ScaleType::kF32, false, false, Granularity::kPerChannel, 0,
-    encode<kFp8E5M2Max, f32_to_fp8_e5m2_satfinite>, decode<fp8_e5m2_to_f32>};
+    QuantFormat::kFp8E5M2,    "fp8_e5m2", 8,
+    ScaleType::kF32,          false,      false,
+    Granularity::kPerChannel, 0,          encode<kFp8E5M2Max, f32_to_fp8_e5m2_satfinite>,
+    decode<fp8_e5m2_to_f32>};
 
 }  // namespace tidal

@@ -25,8 +25,9 @@ void encode(const float* w, const QuantLayout& l, uint8_t* data, uint8_t* scales
 }
 
 void decode(const QuantView& v, int64_t r, float* out) {
-  decode_row(v, r, out, [](uint8_t c) { return float(int8_t(c)); },
-             [&](int64_t i) { return load_f32_scale(v.scales, i); });
+  decode_row(
+      v, r, out, [](uint8_t c) { return float(int8_t(c)); },
+      [&](int64_t i) { return load_f32_scale(v.scales, i); });
 }
 
 }  // namespace

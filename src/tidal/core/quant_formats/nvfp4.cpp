@@ -33,7 +33,15 @@ void decode(const QuantView& v, int64_t r, float* out) {
 
 }  // namespace
 
-extern const QuantFormatInfo kQuantFormatNvFp4 = {
-    QuantFormat::kNvFp4, "nvfp4", 4, ScaleType::kFp8E4M3, true, false, Granularity::kBlock, 16, encode, decode};
+extern const QuantFormatInfo kQuantFormatNvFp4 = {QuantFormat::kNvFp4,
+                                                  "nvfp4",
+                                                  4,
+                                                  ScaleType::kFp8E4M3,
+                                                  true,
+                                                  false,
+                                                  Granularity::kBlock,
+                                                  16,
+                                                  encode,
+                                                  decode};
 
 }  // namespace tidal

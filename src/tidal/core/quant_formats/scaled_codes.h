@@ -49,7 +49,8 @@ void encode_block(const float* w, const QuantLayout& l, uint8_t* data, int64_t r
   const int64_t r0 = rb * l.block_rows, r1 = std::min(l.n_out, r0 + l.block_rows);
   const int64_t c0 = cb * l.block_cols, c1 = std::min(l.n_in, c0 + l.block_cols);
   for (int64_t r = r0; r < r1; ++r)
-    for (int64_t c = c0; c < c1; ++c) put_code(l, data, r, c, code(scale == 0.0f ? 0.0f : w[r * l.n_in + c] / scale));
+    for (int64_t c = c0; c < c1; ++c)
+      put_code(l, data, r, c, code(scale == 0.0f ? 0.0f : w[r * l.n_in + c] / scale));
 }
 
 // out[c] = (value(code) - zero) * scale(rb, cb) * global, for one row.

@@ -52,7 +52,8 @@ struct Fp8 {
   static void decode(const uint8_t* p, __m256 mult, __m256* out) {
     const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
     const __m256i b = _mm256_and_si256(_mm256_slli_epi32(q, kShift), _mm256_set1_epi32(int(kMask)));
-    const __m256 v = _mm256_mul_ps(_mm256_castsi256_ps(b), _mm256_castsi256_ps(_mm256_set1_epi32(int(kPow2Bits))));
+    const __m256 v =
+        _mm256_mul_ps(_mm256_castsi256_ps(b), _mm256_castsi256_ps(_mm256_set1_epi32(int(kPow2Bits))));
     out[0] = _mm256_mul_ps(v, mult);
   }
 };
@@ -79,7 +80,8 @@ struct NvFp4 : Fp4Base {
   static float mult(const QuantView& w, int64_t i) {
     // E4M3 scale, decoded like the vector path above (finite codes only).
     const int8_t c = static_cast<const int8_t*>(w.scales)[i];
-    const float s = bits_to_f32((uint32_t(int32_t(c)) << 20) & 0x87f00000u) * bits_to_f32(uint32_t(127 + 120) << 23);
+    const float s =
+        bits_to_f32((uint32_t(int32_t(c)) << 20) & 0x87f00000u) * bits_to_f32(uint32_t(127 + 120) << 23);
     return s * w.global_scale * 0.5f;
   }
 };
@@ -114,7 +116,8 @@ inline void tile(const float* x, int64_t ldx, const QuantView& w, int64_t j, flo
   for (int a = 0; a < MT; ++a)
     for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_setzero_ps();
   // One step: decode NT x kStep codes at byte offset `off`, FMA with x at column kk.
-  auto step = [&](const uint8_t* const* wp, int64_t off, const float* const* xp, int64_t kk, const __m256* mult) {
+  auto step = [&](const uint8_t* const* wp, int64_t off, const float* const* xp, int64_t kk,
+                  const __m256* mult) {
     __m256 wv[NT][F::kVecs];
     for (int b = 0; b < NT; ++b) F::decode(wp[b] + off, mult[b], wv[b]);
     for (int v = 0; v < F::kVecs; ++v) {
@@ -158,7 +161,8 @@ inline void tile(const float* x, int64_t ldx, const QuantView& w, int64_t j, flo
 }
 
 template <class F, int NT>
-inline void rows(const float* x, int64_t ldx, const QuantView& w, int64_t j, float* y, int64_t ldy, int64_t m) {
+inline void rows(const float* x, int64_t ldx, const QuantView& w, int64_t j, float* y, int64_t ldy,
+                 int64_t m) {
   int64_t i = 0;
   for (; i + F::kMt <= m; i += F::kMt) tile<F, F::kMt, NT>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
   for (; i < m; ++i) tile<F, 1, NT>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
@@ -167,7 +171,8 @@ inline void rows(const float* x, int64_t ldx, const QuantView& w, int64_t j, flo
 constexpr int64_t kRowBlock = 48;  // x rows kept in L2 while W streams
 
 template <class F>
-void matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m, int64_t j0, int64_t j1) {
+void matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m, int64_t j0,
+            int64_t j1) {
   for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
     const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
     const float* xb = x + i0 * ldx;
@@ -180,7 +185,8 @@ void matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t l
 
 // ---- W8A8 ----
 
-void quantize_rows_i8(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t* xq, int64_t ldq, float* x_scale) {
+void quantize_rows_i8(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t* xq, int64_t ldq,
+                      float* x_scale) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   for (int64_t i = 0; i < m; ++i) {
     const float* xr = x + i * ldx;
@@ -201,14 +207,16 @@ void quantize_rows_i8(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t*
     const __m256 iv = _mm256_set1_ps(inv), lim = _mm256_set1_ps(127.0f), nlim = _mm256_set1_ps(-127.0f);
     c = 0;
     for (; c + 8 <= k; c += 8) {
-      __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + c), iv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + c), iv),
+                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       r = _mm256_min_ps(_mm256_max_ps(r, nlim), lim);
       const __m256i n = _mm256_cvtps_epi32(r);
       const __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(n), _mm256_extracti128_si256(n, 1));
       _mm_storel_epi64(reinterpret_cast<__m128i*>(q + c), _mm_packs_epi16(p16, p16));
     }
     for (; c < k; ++c) {
-      __m128 r = _mm_round_ss(_mm_setzero_ps(), _mm_set_ss(xr[c] * inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      __m128 r = _mm_round_ss(_mm_setzero_ps(), _mm_set_ss(xr[c] * inv),
+                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       r = _mm_min_ss(_mm_max_ss(r, _mm_set_ss(-127.0f)), _mm_set_ss(127.0f));
       q[c] = int8_t(_mm_cvtss_si32(r));
     }
@@ -242,7 +250,8 @@ inline void tile_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantV
   for (; kk + 32 <= k; kk += 32) {
     __m256i wv[NT], xv[MT];
     for (int b = 0; b < NT; ++b) wv[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[b] + kk));
-    for (int a = 0; a < MT; ++a) xv[a] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + a * ldq + kk));
+    for (int a = 0; a < MT; ++a)
+      xv[a] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + a * ldq + kk));
     step(wv, xv);
   }
   if (kk < k) {
@@ -290,7 +299,8 @@ void matmul_i8_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantVie
 
 }  // namespace
 
-extern const QuantKernelTable kQuantKernelTableAvx2 = {
-    "avx2", matmul<Int8>, matmul<E4M3>, matmul<E5M2>, matmul<NvFp4>, matmul<MxFp4>, quantize_rows_i8, matmul_i8_i8};
+extern const QuantKernelTable kQuantKernelTableAvx2 = {"avx2",           matmul<Int8>,  matmul<E4M3>,
+                                                       matmul<E5M2>,     matmul<NvFp4>, matmul<MxFp4>,
+                                                       quantize_rows_i8, matmul_i8_i8};
 
 }  // namespace tidal

@@ -25,15 +25,21 @@ float f32_scale(const QuantView& w, int64_t i) {
 }
 
 struct Int8 {
-  static float value(const QuantView& w, int64_t r, int64_t c) { return float(int8_t(w.data[r * w.layout.row_bytes + c])); }
+  static float value(const QuantView& w, int64_t r, int64_t c) {
+    return float(int8_t(w.data[r * w.layout.row_bytes + c]));
+  }
   static float scale(const QuantView& w, int64_t i) { return f32_scale(w, i); }
 };
 struct E4M3 {
-  static float value(const QuantView& w, int64_t r, int64_t c) { return fp8_e4m3_to_f32(w.data[r * w.layout.row_bytes + c]); }
+  static float value(const QuantView& w, int64_t r, int64_t c) {
+    return fp8_e4m3_to_f32(w.data[r * w.layout.row_bytes + c]);
+  }
   static float scale(const QuantView& w, int64_t i) { return f32_scale(w, i); }
 };
 struct E5M2 {
-  static float value(const QuantView& w, int64_t r, int64_t c) { return fp8_e5m2_to_f32(w.data[r * w.layout.row_bytes + c]); }
+  static float value(const QuantView& w, int64_t r, int64_t c) {
+    return fp8_e5m2_to_f32(w.data[r * w.layout.row_bytes + c]);
+  }
   static float scale(const QuantView& w, int64_t i) { return f32_scale(w, i); }
 };
 inline float fp4_at(const QuantView& w, int64_t r, int64_t c) {
@@ -41,11 +47,15 @@ inline float fp4_at(const QuantView& w, int64_t r, int64_t c) {
 }
 struct NvFp4 {
   static float value(const QuantView& w, int64_t r, int64_t c) { return fp4_at(w, r, c); }
-  static float scale(const QuantView& w, int64_t i) { return fp8_e4m3_to_f32(static_cast<const uint8_t*>(w.scales)[i]); }
+  static float scale(const QuantView& w, int64_t i) {
+    return fp8_e4m3_to_f32(static_cast<const uint8_t*>(w.scales)[i]);
+  }
 };
 struct MxFp4 {
   static float value(const QuantView& w, int64_t r, int64_t c) { return fp4_at(w, r, c); }
-  static float scale(const QuantView& w, int64_t i) { return e8m0_to_f32(static_cast<const uint8_t*>(w.scales)[i]); }
+  static float scale(const QuantView& w, int64_t i) {
+    return e8m0_to_f32(static_cast<const uint8_t*>(w.scales)[i]);
+  }
 };
 
 // Decode W[r, c0:c1) into out (the reference formula, zero points excluded by contract).
@@ -53,11 +63,13 @@ template <class F>
 void decode(const QuantView& w, int64_t r, int64_t c0, int64_t c1, float* out) {
   const QuantLayout& l = w.layout;
   const int64_t srow = (r / l.block_rows) * l.n_scale_cols;
-  for (int64_t c = c0; c < c1; ++c) out[c - c0] = F::value(w, r, c) * F::scale(w, srow + c / l.block_cols) * w.global_scale;
+  for (int64_t c = c0; c < c1; ++c)
+    out[c - c0] = F::value(w, r, c) * F::scale(w, srow + c / l.block_cols) * w.global_scale;
 }
 
 template <class F>
-void matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m, int64_t j0, int64_t j1) {
+void matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m, int64_t j0,
+            int64_t j1) {
   const int64_t k = w.layout.n_in;
   float wbuf[kChunk];
   for (int64_t i0 = 0; i0 < m; i0 += kRows) {
@@ -77,7 +89,8 @@ void matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t l
   }
 }
 
-void quantize_rows_i8(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t* xq, int64_t ldq, float* x_scale) {
+void quantize_rows_i8(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t* xq, int64_t ldq,
+                      float* x_scale) {
   for (int64_t i = 0; i < m; ++i) {
     const float* xr = x + i * ldx;
     float amax = 0.0f;
@@ -91,8 +104,8 @@ void quantize_rows_i8(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t*
   }
 }
 
-void matmul_i8_i8(const int8_t* xq, int64_t ldq, const float* x_scale, const QuantView& w, float* y, int64_t ldy,
-                  int64_t m, int64_t j0, int64_t j1) {
+void matmul_i8_i8(const int8_t* xq, int64_t ldq, const float* x_scale, const QuantView& w, float* y,
+                  int64_t ldy, int64_t m, int64_t j0, int64_t j1) {
   const int64_t k = w.layout.n_in;
   for (int64_t j = j0; j < j1; ++j) {
     const int8_t* wr = reinterpret_cast<const int8_t*>(w.data + j * w.layout.row_bytes);
@@ -108,7 +121,8 @@ void matmul_i8_i8(const int8_t* xq, int64_t ldq, const float* x_scale, const Qua
 
 }  // namespace
 
-extern const QuantKernelTable kQuantKernelTableScalar = {
-    "scalar", matmul<Int8>, matmul<E4M3>, matmul<E5M2>, matmul<NvFp4>, matmul<MxFp4>, quantize_rows_i8, matmul_i8_i8};
+extern const QuantKernelTable kQuantKernelTableScalar = {"scalar",         matmul<Int8>,  matmul<E4M3>,
+                                                         matmul<E5M2>,     matmul<NvFp4>, matmul<MxFp4>,
+                                                         quantize_rows_i8, matmul_i8_i8};
 
 }  // namespace tidal
