@@ -9,12 +9,14 @@
 //   on j0/j1 or on how a caller tiles the work: every table reduces each dot product in one fixed
 //   order. Tests (tests/kernels) check this bit-for-bit.
 // - dot / axpy: plain F32 vectors of length n; same fixed-order rule as matmul.
+// - quant: the quantized-weight kernels, with their own contracts in quant_kernel_table.h.
 #pragma once
 
 #include <cstdint>
 
 #include "tidal/core/cpu_features.h"
 #include "tidal/core/dtype.h"
+#include "tidal/kernels/quant_kernel_table.h"
 
 namespace tidal {
 
@@ -30,6 +32,7 @@ struct KernelTable {
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
   void (*axpy_f16)(float a, const uint16_t* x, float* y, int64_t n);   // y += a * widen(x)
   void (*axpy_bf16)(float a, const uint16_t* x, float* y, int64_t n);  // y += a * widen(x)
+  const QuantKernelTable* quant;  // quantized weights (quant_kernel_table.h); never nullptr
 
   MatmulFn matmul_for(DType w) const {
     switch (w) {

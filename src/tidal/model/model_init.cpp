@@ -1,5 +1,7 @@
 #include "tidal/model/model_init.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -63,11 +65,19 @@ PendingTensor make_tensor(const std::string& name, std::vector<int64_t> shape, D
   return t;
 }
 
+// Atomic replacement (temporary file + rename), like write_safetensors.
 Status write_text(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::trunc);
+  const fs::path tmp = p.string() + ".tmp." + std::to_string(::getpid());
+  std::ofstream out(tmp, std::ios::trunc);
   out << text;
   out.close();
-  if (!out) return io_error(p.string() + ": write failed");
+  std::error_code ec;
+  if (!out) {
+    fs::remove(tmp, ec);
+    return io_error(p.string() + ": write failed");
+  }
+  fs::rename(tmp, p, ec);
+  if (ec) return io_error(p.string() + ": cannot rename into place: " + ec.message());
   return Status::ok();
 }
 

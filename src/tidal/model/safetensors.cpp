@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -197,7 +198,11 @@ Status write_safetensors(const std::string& path, const std::vector<TensorToWrit
   std::string text = header.dump();
   // Pad the header with spaces so tensor data starts 8-byte aligned (as the reference writer does).
   while ((8 + text.size()) % 8 != 0) text.push_back(' ');
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  // NOTE: written to a temporary name and renamed into place, so a reader that has the old file
+  // mapped keeps a valid mapping (truncating a mapped file in place raises SIGBUS in the reader),
+  // and a crash never leaves a half-written model behind.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
   if (!out) return io_error(path + ": cannot create: " + std::strerror(errno));
   uint8_t len[8];
   uint64_t n = text.size();
@@ -208,7 +213,14 @@ Status write_safetensors(const std::string& path, const std::vector<TensorToWrit
     out.write(reinterpret_cast<const char*>(t.bytes.data()), std::streamsize(t.bytes.size()));
   }
   out.close();
-  if (!out) return io_error(path + ": write failed: " + std::strerror(errno));
+  if (!out) {
+    std::remove(tmp.c_str());
+    return io_error(path + ": write failed: " + std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return io_error(path + ": cannot rename into place: " + std::strerror(errno));
+  }
   return Status::ok();
 }
 

@@ -140,7 +140,7 @@ void axpy_w(float a, const uint16_t* x, float* y, int64_t n) {
 }
 
 const KernelTable kTable = {"avx2", matmul<WF32>, matmul<WF16>, matmul<WBF16>, dot, axpy,
-                            axpy_w<WF16>, axpy_w<WBF16>};
+                            axpy_w<WF16>, axpy_w<WBF16>, &kQuantKernelTableAvx2};
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "tidal/core/quantized_tensor.h"
 #include "tidal/kernels/kernel_table.h"
 
 namespace tidal {
@@ -20,6 +21,46 @@ namespace {
 // Start-up self-check: the chosen table must agree with the portable scalar table on small
 // problems covering every tile shape and k tail. A table that fails (a kernel bug on a CPU the
 // test suite never ran on) is not used: we fall back one level and say so on stderr.
+// The quantized kernels: every format (k = 37 and 64: tails, and several FP4 blocks per row) for
+// m = 1..5 within a tolerance, and the W8A8 pair bit for bit (its contract is exact).
+bool quant_agrees_with_scalar(const QuantKernelTable& t) {
+  const QuantKernelTable& ref = kQuantKernelTableScalar;
+  if (&t == &ref) return true;
+  const int64_t n = 9;
+  std::vector<float> x(size_t(5 * 64)), w(size_t(n * 64));
+  uint32_t s = 777;
+  auto next = [&] { s = s * 1664525u + 1013904223u; return float(int32_t(s >> 8) % 2001 - 1000) / 1000.0f; };
+  for (auto& v : x) v = next();
+  for (auto& v : w) v = next();
+  for (int64_t k : {int64_t(37), int64_t(64)}) {
+    std::vector<float> y(size_t(5 * n)), yr(y);
+    for (int f = 0; f < kNumQuantFormats; ++f) {
+      if (!t.matmul_for(QuantFormat(f))) continue;
+      auto q = quantize(w.data(), n, k, {QuantFormat(f)});
+      if (!q) return false;
+      const QuantView v = q->view();
+      for (int64_t m = 1; m <= 5; ++m) {
+        t.matmul_for(QuantFormat(f))(x.data(), k, v, y.data(), n, m, 0, n);
+        ref.matmul_for(QuantFormat(f))(x.data(), k, v, yr.data(), n, m, 0, n);
+        for (int64_t i = 0; i < m * n; ++i) {
+          if (!(std::fabs(y[size_t(i)] - yr[size_t(i)]) <= 1e-4f * (1.0f + std::fabs(yr[size_t(i)])))) return false;
+        }
+      }
+    }
+    auto q = quantize(w.data(), n, k, {QuantFormat::kInt8});
+    if (!q) return false;
+    std::vector<int8_t> xq(size_t(5 * k)), xqr(xq);
+    std::vector<float> xs(5), xsr(5);
+    t.quantize_rows_i8(x.data(), k, 5, k, xq.data(), k, xs.data());
+    ref.quantize_rows_i8(x.data(), k, 5, k, xqr.data(), k, xsr.data());
+    if (xq != xqr || xs != xsr) return false;
+    t.matmul_i8_i8(xq.data(), k, xs.data(), q->view(), y.data(), n, 5, 0, n);
+    ref.matmul_i8_i8(xq.data(), k, xs.data(), q->view(), yr.data(), n, 5, 0, n);
+    if (y != yr) return false;
+  }
+  return true;
+}
+
 bool agrees_with_scalar(const KernelTable& t) {
   const KernelTable& ref = kernel_table_scalar();
   const int64_t n = 9, k = 37;
@@ -53,7 +94,7 @@ bool agrees_with_scalar(const KernelTable& t) {
     (ref.*fn)(0.25f, w16.data(), ur.data(), k);
     for (int64_t i = 0; i < k; ++i) if (!(std::fabs(u[size_t(i)] - ur[size_t(i)]) <= 1e-5f)) return false;
   }
-  return true;
+  return quant_agrees_with_scalar(*t.quant);
 }
 
 const KernelTable& choose_checked() {

@@ -45,7 +45,7 @@ void axpy_w(float a, const uint16_t* x, float* y, int64_t n) {
 }
 
 const KernelTable kTable = {"scalar", matmul<float>, matmul<F16>, matmul<BF16>, dot, axpy,
-                            axpy_w<F16>, axpy_w<BF16>};
+                            axpy_w<F16>, axpy_w<BF16>, &kQuantKernelTableScalar};
 
 }  // namespace
 

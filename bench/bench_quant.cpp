@@ -1,0 +1,212 @@
+// Google Benchmark: quantized-weight matmul per format vs the BF16 kernel, against the machine's
+// measured read bandwidth.
+//   build/release/bench/bench_quant [--benchmark_filter=...]
+// A decode GEMV (m = 1) reads every weight byte once, so its speed is bytes_per_second (weight
+// bytes incl. scales) and "roofline" = that / the streaming-read bandwidth measured at start-up by
+// the same binary with the same thread count (counter "read_GB/s"). "Mweights/s" is the
+// format-independent rate (weights per second). GEMM rows (m = 64) report GFLOP/s.
+// Threads: 1 and 2 (ops::quant_matmul / ops::matmul on a ThreadPool).
+// NOTE: each iteration uses the next of several copies of the weights, together >= 256 MiB, so
+// weights come from DRAM as in a real model's decode step, not from a last-level cache that would
+// hold one matrix (32 MiB on the development machine).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "tidal/core/arena.h"
+#include "tidal/core/quantized_tensor.h"
+#include "tidal/core/thread_pool.h"
+#include "tidal/kernels/kernel_table.h"
+#include "tidal/kernels/ops.h"
+#include "tidal/kernels/quant_ops.h"
+
+namespace {
+
+using tidal::QuantFormat;
+
+// ---- streaming read bandwidth ----
+
+constexpr size_t kStreamBytes = size_t(512) << 20;
+
+// NOTE: 8 independent 64-bit XOR chains so the loop is bound by loads, not by a dependency chain;
+// the compiler vectorizes it with SSE2 (the binary is baseline x86-64).
+uint64_t stream_read(const uint64_t* p, size_t n) {
+  uint64_t a[8] = {};
+  for (size_t i = 0; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) a[l] ^= p[i + l];
+  return a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
+}
+
+double measure_read_bandwidth(tidal::ThreadPool& pool, const tidal::AlignedBuffer<uint64_t>& buf) {
+  const size_t n = buf.size();
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<uint64_t> sink(size_t(pool.n_threads()));
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.run([&](int ith, int nth) {
+      int64_t b, e;
+      tidal::ThreadPool::split(int64_t(n), ith, nth, 64, &b, &e);
+      sink[size_t(ith)] = stream_read(buf.data() + b, size_t(e - b));
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    benchmark::DoNotOptimize(sink.data());
+    best = std::max(best, double(n * 8) / s);
+  }
+  return best;
+}
+
+double g_read_bw[3] = {0, 0, 0};  // bytes/s by thread count (1, 2)
+
+tidal::ThreadPool& pool_for(int threads) {
+  static tidal::ThreadPool p1(1), p2(2);
+  return threads == 1 ? p1 : p2;
+}
+
+void BM_StreamRead(benchmark::State& state) {
+  const int threads = int(state.range(0));
+  static tidal::AlignedBuffer<uint64_t> buf(kStreamBytes / 8);
+  for (auto _ : state) {
+    pool_for(threads).run([&](int ith, int nth) {
+      int64_t b, e;
+      tidal::ThreadPool::split(int64_t(buf.size()), ith, nth, 64, &b, &e);
+      benchmark::DoNotOptimize(stream_read(buf.data() + b, size_t(e - b)));
+    });
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(kStreamBytes));
+}
+
+// ---- matmul ----
+
+struct Problem {
+  int64_t m, n, k;
+  std::vector<float> x, y, w;
+};
+
+Problem make_problem(int64_t m, int64_t n, int64_t k) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 0.05f);
+  Problem p{m,
+            n,
+            k,
+            std::vector<float>(size_t(m * k)),
+            std::vector<float>(size_t(m * n)),
+            std::vector<float>(size_t(n * k))};
+  for (auto& v : p.x) v = nd(rng) * 20.0f;
+  for (auto& v : p.w) v = nd(rng);
+  return p;
+}
+
+void report(benchmark::State& state, int threads, double bytes, int64_t m, int64_t n, int64_t k) {
+  state.SetBytesProcessed(int64_t(double(state.iterations()) * bytes));
+  state.counters["Mweights/s"] =
+      benchmark::Counter(double(n * k) * double(state.iterations()) / 1e6, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(double(2 * m * n * k) * double(state.iterations()) / 1e9,
+                                                 benchmark::Counter::kIsRate);
+  state.counters["read_GB/s"] = g_read_bw[threads] / 1e9;
+  // roofline = achieved bytes/s / read bandwidth (meaningful for m = 1).
+  state.counters["roofline"] = benchmark::Counter(bytes * double(state.iterations()) / g_read_bw[threads],
+                                                  benchmark::Counter::kIsRate);
+}
+
+constexpr size_t kWorkingSetBytes = size_t(256) << 20;
+size_t n_copies(size_t bytes) { return std::max<size_t>(1, (kWorkingSetBytes + bytes - 1) / bytes); }
+
+void BM_Bf16(benchmark::State& state) {
+  const int threads = int(state.range(0));
+  Problem p = make_problem(state.range(1), state.range(2), state.range(3));
+  std::vector<uint16_t> w16(p.w.size());
+  for (size_t i = 0; i < w16.size(); ++i) w16[i] = tidal::f32_to_bf16(p.w[i]);
+  const size_t bytes = w16.size() * 2;
+  std::vector<std::vector<uint16_t>> copies(n_copies(bytes), w16);
+  size_t it = 0;
+  for (auto _ : state) {
+    const tidal::ops::Weight w{copies[it++ % copies.size()].data(), tidal::DType::kBF16, p.n, p.k};
+    tidal::ops::matmul(pool_for(threads), p.x.data(), p.m, w, p.y.data());
+    benchmark::DoNotOptimize(p.y.data());
+  }
+  report(state, threads, double(bytes), p.m, p.n, p.k);
+}
+
+void BM_Quant(benchmark::State& state, QuantFormat f, tidal::Granularity g, tidal::ops::Activations act) {
+  const int threads = int(state.range(0));
+  Problem p = make_problem(state.range(1), state.range(2), state.range(3));
+  auto q = tidal::quantize(p.w.data(), p.n, p.k, {f, g, 128, 128});
+  if (!q) {
+    state.SkipWithError(q.status().to_string().c_str());
+    return;
+  }
+  struct Copy {
+    std::vector<uint8_t> data, scales;
+    tidal::QuantizedTensor t;
+  };
+  std::vector<Copy> copies(n_copies(q->nbytes()));
+  for (Copy& c : copies) {
+    c.data.assign(q->data(), q->data() + q->data_bytes());
+    c.scales.assign(q->scales(), q->scales() + q->scale_bytes());
+    c.t = tidal::QuantizedTensor::wrap(q->layout(), c.data.data(), c.data.size(), c.scales.data(),
+                                       c.scales.size(), q->global_scale())
+              .value();
+  }
+  size_t it = 0;
+  for (auto _ : state) {
+    tidal::ops::quant_matmul(pool_for(threads), p.x.data(), p.m, copies[it++ % copies.size()].t, p.y.data(),
+                             act);
+    benchmark::DoNotOptimize(p.y.data());
+  }
+  report(state, threads, double(q->nbytes()), p.m, p.n, p.k);
+}
+
+void register_all() {
+  using tidal::Granularity;
+  using tidal::ops::Activations;
+  benchmark::RegisterBenchmark("stream_read", BM_StreamRead)
+      ->Arg(1)
+      ->Arg(2)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+  auto shapes = [](benchmark::internal::Benchmark* b) {
+    for (int t : {1, 2}) b->Args({t, 1, 5632, 2048})->Args({t, 1, 2048, 5632});
+    b->Args({2, 64, 2048, 2048});
+    b->Unit(benchmark::kMicrosecond)->UseRealTime();
+  };
+  shapes(benchmark::RegisterBenchmark("gemv/bf16", BM_Bf16));
+  struct Case {
+    const char* name;
+    QuantFormat f;
+    Granularity g;
+    Activations a;
+  };
+  for (const Case& c :
+       {Case{"int8", QuantFormat::kInt8, Granularity::kPerChannel, Activations::kF32},
+        Case{"int8_w8a8", QuantFormat::kInt8, Granularity::kPerChannel, Activations::kInt8},
+        Case{"fp8_e4m3", QuantFormat::kFp8E4M3, Granularity::kPerChannel, Activations::kF32},
+        Case{"fp8_e4m3_block128", QuantFormat::kFp8E4M3, Granularity::kBlock, Activations::kF32},
+        Case{"fp8_e5m2", QuantFormat::kFp8E5M2, Granularity::kPerChannel, Activations::kF32},
+        Case{"nvfp4", QuantFormat::kNvFp4, Granularity::kDefault, Activations::kF32},
+        Case{"mxfp4", QuantFormat::kMxFp4, Granularity::kDefault, Activations::kF32}}) {
+    shapes(benchmark::RegisterBenchmark((std::string("gemv/") + c.name).c_str(),
+                                        [c](benchmark::State& s) { BM_Quant(s, c.f, c.g, c.a); }));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  {
+    tidal::AlignedBuffer<uint64_t> buf(kStreamBytes / 8);
+    for (size_t i = 0; i < buf.size(); ++i) buf[i] = i * 0x9e3779b97f4a7c15ull;
+    for (int t : {1, 2}) g_read_bw[t] = measure_read_bandwidth(pool_for(t), buf);
+  }
+  std::fprintf(stderr, "kernels: %s; streaming read bandwidth: %.1f GB/s (1 thread), %.1f GB/s (2 threads)\n",
+               tidal::kernels().name, g_read_bw[1] / 1e9, g_read_bw[2] / 1e9);
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,306 @@
+// AVX2 + FMA quantized-weight kernels. Compiled alone with -mavx2 -mfma -mf16c; same ODR rule as
+// avx2.cpp: everything in an anonymous namespace, intrinsics and plain data only (no shared inline
+// helpers from core: the scale decoders below are local copies).
+//
+// Structure (one tile routine for every format, GEMV m = 1 and small-m GEMM alike): an MT x NT tile
+// keeps one F32 vector accumulator per output element, walks k block by block (one scale per
+// block), decodes F::kStep codes of each of the NT weight rows into F32 vectors multiplied by the
+// block's scale, and FMAs them into the MT x NT accumulators. Every accumulator sees the same
+// instruction sequence whatever MT, NT, m or the column range: batch invariance by construction.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "tidal/kernels/quant_kernel_table.h"
+
+namespace tidal {
+namespace {
+
+inline float bits_to_f32(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline float f32_scale(const QuantView& w, int64_t i) {
+  float s;
+  std::memcpy(&s, static_cast<const uint8_t*>(w.scales) + 4 * i, 4);
+  return s;
+}
+
+// ---- Per-format decoders: F32 vectors of (code value * mult), mult already holding the scale ----
+
+// NOTE: FP8 codes become F32 by bit placement: sign-extend the byte to 32 bits and shift, so the
+// exponent and mantissa fields land at the bottom of the F32 exponent/mantissa fields and the sign
+// (copied by the sign extension) at bit 31; one AND clears the rest. The result is the FP8 value
+// times 2^-(127 - bias), subnormals included (they become F32 subnormals), which a multiply by
+// 2^(127 - bias) makes exact. NaN/Inf codes decode to finite garbage: the kernel contract excludes
+// them. The block scale is applied by a second multiply (folding it into 2^(127-bias) would
+// overflow for scales >= 2^8).
+struct Int8 {
+  static constexpr int kStep = 8, kStepBytes = 8, kVecs = 1, kNt = 4, kMt = 3;
+  static float mult(const QuantView& w, int64_t i) { return f32_scale(w, i); }
+  static void decode(const uint8_t* p, __m256 mult, __m256* out) {
+    const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    out[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(q), mult);
+  }
+};
+
+template <int kShift, uint32_t kMask, uint32_t kPow2Bits>
+struct Fp8 {
+  static constexpr int kStep = 8, kStepBytes = 8, kVecs = 1, kNt = 4, kMt = 3;
+  static float mult(const QuantView& w, int64_t i) { return f32_scale(w, i); }
+  static void decode(const uint8_t* p, __m256 mult, __m256* out) {
+    const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    const __m256i b = _mm256_and_si256(_mm256_slli_epi32(q, kShift), _mm256_set1_epi32(int(kMask)));
+    const __m256 v =
+        _mm256_mul_ps(_mm256_castsi256_ps(b), _mm256_castsi256_ps(_mm256_set1_epi32(int(kPow2Bits))));
+    out[0] = _mm256_mul_ps(v, mult);
+  }
+};
+// E4M3: s.eeee.mmm -> bits 31, 26..20; x 2^120.  E5M2: s.eeeee.mm -> bits 31, 27..21; x 2^112.
+using E4M3 = Fp8<20, 0x87f00000u, uint32_t(127 + 120) << 23>;
+using E5M2 = Fp8<21, 0x8fe00000u, uint32_t(127 + 112) << 23>;
+
+// FP4 E2M1: 16 codes (8 bytes) per step. NOTE: nibbles are split, interleaved back into element
+// order (low nibble first) and mapped by one pshufb to int8 = 2 * value (exact: values are
+// multiples of 0.5 up to 6); the 0.5 is folded into mult. Two F32 vectors per step.
+struct Fp4Base {
+  static constexpr int kStep = 16, kStepBytes = 8, kVecs = 2, kNt = 4, kMt = 2;
+  static void decode(const uint8_t* p, __m256 mult, __m256* out) {
+    const __m128i lut = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+    const __m128i nib = _mm_set1_epi8(0x0f);
+    const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    const __m128i lo = _mm_and_si128(v, nib), hi = _mm_and_si128(_mm_srli_epi16(v, 4), nib);
+    const __m128i codes = _mm_shuffle_epi8(lut, _mm_unpacklo_epi8(lo, hi));
+    out[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), mult);
+    out[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(codes, 8))), mult);
+  }
+};
+struct NvFp4 : Fp4Base {
+  static float mult(const QuantView& w, int64_t i) {
+    // E4M3 scale, decoded like the vector path above (finite codes only).
+    const int8_t c = static_cast<const int8_t*>(w.scales)[i];
+    const float s =
+        bits_to_f32((uint32_t(int32_t(c)) << 20) & 0x87f00000u) * bits_to_f32(uint32_t(127 + 120) << 23);
+    return s * w.global_scale * 0.5f;
+  }
+};
+struct MxFp4 : Fp4Base {
+  static float mult(const QuantView& w, int64_t i) {
+    const uint8_t e = static_cast<const uint8_t*>(w.scales)[i];
+    const float s = e == 0 ? bits_to_f32(0x00400000u) : bits_to_f32(uint32_t(e) << 23);  // 2^(e - 127)
+    return s * 0.5f;
+  }
+};
+
+inline float hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  __m128 s = _mm_add_ps(lo, hi);
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// y[a, b] for the MT rows at x and the NT weight rows starting at row j.
+template <class F, int MT, int NT>
+inline void tile(const float* x, int64_t ldx, const QuantView& w, int64_t j, float* y, int64_t ldy) {
+  const QuantLayout& l = w.layout;
+  const int64_t k = l.n_in, bc = l.block_cols;
+  const uint8_t* wr[NT];
+  int64_t srow[NT];
+  for (int b = 0; b < NT; ++b) {
+    wr[b] = w.data + (j + b) * l.row_bytes;
+    srow[b] = ((j + b) / l.block_rows) * l.n_scale_cols;
+  }
+  __m256 acc[MT][NT];
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_setzero_ps();
+  // One step: decode NT x kStep codes at byte offset `off`, FMA with x at column kk.
+  auto step = [&](const uint8_t* const* wp, int64_t off, const float* const* xp, int64_t kk,
+                  const __m256* mult) {
+    __m256 wv[NT][F::kVecs];
+    for (int b = 0; b < NT; ++b) F::decode(wp[b] + off, mult[b], wv[b]);
+    for (int v = 0; v < F::kVecs; ++v) {
+      for (int a = 0; a < MT; ++a) {
+        const __m256 xv = _mm256_loadu_ps(xp[a] + kk + 8 * v);
+        for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_fmadd_ps(xv, wv[b][v], acc[a][b]);
+      }
+    }
+  };
+  const float* xr[MT];
+  for (int a = 0; a < MT; ++a) xr[a] = x + a * ldx;
+  for (int64_t kb = 0, cb = 0; kb < k; kb += bc, ++cb) {
+    const int64_t ke = kb + bc < k ? kb + bc : k;
+    __m256 mult[NT];
+    for (int b = 0; b < NT; ++b) mult[b] = _mm256_set1_ps(F::mult(w, srow[b] + cb));
+    int64_t kk = kb;
+    for (; kk + F::kStep <= ke; kk += F::kStep) step(wr, kk * F::kStepBytes / F::kStep, xr, kk, mult);
+    if (kk < ke) {
+      // The k tail (only in the last block: block_cols is n_in or a multiple of 16): codes and x
+      // copied into zero-padded buffers and processed like a full step.
+      const int64_t rest = ke - kk, rest_bytes = (rest * F::kStepBytes + F::kStep - 1) / F::kStep;
+      alignas(32) uint8_t wbuf[NT][F::kStepBytes];
+      alignas(32) float xbuf[MT][F::kStep];
+      const uint8_t* wp[NT];
+      const float* xp[MT];
+      for (int b = 0; b < NT; ++b) {
+        std::memset(wbuf[b], 0, sizeof(wbuf[b]));
+        std::memcpy(wbuf[b], wr[b] + kk * F::kStepBytes / F::kStep, size_t(rest_bytes));
+        wp[b] = wbuf[b];
+      }
+      for (int a = 0; a < MT; ++a) {
+        std::memset(xbuf[a], 0, sizeof(xbuf[a]));
+        std::memcpy(xbuf[a], xr[a] + kk, size_t(rest) * sizeof(float));
+        xp[a] = xbuf[a];
+      }
+      step(wp, 0, xp, 0, mult);
+    }
+  }
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) y[a * ldy + b] = hsum(acc[a][b]);
+}
+
+template <class F, int NT>
+inline void rows(const float* x, int64_t ldx, const QuantView& w, int64_t j, float* y, int64_t ldy,
+                 int64_t m) {
+  int64_t i = 0;
+  for (; i + F::kMt <= m; i += F::kMt) tile<F, F::kMt, NT>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
+  for (; i < m; ++i) tile<F, 1, NT>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
+}
+
+constexpr int64_t kRowBlock = 48;  // x rows kept in L2 while W streams
+
+template <class F>
+void matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m, int64_t j0,
+            int64_t j1) {
+  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
+    const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
+    const float* xb = x + i0 * ldx;
+    float* yb = y + i0 * ldy;
+    int64_t j = j0;
+    for (; j + F::kNt <= j1; j += F::kNt) rows<F, F::kNt>(xb, ldx, w, j, yb + j, ldy, mb);
+    for (; j < j1; ++j) rows<F, 1>(xb, ldx, w, j, yb + j, ldy, mb);
+  }
+}
+
+// ---- W8A8 ----
+
+void quantize_rows_i8(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t* xq, int64_t ldq,
+                      float* x_scale) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t i = 0; i < m; ++i) {
+    const float* xr = x + i * ldx;
+    int8_t* q = xq + i * ldq;
+    __m256 mx = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 8 <= k; c += 8) mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(xr + c), abs_mask));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float amax = _mm_cvtss_f32(m4);
+    for (; c < k; ++c) {
+      const float a = xr[c] < 0 ? -xr[c] : xr[c];
+      amax = a > amax ? a : amax;
+    }
+    x_scale[i] = amax / 127.0f;
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const __m256 iv = _mm256_set1_ps(inv), lim = _mm256_set1_ps(127.0f), nlim = _mm256_set1_ps(-127.0f);
+    c = 0;
+    for (; c + 8 <= k; c += 8) {
+      __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + c), iv),
+                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      r = _mm256_min_ps(_mm256_max_ps(r, nlim), lim);
+      const __m256i n = _mm256_cvtps_epi32(r);
+      const __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(n), _mm256_extracti128_si256(n, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(q + c), _mm_packs_epi16(p16, p16));
+    }
+    for (; c < k; ++c) {
+      __m128 r = _mm_round_ss(_mm_setzero_ps(), _mm_set_ss(xr[c] * inv),
+                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      r = _mm_min_ss(_mm_max_ss(r, _mm_set_ss(-127.0f)), _mm_set_ss(127.0f));
+      q[c] = int8_t(_mm_cvtss_si32(r));
+    }
+  }
+}
+
+// NOTE: int8 x int8 via vpmaddubsw needs an unsigned operand: |x| (unsigned) times w carrying x's
+// sign (vpsignb). Pair sums stay within int16 because |x|, |w| <= 127 (2 * 127 * 128 < 2^15);
+// vpmaddwd by 1 widens to int32. Sums are exact integers, so the order does not matter and every
+// table agrees bit for bit.
+template <int MT, int NT>
+inline void tile_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantView& w, int64_t j, float* y,
+                    int64_t ldy) {
+  const int64_t k = w.layout.n_in;
+  const int8_t* wr[NT];
+  for (int b = 0; b < NT; ++b) wr[b] = reinterpret_cast<const int8_t*>(w.data + (j + b) * w.layout.row_bytes);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc[MT][NT];
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_setzero_si256();
+  auto step = [&](const __m256i* wv, const __m256i* xv) {
+    for (int a = 0; a < MT; ++a) {
+      const __m256i ax = _mm256_sign_epi8(xv[a], xv[a]);
+      for (int b = 0; b < NT; ++b) {
+        const __m256i p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv[b], xv[a]));
+        acc[a][b] = _mm256_add_epi32(acc[a][b], _mm256_madd_epi16(p, ones));
+      }
+    }
+  };
+  int64_t kk = 0;
+  for (; kk + 32 <= k; kk += 32) {
+    __m256i wv[NT], xv[MT];
+    for (int b = 0; b < NT; ++b) wv[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[b] + kk));
+    for (int a = 0; a < MT; ++a)
+      xv[a] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + a * ldq + kk));
+    step(wv, xv);
+  }
+  if (kk < k) {
+    alignas(32) int8_t buf[32];
+    __m256i wv[NT], xv[MT];
+    for (int b = 0; b < NT; ++b) {
+      std::memset(buf, 0, 32);
+      std::memcpy(buf, wr[b] + kk, size_t(k - kk));
+      wv[b] = _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
+    }
+    for (int a = 0; a < MT; ++a) {
+      std::memset(buf, 0, 32);
+      std::memcpy(buf, xq + a * ldq + kk, size_t(k - kk));
+      xv[a] = _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
+    }
+    step(wv, xv);
+  }
+  for (int a = 0; a < MT; ++a) {
+    for (int b = 0; b < NT; ++b) {
+      __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc[a][b]), _mm256_extracti128_si256(acc[a][b], 1));
+      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+      y[a * ldy + b] = (float(_mm_cvtsi128_si32(s)) * xs[a]) * f32_scale(w, j + b);
+    }
+  }
+}
+
+template <int NT>
+inline void rows_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantView& w, int64_t j, float* y,
+                    int64_t ldy, int64_t m) {
+  int64_t i = 0;
+  for (; i + 3 <= m; i += 3) tile_i8<3, NT>(xq + i * ldq, ldq, xs + i, w, j, y + i * ldy, ldy);
+  for (; i < m; ++i) tile_i8<1, NT>(xq + i * ldq, ldq, xs + i, w, j, y + i * ldy, ldy);
+}
+
+void matmul_i8_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantView& w, float* y, int64_t ldy,
+                  int64_t m, int64_t j0, int64_t j1) {
+  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
+    const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
+    int64_t j = j0;
+    for (; j + 4 <= j1; j += 4) rows_i8<4>(xq + i0 * ldq, ldq, xs + i0, w, j, y + i0 * ldy + j, ldy, mb);
+    for (; j < j1; ++j) rows_i8<1>(xq + i0 * ldq, ldq, xs + i0, w, j, y + i0 * ldy + j, ldy, mb);
+  }
+}
+
+}  // namespace
+
+extern const QuantKernelTable kQuantKernelTableAvx2 = {"avx2",           matmul<Int8>,  matmul<E4M3>,
+                                                       matmul<E5M2>,     matmul<NvFp4>, matmul<MxFp4>,
+                                                       quantize_rows_i8, matmul_i8_i8};
+
+}  // namespace tidal

@@ -1,0 +1,68 @@
+// The quantized-weight kernels of one CPU level: a table of function pointers reached through
+// KernelTable::quant (kernel_table.h) and filled by cpu/quant_scalar.cpp and cpu/quant_avx2.cpp.
+//
+// Contracts shared by every table (W is a quantized [n_out, n_in] matrix, core/quant_layout.h):
+// - matmul_<format>: y[i, j] = sum_c x[i, c] * W[j, c] for i in [0, m), j in [j0, j1), with
+//   W = dequantize(w) (W8A16 style: codes are decoded to F32 in registers, activations stay F32,
+//   accumulation is F32). x is F32 [m, n_in] with row stride ldx, y F32 with row stride ldy.
+//   Requires w.layout.format to match the entry, w.zero_points == nullptr, scales finite, and no
+//   NaN/Inf codes in w.data (quantize() never produces them; loaders must check) - ops::quant_matmul
+//   routes anything else to its generic path. An entry may be nullptr (optional): same routing.
+// - quantize_rows_i8 (W8A8, dynamic per-token activation quantization): for each row i,
+//   x_scale[i] = amax_i / 127 and xq[i, c] = clamp(round_to_nearest_even(x[i, c] * (127 / amax_i)),
+//   -127, 127) (all 0 with scale 0 for an all-zero row). Every table computes bit-identical results.
+// - matmul_i8_i8: y[i, j] = (float(sum_c xq[i, c] * wq[j, c]) * x_scale[i]) * w_scale[j], the sum
+//   exact in int32 (n_in <= 2^17). Requires an int8 W with one F32 scale per row
+//   (block_rows == 1, block_cols == n_in) and no zero points. Bit-identical across tables.
+// - Batch invariance (as for KernelTable::matmul): y[i, j] depends only on row i of x and row j of
+//   W, never on m, j0/j1 or tiling. Tests (tests/kernels/quant_kernel_test.cpp) check it bit for bit.
+// Thread-safety: all entries are pure functions of their arguments.
+#pragma once
+
+#include <cstdint>
+
+#include "tidal/core/quant_layout.h"
+
+namespace tidal {
+
+using QuantMatmulFn = void (*)(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy,
+                               int64_t m, int64_t j0, int64_t j1);
+using QuantizeRowsI8Fn = void (*)(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t* xq, int64_t ldq,
+                                  float* x_scale);
+using MatmulI8I8Fn = void (*)(const int8_t* xq, int64_t ldq, const float* x_scale, const QuantView& w,
+                              float* y, int64_t ldy, int64_t m, int64_t j0, int64_t j1);
+
+struct QuantKernelTable {
+  const char* name;
+  QuantMatmulFn matmul_int8;      // (optional)
+  QuantMatmulFn matmul_fp8_e4m3;  // (optional)
+  QuantMatmulFn matmul_fp8_e5m2;  // (optional)
+  QuantMatmulFn matmul_nvfp4;     // (optional)
+  QuantMatmulFn matmul_mxfp4;     // (optional)
+  QuantizeRowsI8Fn quantize_rows_i8;
+  MatmulI8I8Fn matmul_i8_i8;
+
+  QuantMatmulFn matmul_for(QuantFormat f) const {
+    switch (f) {
+      case QuantFormat::kInt8:
+        return matmul_int8;
+      case QuantFormat::kFp8E4M3:
+        return matmul_fp8_e4m3;
+      case QuantFormat::kFp8E5M2:
+        return matmul_fp8_e5m2;
+      case QuantFormat::kNvFp4:
+        return matmul_nvfp4;
+      case QuantFormat::kMxFp4:
+        return matmul_mxfp4;
+    }
+    return nullptr;
+  }
+};
+
+// Defined by each backend file; objects (not functions) so that the KernelTables holding their
+// addresses are constant-initialized. (No AVX-512 quantized kernels yet: the avx512 KernelTable
+// uses the AVX2 ones, which every AVX-512 CPU runs.)
+extern const QuantKernelTable kQuantKernelTableScalar;
+extern const QuantKernelTable kQuantKernelTableAvx2;
+
+}  // namespace tidal
