@@ -91,6 +91,11 @@ std::optional<int32_t> BlockPool::lookup(uint64_t hash, int32_t parent, std::spa
   return id;
 }
 
+void BlockPool::flush_cache() {
+  for (auto& b : blocks_) b.cached = false;
+  by_hash_.clear();
+}
+
 void BlockPool::cache(int32_t id, uint64_t hash, int32_t parent, std::span<const int32_t> tokens) {
   Block& b = blocks_[size_t(id)];
   if (b.cached || by_hash_.count(hash)) return;

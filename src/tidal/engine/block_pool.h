@@ -48,6 +48,7 @@ class BlockPool {
   void cache(int32_t id, uint64_t hash, int32_t parent, std::span<const int32_t> tokens);
 
   int32_t ref_count(int32_t id) const { return blocks_[size_t(id)].ref_count; }
+  void flush_cache();  // forget every cached block (no block changes owner)
   int64_t n_evictions() const { return n_evictions_; }
 
  private:

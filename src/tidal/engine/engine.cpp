@@ -199,6 +199,20 @@ bool Engine::abort(RequestId id) {
   return true;
 }
 
+std::vector<RequestOutput> Engine::take_pending_outputs() {
+  std::vector<RequestOutput> out = std::move(finished_outside_step_);
+  finished_outside_step_.clear();
+  return out;
+}
+
+void Engine::flush_prefix_cache() { kv_->flush_prefix_cache(); }
+
+Status Engine::update_weights(const std::string& path) {
+  TIDAL_RETURN_IF_ERROR(model_->reload_weights(path));
+  kv_->flush_prefix_cache();
+  return Status::ok();
+}
+
 EngineStats Engine::stats() const {
   EngineStats st;
   st.n_running = int64_t(scheduler_->n_running());

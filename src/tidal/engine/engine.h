@@ -74,7 +74,15 @@ class Engine {
   Expected<RequestId> add_request(std::vector<int32_t> prompt, const SamplingParams& params, int32_t priority = 0);
   std::vector<RequestOutput> step();
   bool abort(RequestId id);  // false if unknown or already finished
+  // Outputs produced outside step() (aborts) that step() would otherwise return next time.
+  std::vector<RequestOutput> take_pending_outputs();
   bool has_unfinished() const { return !sequences_.empty(); }
+  bool has_request(RequestId id) const { return sequences_.count(id) > 0; }
+  // Forgets every cached prefix block (e.g. after a weight update made their K/V stale).
+  void flush_prefix_cache();
+  // New weights from `path` (folder or safetensors file); flushes the prefix cache. Sequences in
+  // flight continue on the new weights (callers drain or abort them first for a clean version cut).
+  Status update_weights(const std::string& path);
   EngineStats stats() const;
 
   const ModelConfig& model_config() const { return model_->config(); }

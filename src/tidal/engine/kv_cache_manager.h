@@ -27,6 +27,8 @@ class KvCacheManager {
   void free(Sequence& s);
   // Registers s's newly computed full blocks in the prefix cache.
   void cache_full_blocks(Sequence& s);
+  // Drops every cached prefix (blocks in use stay allocated but are no longer found by lookups).
+  void flush_prefix_cache() { pool_.flush_cache(); }
 
   const BlockPool& pool() const { return pool_; }
   int64_t prefix_query_tokens() const { return query_tokens_; }

@@ -124,3 +124,22 @@ DType Model::default_kv_dtype() const {
 }
 
 }  // namespace tidal
+
+namespace tidal {
+
+Status Model::reload_weights(const std::string& path) {
+  auto store = WeightStore::open(path);
+  if (!store) return store.status();
+  WeightStore old_store = std::move(store_);
+  ModelWeights old_weights = std::move(weights_);
+  store_ = std::move(store).value();
+  weights_ = ModelWeights{};
+  Status st = bind_weights();
+  if (!st.is_ok()) {
+    store_ = std::move(old_store);
+    weights_ = std::move(old_weights);
+  }
+  return st;
+}
+
+}  // namespace tidal

@@ -66,6 +66,10 @@ class Model {
   Status forward(std::span<const SequenceChunk> batch, std::vector<float>* logits);
   // The KV dtype matching the weights: F32 weights -> F32, F16 -> F16, BF16 -> BF16.
   DType default_kv_dtype() const;
+  // Replaces every weight with the tensors at `path` (a model folder or one safetensors file,
+  // e.g. /dev/shm/<segment>); shapes must match the config. On failure nothing changes.
+  // Not concurrent with forward().
+  Status reload_weights(const std::string& path);
 
  private:
   Model(ModelConfig config, WeightStore store, int n_threads);

@@ -26,6 +26,14 @@ Expected<WeightStore> WeightStore::open(const std::string& model_dir) {
   const fs::path single = dir / "model.safetensors";
   const fs::path index = dir / "model.safetensors.index.json";
   std::vector<std::string> shard_names;
+  if (fs::is_regular_file(dir)) {  // a single .safetensors file (e.g. a weight update, /dev/shm/x)
+    auto f = SafetensorsFile::open(dir.string());
+    if (!f) return f.status();
+    store.files_.push_back(std::make_unique<SafetensorsFile>(std::move(f).value()));
+    for (const auto& [name, t] : store.files_[0]->tensors()) store.index_[name] = {0, &t};
+    return store;
+  }
+  if (!fs::exists(dir)) return not_found(model_dir + ": no such file or directory");
   if (fs::exists(index)) {
     std::ifstream in(index);
     std::stringstream ss;

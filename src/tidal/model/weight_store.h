@@ -20,6 +20,7 @@ struct TensorRef {
 
 class WeightStore {
  public:
+  // A model folder (model.safetensors or an index + shards) or a single .safetensors file.
   static Expected<WeightStore> open(const std::string& model_dir);
 
   bool contains(const std::string& name) const { return index_.count(name) > 0; }

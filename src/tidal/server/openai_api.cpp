@@ -1,0 +1,492 @@
+#include "tidal/server/openai_api.h"
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+
+namespace tidal::server {
+
+using json = nlohmann::json;
+using http::HttpRequest;
+using http::HttpResponse;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+std::atomic<uint64_t> g_next_id{1};
+
+std::string new_id(const char* prefix) {
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%s-%016llx", prefix,
+                (unsigned long long)(g_next_id.fetch_add(1) * 0x9e3779b97f4a7c15ull));
+  return buf;
+}
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+Status type_error(const std::string& key, const char* what) {
+  return invalid_argument("'" + key + "' must be " + what);
+}
+
+// Reads the sampling fields shared by completions and chat completions.
+Status parse_sampling(const json& j, SamplingParams* p, bool chat) {
+  auto num = [&](const char* key, double* out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return Status::ok();
+    if (!it->is_number()) return type_error(key, "a number");
+    *out = it->get<double>();
+    return Status::ok();
+  };
+  auto integer = [&](const char* key, auto* out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return Status::ok();
+    if (!it->is_number_integer()) return type_error(key, "an integer");
+    *out = it->get<std::remove_pointer_t<decltype(out)>>();
+    return Status::ok();
+  };
+  TIDAL_RETURN_IF_ERROR(integer("max_tokens", &p->max_tokens));
+  TIDAL_RETURN_IF_ERROR(integer("max_completion_tokens", &p->max_tokens));
+  TIDAL_RETURN_IF_ERROR(num("temperature", &p->temperature));
+  TIDAL_RETURN_IF_ERROR(num("top_p", &p->top_p));
+  TIDAL_RETURN_IF_ERROR(integer("top_k", &p->top_k));
+  TIDAL_RETURN_IF_ERROR(num("min_p", &p->min_p));
+  TIDAL_RETURN_IF_ERROR(integer("n", &p->n));
+  TIDAL_RETURN_IF_ERROR(num("presence_penalty", &p->presence_penalty));
+  TIDAL_RETURN_IF_ERROR(num("frequency_penalty", &p->frequency_penalty));
+  TIDAL_RETURN_IF_ERROR(num("repetition_penalty", &p->repetition_penalty));
+  if (auto it = j.find("seed"); it != j.end() && !it->is_null()) {
+    if (!it->is_number_integer()) return type_error("seed", "an integer");
+    p->seed = uint64_t(it->get<int64_t>());
+  }
+  if (auto it = j.find("ignore_eos"); it != j.end() && !it->is_null()) {
+    if (!it->is_boolean()) return type_error("ignore_eos", "a boolean");
+    p->ignore_eos = it->get<bool>();
+  }
+  if (auto it = j.find("stop"); it != j.end() && !it->is_null()) {
+    if (it->is_string()) {
+      p->stop.push_back(it->get<std::string>());
+    } else if (it->is_array()) {
+      for (const auto& s : *it) {
+        if (!s.is_string()) return type_error("stop", "a string or a list of strings");
+        p->stop.push_back(s.get<std::string>());
+      }
+    } else {
+      return type_error("stop", "a string or a list of strings");
+    }
+  }
+  if (auto it = j.find("stop_token_ids"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return type_error("stop_token_ids", "a list of token ids");
+    for (const auto& s : *it) {
+      if (!s.is_number_integer()) return type_error("stop_token_ids", "a list of token ids");
+      p->stop_token_ids.push_back(s.get<int32_t>());
+    }
+  }
+  if (chat) {
+    bool want = false;
+    if (auto it = j.find("logprobs"); it != j.end() && !it->is_null()) {
+      if (!it->is_boolean()) return type_error("logprobs", "a boolean");
+      want = it->get<bool>();
+    }
+    int32_t top = 0;
+    TIDAL_RETURN_IF_ERROR(integer("top_logprobs", &top));
+    if (top > 0 && !want) return invalid_argument("'top_logprobs' needs 'logprobs': true");
+    p->logprobs = want ? std::max(top, 0) : 0;
+    if (want && top == 0) p->logprobs = 0;
+  } else {
+    TIDAL_RETURN_IF_ERROR(integer("logprobs", &p->logprobs));
+  }
+  return Status::ok();
+}
+
+// A choice being assembled from RequestOutputs.
+struct Choice {
+  std::string text;
+  std::vector<int32_t> token_ids;
+  std::vector<TokenLogprob> logprobs;
+  std::string finish_reason;
+};
+
+std::string token_text(const Tokenizer* tok, int32_t id) {
+  if (!tok) return std::to_string(id);
+  const int32_t one[1] = {id};
+  return tok->decode(one);
+}
+
+json completion_logprobs(const Tokenizer* tok, const std::vector<TokenLogprob>& lps, size_t text_offset0,
+                         bool with_top, bool sampling) {
+  json tokens = json::array(), token_lps = json::array(), tops = json::array(), offsets = json::array(),
+       sampling_lps = json::array();
+  size_t off = text_offset0;
+  for (const auto& lp : lps) {
+    const std::string t = token_text(tok, lp.id);
+    tokens.push_back(t);
+    token_lps.push_back(lp.logprob);
+    sampling_lps.push_back(lp.sampling_logprob);
+    offsets.push_back(off);
+    off += t.size();
+    if (with_top) {
+      json top = json::object();
+      for (const auto& [id, v] : lp.top) top[token_text(tok, id)] = v;
+      tops.push_back(top);
+    }
+  }
+  json out = {{"tokens", tokens}, {"token_logprobs", token_lps}, {"text_offset", offsets},
+              {"top_logprobs", with_top ? tops : json(nullptr)}};
+  if (sampling) out["sampling_logprobs"] = sampling_lps;
+  return out;
+}
+
+HttpResponse status_response(const Status& st) { return HttpResponse::from_status(st); }
+
+}  // namespace
+
+OpenAiApi::OpenAiApi(EngineService& service, ApiOptions options) : service_(service), options_(std::move(options)) {
+  prompt_tokens_ = &metrics_.counter("tidal_prompt_tokens_total", "Prompt tokens received");
+  generation_tokens_ = &metrics_.counter("tidal_generation_tokens_total", "Tokens generated");
+  requests_ok_ = &metrics_.counter("tidal_requests_total", "Finished requests", "outcome=\"ok\"");
+  requests_aborted_ = &metrics_.counter("tidal_requests_total", "Finished requests", "outcome=\"aborted\"");
+  requests_error_ = &metrics_.counter("tidal_requests_total", "Finished requests", "outcome=\"error\"");
+  const auto lat = http::MetricsRegistry::exponential_buckets(0.001, 2.0, 16);
+  ttft_ = &metrics_.histogram("tidal_time_to_first_token_seconds", "Time to first token", lat);
+  itl_ = &metrics_.histogram("tidal_inter_token_latency_seconds", "Time between output tokens", lat);
+  e2e_ = &metrics_.histogram("tidal_request_latency_seconds", "End-to-end request latency",
+                             http::MetricsRegistry::exponential_buckets(0.01, 2.0, 16));
+  auto stat = [this](auto fn) { return [this, fn] { return fn(service_.stats()); }; };
+  metrics_.gauge_fn("tidal_requests_running", "Sequences running in the engine",
+                    stat([](const ServiceStats& s) { return double(s.engine.n_running); }));
+  metrics_.gauge_fn("tidal_requests_waiting", "Sequences waiting in the engine",
+                    stat([](const ServiceStats& s) { return double(s.engine.n_waiting); }));
+  metrics_.gauge_fn("tidal_kv_cache_usage_ratio", "Fraction of KV blocks in use",
+                    stat([](const ServiceStats& s) { return s.engine.kv_usage(); }));
+  metrics_.gauge_fn("tidal_prefix_cache_hit_rate", "Prompt tokens served from the prefix cache / queried",
+                    stat([](const ServiceStats& s) { return s.engine.prefix_hit_rate(); }));
+  metrics_.gauge_fn("tidal_preemptions", "Sequences preempted so far",
+                    stat([](const ServiceStats& s) { return double(s.engine.preemptions); }));
+  metrics_.gauge_fn("tidal_weight_version", "Version of the weights being served",
+                    stat([](const ServiceStats& s) { return double(s.weight_version); }));
+  metrics_.gauge_fn("tidal_paused", "1 while the server is paused",
+                    stat([](const ServiceStats& s) { return s.paused ? 1.0 : 0.0; }));
+}
+
+void OpenAiApi::register_routes(http::Router& router) {
+  router.add("POST", "/v1/completions", [this](HttpRequest& r) { return completions(r); });
+  router.add("GET", "/v1/models", [this](HttpRequest& r) { return models(r); });
+  router.add("POST", "/tokenize", [this](HttpRequest& r) { return tokenize(r); });
+  router.add("POST", "/detokenize", [this](HttpRequest& r) { return detokenize(r); });
+  router.add("GET", "/health", [](HttpRequest&) { return HttpResponse::json(200, {{"status", "ok"}}); });
+  router.add("GET", "/metrics", [this](HttpRequest&) {
+    return HttpResponse::text(200, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  router.add("POST", "/admin/pause", [this](HttpRequest& r) { return admin_pause(r); });
+  router.add("POST", "/admin/resume", [this](HttpRequest&) {
+    service_.resume();
+    return HttpResponse::json(200, {{"paused", false}});
+  });
+  router.add("POST", "/admin/flush_cache", [this](HttpRequest&) {
+    Status st = service_.run_on_engine([](Engine& e) {
+      e.flush_prefix_cache();
+      return Status::ok();
+    });
+    return st.is_ok() ? HttpResponse::json(200, {{"flushed", true}}) : status_response(st);
+  });
+  router.add("POST", "/admin/update_weights", [this](HttpRequest& r) { return admin_update_weights(r); });
+}
+
+HttpResponse OpenAiApi::models(HttpRequest&) {
+  const ModelConfig& c = service_.engine().model_config();
+  json m = {{"id", options_.served_model_name}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "tidal"},
+            {"root", options_.model_dir}, {"max_model_len", service_.engine().max_model_len()},
+            {"architecture", c.architecture}};
+  return HttpResponse::json(200, {{"object", "list"}, {"data", json::array({m})}});
+}
+
+HttpResponse OpenAiApi::tokenize(HttpRequest& req) {
+  auto body = req.json();
+  if (!body) return status_response(body.status());
+  const Tokenizer* tok = service_.engine().tokenizer();
+  if (!tok) return HttpResponse::error(501, "the model folder has no tokenizer.json");
+  auto it = body->find("prompt");
+  if (it == body->end() || !it->is_string()) return HttpResponse::error(400, "'prompt' must be a string");
+  bool add_special = true;
+  if (auto a = body->find("add_special_tokens"); a != body->end() && a->is_boolean()) add_special = a->get<bool>();
+  auto ids = tok->encode(it->get<std::string>(), add_special);
+  return HttpResponse::json(200, {{"tokens", ids}, {"count", ids.size()}, {"max_model_len", service_.engine().max_model_len()}});
+}
+
+HttpResponse OpenAiApi::detokenize(HttpRequest& req) {
+  auto body = req.json();
+  if (!body) return status_response(body.status());
+  const Tokenizer* tok = service_.engine().tokenizer();
+  if (!tok) return HttpResponse::error(501, "the model folder has no tokenizer.json");
+  auto it = body->find("tokens");
+  if (it == body->end() || !it->is_array()) return HttpResponse::error(400, "'tokens' must be a list of token ids");
+  std::vector<int32_t> ids;
+  const int64_t V = service_.engine().model_config().vocab_size;
+  for (const auto& t : *it) {
+    if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= V) {
+      return HttpResponse::error(400, "'tokens' must hold token ids in [0, " + std::to_string(V) + ")");
+    }
+    ids.push_back(t.get<int32_t>());
+  }
+  return HttpResponse::json(200, {{"prompt", tok->decode(ids)}});
+}
+
+HttpResponse OpenAiApi::admin_pause(HttpRequest& req) {
+  std::string mode = "wait";
+  if (!req.body.empty()) {
+    auto body = req.json();
+    if (!body) return status_response(body.status());
+    if (auto m = body->find("mode"); m != body->end()) {
+      if (!m->is_string()) return HttpResponse::error(400, "'mode' must be one of abort, wait, keep");
+      mode = m->get<std::string>();
+    }
+  }
+  EngineService::PauseMode pm;
+  if (mode == "abort") pm = EngineService::PauseMode::kAbort;
+  else if (mode == "wait") pm = EngineService::PauseMode::kWait;
+  else if (mode == "keep") pm = EngineService::PauseMode::kKeep;
+  else return HttpResponse::error(400, "'mode' must be one of abort, wait, keep; got '" + mode + "'");
+  Status st = service_.pause(pm);
+  if (!st.is_ok()) return status_response(st);
+  return HttpResponse::json(200, {{"paused", true}, {"mode", mode}});
+}
+
+HttpResponse OpenAiApi::admin_update_weights(HttpRequest& req) {
+  auto body = req.json();
+  if (!body) return status_response(body.status());
+  auto p = body->find("path");
+  if (p == body->end() || !p->is_string()) {
+    return HttpResponse::error(400, "'path' must name a safetensors file or model folder (or /dev/shm/<segment>)");
+  }
+  std::string policy = "wait";
+  if (auto m = body->find("in_flight"); m != body->end()) {
+    if (!m->is_string() || (m->get<std::string>() != "wait" && m->get<std::string>() != "abort")) {
+      return HttpResponse::error(400, "'in_flight' must be 'wait' (finish on the old weights) or 'abort'");
+    }
+    policy = m->get<std::string>();
+  }
+  const bool was_paused = service_.paused();
+  const auto t0 = clock_type::now();
+  Status st = service_.pause(policy == "abort" ? EngineService::PauseMode::kAbort : EngineService::PauseMode::kWait);
+  if (st.is_ok()) {
+    const std::string path = p->get<std::string>();
+    st = service_.run_on_engine([&](Engine& e) { return e.update_weights(path); });
+  }
+  if (st.is_ok()) service_.bump_weight_version();
+  if (!was_paused) service_.resume();
+  if (!st.is_ok()) return status_response(st);
+  return HttpResponse::json(200, {{"weight_version", service_.weight_version()}, {"in_flight", policy},
+                                  {"seconds", std::chrono::duration<double>(clock_type::now() - t0).count()}});
+}
+
+HttpResponse OpenAiApi::completions(HttpRequest& req) {
+  auto body_or = req.json();
+  if (!body_or) return status_response(body_or.status());
+  const json& body = *body_or;
+  if (!body.is_object()) return HttpResponse::error(400, "the request body must be a JSON object");
+  if (auto m = body.find("model"); m != body.end() && m->is_string() && m->get<std::string>() != options_.served_model_name) {
+    return HttpResponse::error(404, "model '" + m->get<std::string>() + "' does not exist; this server serves '" +
+                                        options_.served_model_name + "'", "model_not_found");
+  }
+  const Engine& engine = service_.engine();
+  const Tokenizer* tok = engine.tokenizer();
+  // Prompts: a string, a list of token ids, a list of strings, or a list of token-id lists.
+  auto pit = body.find("prompt");
+  if (pit == body.end()) return HttpResponse::error(400, "'prompt' is required");
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::string> prompt_texts;
+  auto add_text = [&](const std::string& s) -> Status {
+    if (!tok) return invalid_argument("the model folder has no tokenizer.json: send 'prompt' as token ids");
+    prompts.push_back(tok->encode(s));
+    prompt_texts.push_back(s);
+    return Status::ok();
+  };
+  auto add_ids = [&](const json& arr) -> Status {
+    std::vector<int32_t> ids;
+    for (const auto& t : arr) {
+      if (!t.is_number_integer()) return type_error("prompt", "a string, a list of token ids, or a list of those");
+      ids.push_back(t.get<int32_t>());
+    }
+    prompts.push_back(std::move(ids));
+    prompt_texts.push_back(tok ? tok->decode(prompts.back()) : "");
+    return Status::ok();
+  };
+  Status pst;
+  if (pit->is_string()) {
+    pst = add_text(pit->get<std::string>());
+  } else if (pit->is_array() && !pit->empty() && (*pit)[0].is_number_integer()) {
+    pst = add_ids(*pit);
+  } else if (pit->is_array() && !pit->empty()) {
+    for (const auto& p : *pit) {
+      if (p.is_string()) pst = add_text(p.get<std::string>());
+      else if (p.is_array()) pst = add_ids(p);
+      else pst = type_error("prompt", "a string, a list of token ids, or a list of those");
+      if (!pst.is_ok()) break;
+    }
+  } else {
+    pst = type_error("prompt", "a non-empty string, a list of token ids, or a list of those");
+  }
+  if (!pst.is_ok()) return status_response(pst);
+
+  SamplingParams params;
+  Status st = parse_sampling(body, &params, /*chat=*/false);
+  if (!st.is_ok()) return status_response(st);
+  const bool stream = body.value("stream", false);
+  bool include_usage = false;
+  if (auto so = body.find("stream_options"); so != body.end() && so->is_object()) include_usage = so->value("include_usage", false);
+  const bool echo = body.value("echo", false);
+  const bool return_ids = body.value("return_token_ids", false);
+  const bool want_lp = params.logprobs > 0 || body.value("return_logprobs", false);
+  if (body.value("return_logprobs", false) && params.logprobs == 0) params.logprobs = 0;
+  if (echo && params.logprobs > 0) {
+    return HttpResponse::error(400, "'echo' with 'logprobs' (prompt log-probabilities) is not supported yet");
+  }
+
+  // Submit every prompt; choice index = prompt * n + sample.
+  const auto t0 = clock_type::now();
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (auto& ids : prompts) {
+    prompt_tokens_->inc(ids.size());
+    auto s = service_.submit(ids, params);
+    if (!s) {
+      for (auto& x : streams) service_.abort(x->id());
+      requests_error_->inc();
+      return status_response(s.status());
+    }
+    streams.push_back(*s);
+  }
+  const int32_t n = params.n;
+  const std::string id = new_id("cmpl");
+  const int64_t created = unix_now();
+  const std::string model = options_.served_model_name;
+  const uint64_t version = streams[0]->weight_version();
+
+  if (!stream) {
+    std::vector<Choice> choices(prompts.size() * size_t(n));
+    clock_type::time_point last;
+    bool first = true;
+    for (size_t pi = 0; pi < streams.size(); ++pi) {
+      std::vector<RequestOutput> outs;
+      while (streams[pi]->next(&outs, std::chrono::milliseconds(100))) {
+        for (auto& o : outs) {
+          const auto now = clock_type::now();
+          if (!o.token_ids.empty()) {
+            if (first) ttft_->observe(std::chrono::duration<double>(now - t0).count());
+            else itl_->observe(std::chrono::duration<double>(now - last).count() / double(o.token_ids.size()));
+            first = false;
+            last = now;
+          }
+          Choice& c = choices[pi * size_t(n) + size_t(o.index)];
+          c.text += o.text;
+          c.token_ids.insert(c.token_ids.end(), o.token_ids.begin(), o.token_ids.end());
+          c.logprobs.insert(c.logprobs.end(), o.logprobs.begin(), o.logprobs.end());
+          if (o.finished()) c.finish_reason = finish_reason_name(o.finish);
+        }
+        outs.clear();
+      }
+    }
+    json jc = json::array();
+    int64_t completion_tokens = 0;
+    int64_t prompt_tokens = 0;
+    for (const auto& p : prompts) prompt_tokens += int64_t(p.size()) * n;
+    for (size_t i = 0; i < choices.size(); ++i) {
+      Choice& c = choices[i];
+      const size_t pi = i / size_t(n);
+      completion_tokens += int64_t(c.token_ids.size());
+      generation_tokens_->inc(c.token_ids.size());
+      if (c.finish_reason == "abort") requests_aborted_->inc(); else requests_ok_->inc();
+      const std::string prefix = echo ? prompt_texts[pi] : "";
+      json choice = {{"index", i}, {"text", prefix + c.text},
+                     {"logprobs", want_lp ? completion_logprobs(tok, c.logprobs, prefix.size(), params.logprobs > 0, true)
+                                          : json(nullptr)},
+                     {"finish_reason", c.finish_reason}};
+      if (return_ids) {
+        choice["token_ids"] = c.token_ids;
+        choice["prompt_token_ids"] = prompts[pi];
+      }
+      jc.push_back(std::move(choice));
+    }
+    e2e_->observe(std::chrono::duration<double>(clock_type::now() - t0).count());
+    return HttpResponse::json(200, {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
+                                    {"choices", jc}, {"weight_version", version},
+                                    {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
+                                               {"total_tokens", prompt_tokens + completion_tokens}}}});
+  }
+
+  // Streaming: one SSE event per output chunk; a client that goes away aborts its requests.
+  auto prompts_copy = std::make_shared<std::vector<std::vector<int32_t>>>(prompts);
+  auto texts_copy = std::make_shared<std::vector<std::string>>(prompt_texts);
+  return HttpResponse::sse([this, streams, prompts_copy, texts_copy, n, id, created, model, version, include_usage,
+                            echo, return_ids, want_lp, params, tok, t0](http::StreamWriter& w) {
+    int64_t completion_tokens = 0;
+    bool client_gone = false;
+    clock_type::time_point last;
+    bool first = true;
+    std::vector<size_t> text_offset(prompts_copy->size() * size_t(n), 0);
+    if (echo) {
+      for (size_t i = 0; i < text_offset.size(); ++i) {
+        const std::string& t = (*texts_copy)[i / size_t(n)];
+        json chunk = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
+                      {"weight_version", version},
+                      {"choices", json::array({{{"index", i}, {"text", t}, {"logprobs", nullptr}, {"finish_reason", nullptr}}})}};
+        client_gone |= !w.write_event(chunk.dump(-1, ' ', false, json::error_handler_t::replace));
+        text_offset[i] = t.size();
+      }
+    }
+    for (size_t pi = 0; pi < streams.size() && !client_gone; ++pi) {
+      std::vector<RequestOutput> outs;
+      while (!client_gone && streams[pi]->next(&outs, std::chrono::milliseconds(100))) {
+        for (auto& o : outs) {
+          const size_t ci = pi * size_t(n) + size_t(o.index);
+          const auto now = clock_type::now();
+          if (!o.token_ids.empty()) {
+            if (first) ttft_->observe(std::chrono::duration<double>(now - t0).count());
+            else itl_->observe(std::chrono::duration<double>(now - last).count() / double(o.token_ids.size()));
+            first = false;
+            last = now;
+          }
+          completion_tokens += int64_t(o.token_ids.size());
+          generation_tokens_->inc(o.token_ids.size());
+          json choice = {{"index", ci}, {"text", o.text},
+                         {"logprobs", want_lp ? completion_logprobs(tok, o.logprobs, text_offset[ci], params.logprobs > 0, true)
+                                              : json(nullptr)},
+                         {"finish_reason", o.finished() ? json(finish_reason_name(o.finish)) : json(nullptr)}};
+          text_offset[ci] += o.text.size();
+          if (return_ids) choice["token_ids"] = o.token_ids;
+          if (o.finished()) {
+            if (o.finish == FinishReason::kAbort) requests_aborted_->inc(); else requests_ok_->inc();
+          }
+          json chunk = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
+                        {"weight_version", version}, {"choices", json::array({choice})}};
+          if (return_ids && o.index == 0 && completion_tokens == int64_t(o.token_ids.size())) {
+            chunk["prompt_token_ids"] = (*prompts_copy)[pi];
+          }
+          if (!w.write_event(chunk.dump(-1, ' ', false, json::error_handler_t::replace))) {
+            client_gone = true;
+            break;
+          }
+        }
+        outs.clear();
+      }
+    }
+    if (client_gone) {
+      for (auto& s : streams) service_.abort(s->id());
+      return;
+    }
+    if (include_usage) {
+      int64_t prompt_tokens = 0;
+      for (const auto& p : *prompts_copy) prompt_tokens += int64_t(p.size()) * n;
+      json usage = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model}, {"choices", json::array()},
+                    {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
+                               {"total_tokens", prompt_tokens + completion_tokens}}}};
+      w.write_event(usage.dump());
+    }
+    w.write_event("[DONE]");
+    e2e_->observe(std::chrono::duration<double>(clock_type::now() - t0).count());
+  });
+}
+
+}  // namespace tidal::server

@@ -1,0 +1,52 @@
+// OpenAiApi: the OpenAI-compatible HTTP endpoints over an EngineService.
+//
+//   POST /v1/completions        text or token-id prompts (one or a batch), n, streaming (SSE),
+//                               logprobs, echo, stop, seed, penalties; RL extensions below
+//   GET  /v1/models
+//   POST /tokenize, /detokenize
+//   GET  /health, /metrics      (Prometheus text)
+//   POST /admin/pause, /admin/resume, /admin/flush_cache, /admin/update_weights
+//
+// RL extensions (request fields): "return_token_ids": true adds "prompt_token_ids" and
+// "token_ids" to each choice (no re-tokenization between turns); a prompt may be a list of
+// token ids. Every response carries "weight_version", the model version that produced it.
+// Log-probabilities are natural-log, full-vocabulary, of the raw model distribution
+// (temperature 1, no penalties); "sampling_logprobs" (extension) gives the distribution sampled from.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "tidal/http/metrics_registry.h"
+#include "tidal/http/router.h"
+#include "tidal/server/engine_service.h"
+
+namespace tidal::server {
+
+struct ApiOptions {
+  std::string served_model_name = "tidal";
+  std::string model_dir;
+};
+
+class OpenAiApi {
+ public:
+  OpenAiApi(EngineService& service, ApiOptions options);
+  void register_routes(http::Router& router);
+  http::MetricsRegistry& metrics() { return metrics_; }
+
+ private:
+  http::HttpResponse completions(http::HttpRequest& req);
+  http::HttpResponse models(http::HttpRequest& req);
+  http::HttpResponse tokenize(http::HttpRequest& req);
+  http::HttpResponse detokenize(http::HttpRequest& req);
+  http::HttpResponse admin_pause(http::HttpRequest& req);
+  http::HttpResponse admin_update_weights(http::HttpRequest& req);
+
+  EngineService& service_;
+  ApiOptions options_;
+  http::MetricsRegistry metrics_;
+  http::Counter *prompt_tokens_, *generation_tokens_, *requests_ok_, *requests_aborted_, *requests_error_;
+  http::Histogram *ttft_, *itl_, *e2e_;
+};
+
+}  // namespace tidal::server
