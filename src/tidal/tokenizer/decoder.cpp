@@ -63,7 +63,8 @@ Status Decoder::add_steps(const nlohmann::json& j, const std::string& field, Dec
     out.byte_level_ = true;
     return Status::ok();
   }
-  Step step{Kind::kFuse};
+  Step step;
+  step.kind = Kind::kFuse;
   if (type == "Replace") {
     step.kind = Kind::kReplace;
     const auto pattern = j.find("pattern");
@@ -183,6 +184,7 @@ std::string Decoder::decode_chain(std::vector<std::string> tokens) const {
 }
 
 std::string Decoder::stream_bytes(std::string_view token) const {
+  if (is_null_) return " " + std::string(token);  // joined with spaces
   std::string t(token);
   for (const Step& step : steps_) {
     if (step.kind == Kind::kReplace) t = replace_all(*step.regex, t, step.text);

@@ -42,7 +42,7 @@ class Decoder {
  private:
   enum class Kind { kReplace, kByteFallback, kFuse, kStrip, kMetaspace };
   struct Step {
-    Kind kind;
+    Kind kind = Kind::kFuse;
     std::optional<Regex> regex;  // Replace
     std::string text;            // Replace: content; Strip: content; Metaspace: replacement
     size_t start = 0, stop = 0;  // Strip

@@ -45,7 +45,8 @@ Status Normalizer::add_steps(const nlohmann::json& j, const std::string& field, 
     }
     return Status::ok();
   }
-  Step step{Kind::kForm};
+  Step step;
+  step.kind = Kind::kForm;
   if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
     step.form = type == "NFC" ? Form::kNfc : type == "NFD" ? Form::kNfd : type == "NFKC" ? Form::kNfkc : Form::kNfkd;
     if (icu_instance(step.form) == nullptr) return internal_error(field + ": ICU normalizer unavailable");

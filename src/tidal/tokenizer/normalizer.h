@@ -30,7 +30,7 @@ class Normalizer {
  private:
   enum class Kind { kForm, kLowercase, kPrepend, kReplace };
   struct Step {
-    Kind kind;
+    Kind kind = Kind::kForm;
     Form form = Form::kNfc;
     std::string text;            // Prepend: the prefix; Replace: the replacement
     std::optional<Regex> regex;  // Replace: the pattern
