@@ -129,7 +129,7 @@ TEST(Tokenizer, MalformedJsonNamesTheField) {
       << tok.status().message();
 
   broken = j;
-  broken["normalizer"] = {{"type", "Lowercase"}};
+  broken["normalizer"] = {{"type", "BertNormalizer"}};
   EXPECT_EQ(Tokenizer::from_json_text(broken.dump()).status().code(), StatusCode::kUnimplemented);
 
   broken = j;

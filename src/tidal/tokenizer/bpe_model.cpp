@@ -8,7 +8,7 @@
 
 namespace tidal {
 
-Expected<BpeModel> BpeModel::from_json(const nlohmann::json& j, const std::string& field) {
+Expected<BpeModel> BpeModel::from_json(const nlohmann::json& j, const std::string& field, bool byte_level) {
   if (!j.is_object()) return invalid_argument(field + ": expected an object");
   const std::string type = j.value("type", std::string("BPE"));
   if (type != "BPE") return unimplemented(field + ".type: model \"" + type + "\" is not supported yet");
@@ -24,7 +24,11 @@ Expected<BpeModel> BpeModel::from_json(const nlohmann::json& j, const std::strin
   if (vocab == j.end() || !vocab->is_object()) return invalid_argument(field + ".vocab: expected an object");
 
   BpeModel m;
-  m.ignore_merges_ = j.value("ignore_merges", false);
+  auto flag = [&](const char* key) { return j.contains(key) && j[key].is_boolean() && j[key].get<bool>(); };
+  m.ignore_merges_ = flag("ignore_merges");
+  m.byte_level_ = byte_level;
+  m.byte_fallback_ = flag("byte_fallback");
+  m.fuse_unk_ = flag("fuse_unk");
   StringIdMap token_to_id;
   token_to_id.reserve(vocab->size());
   int32_t max_id = -1;
@@ -39,10 +43,21 @@ Expected<BpeModel> BpeModel::from_json(const nlohmann::json& j, const std::strin
   }
   m.id_to_token_.assign(static_cast<size_t>(max_id + 1), std::string());
   m.byte_to_id_.fill(-1);
+  m.byte_fallback_id_.fill(-1);
   m.bytes_to_id_.reserve(token_to_id.size());
   std::string bytes;
+  static const char* kHex = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) {
+    const std::string name = std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">";  // Rust's {:#04X}
+    auto it = token_to_id.find(name);
+    if (it != token_to_id.end()) m.byte_fallback_id_[static_cast<size_t>(b)] = it->second;
+  }
   for (const auto& [token, id] : token_to_id) {
     m.id_to_token_[static_cast<size_t>(id)] = token;
+    if (!byte_level) {
+      m.bytes_to_id_[token] = id;
+      continue;
+    }
     bytes.clear();
     // A token outside the byte-level alphabet can never come out of a byte-level split; it stays
     // decodable (by id) but is not a merge target.
@@ -99,14 +114,54 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
   struct Symbol { int32_t id; int32_t prev; int32_t next; uint32_t len; };
   std::vector<Symbol> symbols;
   symbols.reserve(word.size());
-  for (unsigned char c : word) {
-    int32_t id = byte_to_id_[c];
-    if (id < 0) {
-      if (!unk_id_) continue;  // tokenizers drops a symbol it cannot spell when there is no unk
-      id = *unk_id_;
-    }
+  auto add = [&](int32_t id, uint32_t len) {
     const auto n = static_cast<int32_t>(symbols.size());
-    symbols.push_back({id, n - 1, n + 1, 1});
+    symbols.push_back({id, n - 1, n + 1, len});
+  };
+  if (byte_level_) {
+    for (unsigned char c : word) {
+      int32_t id = byte_to_id_[c];
+      if (id < 0) {
+        if (!unk_id_) continue;  // tokenizers drops a symbol it cannot spell when there is no unk
+        id = *unk_id_;
+      }
+      add(id, 1);
+    }
+  } else {
+    // tokenizers' BPE::merge_word over characters, with byte fallback and (fused) unk.
+    std::optional<uint32_t> pending_unk_len;
+    for (size_t pos = 0; pos < word.size();) {
+      size_t len = 1;
+      const unsigned char lead = static_cast<unsigned char>(word[pos]);
+      if (lead >= 0xF0) len = 4;
+      else if (lead >= 0xE0) len = 3;
+      else if (lead >= 0xC0) len = 2;
+      len = std::min(len, word.size() - pos);
+      const std::string_view ch = word.substr(pos, len);
+      pos += len;
+      auto it = bytes_to_id_.find(ch);
+      if (it != bytes_to_id_.end()) {
+        if (pending_unk_len) { add(*unk_id_, *pending_unk_len); pending_unk_len.reset(); }
+        add(it->second, static_cast<uint32_t>(len));
+        continue;
+      }
+      if (byte_fallback_) {
+        bool all = true;
+        for (unsigned char b : ch) all = all && byte_fallback_id_[b] >= 0;
+        if (all) {
+          for (unsigned char b : ch) add(byte_fallback_id_[b], 1);
+          continue;
+        }
+      }
+      if (!unk_id_) continue;
+      if (pending_unk_len && fuse_unk_) {
+        *pending_unk_len += static_cast<uint32_t>(len);
+      } else {
+        if (pending_unk_len) add(*unk_id_, *pending_unk_len);
+        pending_unk_len = static_cast<uint32_t>(len);
+      }
+    }
+    if (pending_unk_len) add(*unk_id_, *pending_unk_len);
   }
   if (symbols.empty()) return;
   symbols.back().next = -1;

@@ -1,6 +1,9 @@
-// BpeModel: the "model" section of a byte-level BPE tokenizer.json (type "BPE", vocab + merges).
-// Words are given as raw bytes; each byte starts as its own symbol, then pairs are merged by rank
-// exactly as tokenizers' Word::merge_all does (lowest rank first, leftmost first among equals).
+// BpeModel: the "model" section of a BPE tokenizer.json (type "BPE", vocab + merges).
+// Byte-level vocabularies (GPT-2, Qwen, Llama-3): each byte of a word starts as its own symbol.
+// SentencePiece-style vocabularies (Llama-2: "▁" for spaces): each character starts as its own
+// symbol; a character not in the vocab becomes its <0xXX> byte tokens (byte_fallback) or the unk
+// token (consecutive unks fused with fuse_unk). Then pairs are merged by rank exactly as
+// tokenizers' Word::merge_all does (lowest rank first, leftmost first among equals).
 // Immutable after from_json(); encode_word() is thread-safe.
 #pragma once
 
@@ -27,11 +30,13 @@ using StringIdMap = std::unordered_map<std::string, int32_t, StringHash, std::eq
 
 class BpeModel {
  public:
-  // `field` names the JSON path for error messages ("model"). Rejects what this slice does not
-  // implement (dropout, continuing_subword_prefix, end_of_word_suffix) with kUnimplemented.
-  static Expected<BpeModel> from_json(const nlohmann::json& j, const std::string& field);
+  // `field` names the JSON path for error messages ("model"). `byte_level`: the vocab is spelled in
+  // the byte-level alphabet (a ByteLevel pre-tokenizer is present). Rejects what is not
+  // implemented (dropout, continuing_subword_prefix, end_of_word_suffix) with kUnimplemented.
+  static Expected<BpeModel> from_json(const nlohmann::json& j, const std::string& field, bool byte_level);
 
-  // Appends the ids of `word` (raw bytes, one pre-tokenized piece) to `out`.
+  // Appends the ids of `word` (one pre-tokenized piece: raw bytes, or valid UTF-8 text for a
+  // SentencePiece-style vocab) to `out`.
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
 
   // Token strings as written in the vocab ("Ġhello"), indexed by id; "" where an id is unused.
@@ -52,8 +57,12 @@ class BpeModel {
   }
 
   std::vector<std::string> id_to_token_;
-  StringIdMap bytes_to_id_;                     // raw bytes of each token -> id (ignore_merges)
-  std::array<int32_t, 256> byte_to_id_{};       // -1 where the byte has no token
+  StringIdMap bytes_to_id_;                     // raw bytes (byte-level) or text of each token -> id
+  std::array<int32_t, 256> byte_to_id_{};       // byte-level: the token of each byte, -1 if none
+  std::array<int32_t, 256> byte_fallback_id_{}; // byte_fallback: the id of <0xXX>, -1 if none
+  bool byte_level_ = true;
+  bool byte_fallback_ = false;
+  bool fuse_unk_ = false;
   std::unordered_map<uint64_t, MergeRule> merges_;
   std::optional<int32_t> unk_id_;
   bool ignore_merges_ = false;

@@ -1,7 +1,9 @@
 // IncrementalDecoder: streaming detokenization. Feed ids one at a time; each call returns the text
 // that became complete. Output never ends inside a UTF-8 sequence: bytes of an incomplete code
 // point are held back until a later id completes them (or proves them invalid, then U+FFFD).
-// Contract: concat(feed(id_1), ..., feed(id_n), finish()) == tokenizer.decode({id_1..id_n}).
+// Contract: concat(feed(id_1), ..., feed(id_n), finish()) == tokenizer.decode({id_1..id_n}), except
+// for SentencePiece-style byte-fallback runs that are invalid UTF-8: a full decode writes one U+FFFD
+// per byte, the stream one per maximal invalid subsequence.
 // Not thread-safe (one per stream); the Tokenizer must outlive it.
 #pragma once
 
@@ -14,8 +16,7 @@ namespace tidal {
 
 class IncrementalDecoder {
  public:
-  explicit IncrementalDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false)
-      : tokenizer_(&tokenizer), skip_special_tokens_(skip_special_tokens) {}
+  explicit IncrementalDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false);
 
   // Text completed by `id` (often empty for a partial multi-byte character).
   std::string feed(int32_t id);
@@ -28,6 +29,9 @@ class IncrementalDecoder {
   const Tokenizer* tokenizer_;
   bool skip_special_tokens_;
   std::string pending_;
+  size_t n_tokens_ = 0;        // tokens decoded so far (the first is special for Metaspace)
+  size_t n_strip_ = 0;         // leading characters still to strip (the decoder's Strip)
+  std::string strip_content_;
 };
 
 }  // namespace tidal

@@ -1,7 +1,10 @@
-// Normalizer: the "normalizer" section of tokenizer.json. Supported: null, NFC, NFD, NFKC, NFKD
-// (ICU) and a Sequence of those. Immutable after from_json(); thread-safe.
+// Normalizer: the "normalizer" section of tokenizer.json, as a list of steps applied in order.
+// Supported: null, NFC, NFD, NFKC, NFKD (ICU), Lowercase, Prepend, Replace (String or Regex
+// pattern), and a Sequence of these (what the GPT-2, Qwen, Llama-3, DeepSeek-V3 and Llama-2
+// SentencePiece-style tokenizers use). Immutable after from_json(); thread-safe.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -9,6 +12,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "tidal/core/status.h"
+#include "tidal/tokenizer/regex.h"
 
 namespace tidal {
 
@@ -19,12 +23,21 @@ class Normalizer {
   // `field` names the JSON path for error messages ("normalizer").
   static Expected<Normalizer> from_json(const nlohmann::json& j, const std::string& field);
 
-  bool is_identity() const { return forms_.empty(); }
+  bool is_identity() const { return steps_.empty(); }
   // Normalizes valid UTF-8 `text`.
   std::string apply(std::string_view text) const;
 
  private:
-  std::vector<Form> forms_;
+  enum class Kind { kForm, kLowercase, kPrepend, kReplace };
+  struct Step {
+    Kind kind = Kind::kForm;
+    Form form = Form::kNfc;
+    std::string text;            // Prepend: the prefix; Replace: the replacement
+    std::optional<Regex> regex;  // Replace: the pattern
+  };
+  static Status add_steps(const nlohmann::json& j, const std::string& field, Normalizer& out);
+
+  std::vector<Step> steps_;
 };
 
 }  // namespace tidal

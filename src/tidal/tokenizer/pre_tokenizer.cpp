@@ -35,7 +35,21 @@ Status PreTokenizer::add_steps(const nlohmann::json& j, const std::string& field
     return Status::ok();
   }
   Step step;
+  if (type == "Metaspace") {
+    step.kind = Kind::kMetaspace;
+    step.is_split = false;
+    step.replacement = j.value("replacement", std::string("\xe2\x96\x81"));
+    std::string scheme = j.value("prepend_scheme", std::string(get_bool(j, "add_prefix_space", true) ? "always" : "never"));
+    if (scheme == "always") step.prepend = Prepend::kAlways;
+    else if (scheme == "first") step.prepend = Prepend::kFirst;
+    else if (scheme == "never") step.prepend = Prepend::kNever;
+    else return invalid_argument(field + ".prepend_scheme: unknown value \"" + scheme + "\"");
+    step.split = get_bool(j, "split", true);
+    out.steps_.push_back(std::move(step));
+    return Status::ok();
+  }
   if (type == "ByteLevel") {
+    step.kind = Kind::kByteLevel;
     step.is_split = false;
     step.add_prefix_space = get_bool(j, "add_prefix_space", true);
     if (get_bool(j, "use_regex", true)) {
@@ -139,13 +153,38 @@ void PreTokenizer::apply_split(const Step& step, std::string_view piece,
 }
 
 void PreTokenizer::split(std::string_view text, std::vector<std::string_view>& pieces,
-                         std::deque<std::string>& storage) const {
+                         std::deque<std::string>& storage, bool at_start) const {
   if (text.empty()) return;
   std::vector<std::string_view> current{text};
   std::vector<std::string_view> next;
   for (const Step& step : steps_) {
     next.clear();
-    for (std::string_view piece : current) {
+    for (size_t k = 0; k < current.size(); ++k) {
+      std::string_view piece = current[k];
+      if (step.kind == Kind::kMetaspace) {
+        // tokenizers' Metaspace: ' ' -> replacement, prepend (always, or "first": only for the
+        // piece at offset 0 of the input), then split before each replacement (MergedWithNext).
+        std::string s;
+        for (char c : piece) {
+          if (c == ' ') s += step.replacement;
+          else s += c;
+        }
+        const bool first = at_start && k == 0;
+        if (s.compare(0, step.replacement.size(), step.replacement) != 0 &&
+            (step.prepend == Prepend::kAlways || (step.prepend == Prepend::kFirst && first))) {
+          s.insert(0, step.replacement);
+        }
+        storage.push_back(std::move(s));
+        const std::string_view t = storage.back();
+        if (!step.split) { next.push_back(t); continue; }
+        size_t start = 0, search = 0;
+        for (size_t hit; (hit = t.find(step.replacement, search)) != std::string_view::npos;) {
+          if (hit > start) { next.push_back(t.substr(start, hit - start)); start = hit; }
+          search = hit + step.replacement.size();
+        }
+        if (start < t.size()) next.push_back(t.substr(start));
+        continue;
+      }
       if (!step.is_split && step.add_prefix_space && piece.front() != ' ') {
         storage.push_back(" " + std::string(piece));
         piece = storage.back();

@@ -10,6 +10,7 @@
 #include "tidal/tokenizer/added_vocabulary.h"
 #include "tidal/tokenizer/bpe_model.h"
 #include "tidal/tokenizer/byte_level.h"
+#include "tidal/tokenizer/decoder.h"
 #include "tidal/tokenizer/normalizer.h"
 #include "tidal/tokenizer/pre_tokenizer.h"
 #include "tidal/tokenizer/utf8.h"
@@ -20,9 +21,11 @@ struct Tokenizer::Impl {
   Normalizer normalizer;
   PreTokenizer pre_tokenizer;
   BpeModel model;
+  Decoder decoder;
   AddedVocabulary added;
   bool has_normalized_added = false;   // some added token is matched after normalization
-  std::vector<std::string> id_bytes;   // raw bytes each id decodes to
+  std::vector<std::string> id_bytes;   // raw bytes each id decodes to (streaming, byte-level)
+  std::vector<std::string> id_tokens;  // token spelling of each id (chain decoders)
   std::vector<uint8_t> is_special;     // 1 for special added tokens
   StringIdMap token_to_id;
   std::vector<int32_t> prefix_ids;     // added by encode(add_special_tokens = true)
@@ -33,7 +36,7 @@ struct Tokenizer::Impl {
   // Builds the tables from parsed tokenizer.json and tokenizer_config.json (null when absent).
   static auto create(const nlohmann::json& j, const nlohmann::json& config)
       -> Expected<std::shared_ptr<Impl>>;
-  void encode_model(std::string_view text, std::vector<int32_t>& ids) const;
+  void encode_model(std::string_view text, bool at_start, std::vector<int32_t>& ids) const;
 };
 
 namespace {
@@ -55,21 +58,6 @@ Expected<json> parse_json(std::string_view text, const std::string& what) {
   } catch (const json::exception& e) {
     return invalid_argument(what + ": not valid JSON: " + e.what());
   }
-}
-
-// The decoder must turn byte-level spellings back into bytes; that is all this slice supports.
-Status check_decoder(const json& j) {
-  if (j.is_object() && j.value("type", "") == "ByteLevel") return Status::ok();
-  if (j.is_object() && j.value("type", "") == "Sequence" && j.contains("decoders") &&
-      j["decoders"].is_array()) {
-    for (const json& d : j["decoders"]) {
-      if (!d.is_object() || d.value("type", "") != "ByteLevel") {
-        return unimplemented("decoder.decoders: only ByteLevel decoders are supported yet");
-      }
-    }
-    return Status::ok();
-  }
-  return unimplemented("decoder.type: only the ByteLevel decoder is supported yet");
 }
 
 // Collects the ids a post-processor adds around a single sequence.
@@ -129,10 +117,10 @@ std::optional<std::string> config_token(const json& config, const char* key) {
 
 }  // namespace
 
-void Tokenizer::Impl::encode_model(std::string_view text, std::vector<int32_t>& ids) const {
+void Tokenizer::Impl::encode_model(std::string_view text, bool at_start, std::vector<int32_t>& ids) const {
   std::vector<std::string_view> pieces;
   std::deque<std::string> storage;
-  pre_tokenizer.split(text, pieces, storage);
+  pre_tokenizer.split(text, pieces, storage, at_start);
   for (std::string_view piece : pieces) model.encode_word(piece, ids);
 }
 
@@ -150,11 +138,10 @@ auto Tokenizer::Impl::create(const nlohmann::json& j, const nlohmann::json& conf
   TIDAL_ASSIGN_OR_RETURN(impl->normalizer, Normalizer::from_json(section("normalizer"), "normalizer"));
   TIDAL_ASSIGN_OR_RETURN(impl->pre_tokenizer,
                          PreTokenizer::from_json(section("pre_tokenizer"), "pre_tokenizer"));
-  if (!impl->pre_tokenizer.has_byte_level()) {
-    return unimplemented("pre_tokenizer: only byte-level BPE (a ByteLevel pre-tokenizer) is supported yet");
-  }
-  TIDAL_RETURN_IF_ERROR(check_decoder(section("decoder")));
-  TIDAL_ASSIGN_OR_RETURN(impl->model, BpeModel::from_json(section("model"), "model"));
+  // Without a ByteLevel pre-tokenizer the vocab is SentencePiece-style (characters, "▁", <0xXX>).
+  const bool byte_level = impl->pre_tokenizer.has_byte_level();
+  TIDAL_ASSIGN_OR_RETURN(impl->decoder, Decoder::from_json(section("decoder"), "decoder"));
+  TIDAL_ASSIGN_OR_RETURN(impl->model, BpeModel::from_json(section("model"), "model", byte_level));
   TIDAL_ASSIGN_OR_RETURN(impl->added, AddedVocabulary::from_json(section("added_tokens"), "added_tokens"));
   TIDAL_RETURN_IF_ERROR(add_post_processor(section("post_processor"), "post_processor",
                                            impl->prefix_ids, impl->suffix_ids));
@@ -165,11 +152,15 @@ auto Tokenizer::Impl::create(const nlohmann::json& j, const nlohmann::json& conf
   size_t n_ids = model_tokens.size();
   for (const AddedToken& t : impl->added.tokens()) n_ids = std::max(n_ids, static_cast<size_t>(t.id) + 1);
   impl->id_bytes.assign(n_ids, std::string());
+  impl->id_tokens.assign(n_ids, std::string());
   impl->is_special.assign(n_ids, 0);
+  const bool byte_decoder = impl->decoder.is_byte_level();
   auto set_token = [&](int32_t id, const std::string& token) {
     std::string& bytes = impl->id_bytes[static_cast<size_t>(id)];
     bytes.clear();
-    if (!byte_level::decode(token, bytes)) bytes = token;
+    if (!byte_decoder) bytes = impl->decoder.stream_bytes(token);
+    else if (!byte_level::decode(token, bytes)) bytes = token;
+    impl->id_tokens[static_cast<size_t>(id)] = token;
     impl->token_to_id[token] = id;
   };
   for (size_t id = 0; id < model_tokens.size(); ++id) {
@@ -263,7 +254,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
     if (seg.id >= 0) { ids.push_back(seg.id); continue; }
     const std::string_view part = text.substr(seg.start, seg.end - seg.start);
     if (m.normalizer.is_identity() && !m.has_normalized_added) {
-      m.encode_model(part, ids);
+      m.encode_model(part, seg.start == 0, ids);
       continue;
     }
     const std::string normalized = m.normalizer.apply(part);
@@ -271,23 +262,44 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
     m.added.split(normalized, /*normalized=*/true, norm_segments);
     for (const auto& sub : norm_segments) {
       if (sub.id >= 0) ids.push_back(sub.id);
-      else m.encode_model(std::string_view(normalized).substr(sub.start, sub.end - sub.start), ids);
+      else m.encode_model(std::string_view(normalized).substr(sub.start, sub.end - sub.start),
+                          seg.start == 0 && sub.start == 0, ids);
     }
   }
   if (add_special_tokens) ids.insert(ids.end(), m.suffix_ids.begin(), m.suffix_ids.end());
   return ids;
 }
 
-void Tokenizer::append_token_bytes(int32_t id, bool skip_special_tokens, std::string& out) const {
+bool Tokenizer::append_token_bytes(int32_t id, bool skip_special_tokens, bool first, std::string& out) const {
   const Impl& m = *impl_;
-  if (id < 0 || static_cast<size_t>(id) >= m.id_bytes.size()) return;
-  if (skip_special_tokens && m.is_special[static_cast<size_t>(id)]) return;
-  out.append(m.id_bytes[static_cast<size_t>(id)]);
+  if (id < 0 || static_cast<size_t>(id) >= m.id_bytes.size() || m.id_tokens[static_cast<size_t>(id)].empty()) {
+    return false;
+  }
+  if (skip_special_tokens && m.is_special[static_cast<size_t>(id)]) return false;
+  if (first && !m.decoder.is_byte_level()) out.append(m.decoder.stream_first_bytes(m.id_tokens[static_cast<size_t>(id)]));
+  else out.append(m.id_bytes[static_cast<size_t>(id)]);
+  return true;
+}
+
+size_t Tokenizer::stream_strip_start(std::string* content) const {
+  *content = impl_->decoder.strip_content();
+  return impl_->decoder.strip_start();
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  const Impl& m = *impl_;
+  if (!m.decoder.is_byte_level()) {
+    std::vector<std::string> tokens;
+    tokens.reserve(ids.size());
+    for (int32_t id : ids) {
+      if (id < 0 || static_cast<size_t>(id) >= m.id_tokens.size() || m.id_tokens[static_cast<size_t>(id)].empty()) continue;
+      if (skip_special_tokens && m.is_special[static_cast<size_t>(id)]) continue;
+      tokens.push_back(m.id_tokens[static_cast<size_t>(id)]);
+    }
+    return m.decoder.decode_chain(std::move(tokens));
+  }
   std::string bytes;
-  for (int32_t id : ids) append_token_bytes(id, skip_special_tokens, bytes);
+  for (int32_t id : ids) append_token_bytes(id, skip_special_tokens, false, bytes);
   std::string text;
   text.reserve(bytes.size());
   utf8::append_lossy(bytes, text);

@@ -1,5 +1,6 @@
-// Tokenizer: text <-> token ids for a Hugging Face tokenizer.json (byte-level BPE: GPT-2, Qwen2/3,
-// Llama-3 style). See docs/tokenizer.md for what is supported.
+// Tokenizer: text <-> token ids for a Hugging Face tokenizer.json: byte-level BPE (GPT-2, Qwen2/3,
+// Llama-3, DeepSeek-V3) and SentencePiece-style BPE with byte fallback (Llama-2: "▁", <0xXX>).
+// See docs/tokenizer.md for what is supported.
 //
 // Thread-safety: a loaded Tokenizer is immutable; encode/decode may run concurrently. Copies are
 // cheap (they share the loaded tables).
@@ -52,8 +53,11 @@ class Tokenizer {
   struct Impl;
   explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
-  // Appends the raw bytes of token `id` (nothing for unknown ids, or skipped special tokens).
-  void append_token_bytes(int32_t id, bool skip_special_tokens, std::string& out) const;
+  // Appends the raw bytes of token `id` (nothing for unknown ids, or skipped special tokens; then
+  // returns false). `first`: the id is the first decoded token (Metaspace drops its "▁").
+  bool append_token_bytes(int32_t id, bool skip_special_tokens, bool first, std::string& out) const;
+  // Streaming: how many leading `content` characters the decoder strips from the text (Strip).
+  size_t stream_strip_start(std::string* content) const;
 
   std::shared_ptr<const Impl> impl_;
 };

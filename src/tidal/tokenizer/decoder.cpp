@@ -1,0 +1,215 @@
+#include "tidal/tokenizer/decoder.h"
+
+#include <nlohmann/json.hpp>
+
+#include "tidal/tokenizer/utf8.h"
+
+namespace tidal {
+namespace {
+
+// "<0x0A>" -> 10; -1 when `token` is not a byte token.
+int byte_token_value(std::string_view token) {
+  if (token.size() != 6 || token.substr(0, 3) != "<0x" || token[5] != '>') return -1;
+  int v = 0;
+  for (char c : token.substr(3, 2)) {
+    v *= 16;
+    if (c >= '0' && c <= '9') v += c - '0';
+    else if (c >= 'A' && c <= 'F') v += c - 'A' + 10;
+    else if (c >= 'a' && c <= 'f') v += c - 'a' + 10;
+    else return -1;
+  }
+  return v;
+}
+
+std::string replace_all(const Regex& re, std::string_view text, const std::string& with) {
+  std::vector<std::pair<size_t, size_t>> matches;
+  re.find_all(text, matches);
+  std::string out;
+  size_t prev = 0;
+  for (auto [s, e] : matches) {
+    out.append(text.substr(prev, s - prev));
+    out += with;
+    prev = e;
+  }
+  out.append(text.substr(prev));
+  return out;
+}
+
+std::vector<std::string> chars_of(std::string_view s) {
+  std::vector<std::string> out;
+  for (size_t pos = 0; pos < s.size();) {
+    const size_t start = pos;
+    utf8::next_code_point(s, pos);
+    out.emplace_back(s.substr(start, pos - start));
+  }
+  return out;
+}
+
+}  // namespace
+
+Status Decoder::add_steps(const nlohmann::json& j, const std::string& field, Decoder& out) {
+  if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) {
+    return invalid_argument(field + ": expected an object with a string \"type\"");
+  }
+  const std::string type = j["type"].get<std::string>();
+  if (type == "Sequence") {
+    if (!j.contains("decoders") || !j["decoders"].is_array()) return invalid_argument(field + ".decoders: expected an array");
+    for (size_t i = 0; i < j["decoders"].size(); ++i) {
+      TIDAL_RETURN_IF_ERROR(add_steps(j["decoders"][i], field + ".decoders[" + std::to_string(i) + "]", out));
+    }
+    return Status::ok();
+  }
+  if (type == "ByteLevel") {
+    out.byte_level_ = true;
+    return Status::ok();
+  }
+  Step step;
+  step.kind = Kind::kFuse;
+  if (type == "Replace") {
+    step.kind = Kind::kReplace;
+    const auto pattern = j.find("pattern");
+    if (!j.contains("content") || !j["content"].is_string()) return invalid_argument(field + ".content: expected a string");
+    step.text = j["content"].get<std::string>();
+    const bool literal = pattern != j.end() && pattern->is_object() && pattern->contains("String");
+    const bool regex = pattern != j.end() && pattern->is_object() && pattern->contains("Regex");
+    if (!literal && !regex) return invalid_argument(field + ".pattern: expected {\"String\": ...} or {\"Regex\": ...}");
+    const auto& p = (*pattern)[literal ? "String" : "Regex"];
+    if (!p.is_string()) return invalid_argument(field + ".pattern: expected a string");
+    auto re = Regex::compile(p.get<std::string>(), literal);
+    if (!re) return invalid_argument(field + ".pattern: " + re.status().message());
+    step.regex = std::move(re).value();
+  } else if (type == "ByteFallback") {
+    step.kind = Kind::kByteFallback;
+  } else if (type == "Fuse") {
+    step.kind = Kind::kFuse;
+  } else if (type == "Strip") {
+    step.kind = Kind::kStrip;
+    if (!j.contains("content") || !j["content"].is_string() || chars_of(j["content"].get<std::string>()).size() != 1) {
+      return invalid_argument(field + ".content: expected one character");
+    }
+    step.text = j["content"].get<std::string>();
+    step.start = j.value("start", size_t{0});
+    step.stop = j.value("stop", size_t{0});
+    if (out.strip_content_.empty()) {
+      out.strip_start_ = step.start;
+      out.strip_content_ = step.text;
+    }
+  } else if (type == "Metaspace") {
+    step.kind = Kind::kMetaspace;
+    step.text = j.value("replacement", std::string("\xe2\x96\x81"));
+    const std::string scheme = j.value("prepend_scheme", std::string(j.value("add_prefix_space", true) ? "always" : "never"));
+    step.prepend = scheme != "never";
+  } else {
+    return unimplemented(field + ".type: decoder \"" + type + "\" is not supported yet");
+  }
+  out.steps_.push_back(std::move(step));
+  return Status::ok();
+}
+
+Expected<Decoder> Decoder::from_json(const nlohmann::json& j, const std::string& field) {
+  Decoder d;
+  if (j.is_null()) {  // tokenizers joins the tokens with spaces
+    d.is_null_ = true;
+    return d;
+  }
+  TIDAL_RETURN_IF_ERROR(add_steps(j, field, d));
+  if (d.byte_level_ && !d.steps_.empty()) {
+    return unimplemented(field + ": ByteLevel combined with other decoders is not supported yet");
+  }
+  return d;
+}
+
+std::string Decoder::decode_chain(std::vector<std::string> tokens) const {
+  for (const Step& step : steps_) {
+    switch (step.kind) {
+      case Kind::kReplace:
+        for (std::string& t : tokens) t = replace_all(*step.regex, t, step.text);
+        break;
+      case Kind::kByteFallback: {
+        std::vector<std::string> out;
+        std::string run;
+        size_t run_len = 0;
+        auto flush = [&] {
+          if (run_len == 0) return;
+          if (utf8::is_valid(run)) {
+            out.push_back(run);
+          } else {
+            for (size_t i = 0; i < run_len; ++i) out.emplace_back(utf8::kReplacement);
+          }
+          run.clear();
+          run_len = 0;
+        };
+        for (std::string& t : tokens) {
+          const int b = byte_token_value(t);
+          if (b >= 0) { run += static_cast<char>(b); ++run_len; continue; }
+          flush();
+          out.push_back(std::move(t));
+        }
+        flush();
+        tokens = std::move(out);
+        break;
+      }
+      case Kind::kFuse: {
+        std::string all;
+        for (const std::string& t : tokens) all += t;
+        tokens.assign(1, std::move(all));
+        break;
+      }
+      case Kind::kStrip:
+        for (std::string& t : tokens) {
+          auto cs = chars_of(t);
+          size_t b = 0, e = cs.size();
+          while (b < step.start && b < e && cs[b] == step.text) ++b;
+          for (size_t i = 0; i < step.stop && e > b && cs[e - 1] == step.text; ++i) --e;
+          std::string s;
+          for (size_t i = b; i < e; ++i) s += cs[i];
+          t = std::move(s);
+        }
+        break;
+      case Kind::kMetaspace:
+        for (size_t i = 0; i < tokens.size(); ++i) {
+          std::string s;
+          for (const std::string& c : chars_of(tokens[i])) {
+            if (c != step.text) s += c;
+            else if (!(i == 0 && step.prepend)) s += ' ';
+          }
+          tokens[i] = std::move(s);
+        }
+        break;
+    }
+  }
+  std::string text;
+  for (size_t i = 0; i < tokens.size(); ++i) text += (is_null_ && i > 0 ? " " : "") + tokens[i];
+  return text;
+}
+
+std::string Decoder::stream_bytes(std::string_view token) const {
+  if (is_null_) return " " + std::string(token);  // joined with spaces
+  std::string t(token);
+  for (const Step& step : steps_) {
+    if (step.kind == Kind::kReplace) t = replace_all(*step.regex, t, step.text);
+    if (step.kind == Kind::kByteFallback) {
+      const int b = byte_token_value(t);
+      if (b >= 0) t = std::string(1, static_cast<char>(b));
+    }
+    if (step.kind == Kind::kMetaspace) t = replace_all(*Regex::compile(step.text, true), t, " ");
+  }
+  return t;
+}
+
+std::string Decoder::stream_first_bytes(std::string_view token) const {
+  std::string t(token);
+  for (const Step& step : steps_) {
+    if (step.kind == Kind::kReplace) t = replace_all(*step.regex, t, step.text);
+    if (step.kind == Kind::kByteFallback) {
+      const int b = byte_token_value(t);
+      if (b >= 0) t = std::string(1, static_cast<char>(b));
+    }
+    if (step.kind == Kind::kMetaspace) {
+      t = replace_all(*Regex::compile(step.text, true), t, step.prepend ? "" : " ");
+    }
+  }
+  return t;
+}
+
+}  // namespace tidal
