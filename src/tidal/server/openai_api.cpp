@@ -1,4 +1,5 @@
 #include "tidal/server/openai_api.h"
+#include "tidal/server/openai_common.h"
 
 #include <atomic>
 #include <chrono>
@@ -12,7 +13,7 @@ using http::HttpRequest;
 using http::HttpResponse;
 using clock_type = std::chrono::steady_clock;
 
-namespace {
+namespace detail {
 
 std::atomic<uint64_t> g_next_id{1};
 
@@ -141,9 +142,16 @@ json completion_logprobs(const Tokenizer* tok, const std::vector<TokenLogprob>& 
 
 HttpResponse status_response(const Status& st) { return HttpResponse::from_status(st); }
 
-}  // namespace
+}  // namespace detail
+
+using namespace detail;
 
 OpenAiApi::OpenAiApi(EngineService& service, ApiOptions options) : service_(service), options_(std::move(options)) {
+  if (!options_.model_dir.empty()) {
+    auto t = ChatTemplate::load(options_.model_dir);
+    if (t) chat_template_.emplace(std::move(t).value());
+    else chat_template_status_ = t.status();
+  }
   prompt_tokens_ = &metrics_.counter("tidal_prompt_tokens_total", "Prompt tokens received");
   generation_tokens_ = &metrics_.counter("tidal_generation_tokens_total", "Tokens generated");
   requests_ok_ = &metrics_.counter("tidal_requests_total", "Finished requests", "outcome=\"ok\"");
@@ -173,6 +181,7 @@ OpenAiApi::OpenAiApi(EngineService& service, ApiOptions options) : service_(serv
 
 void OpenAiApi::register_routes(http::Router& router) {
   router.add("POST", "/v1/completions", [this](HttpRequest& r) { return completions(r); });
+  router.add("POST", "/v1/chat/completions", [this](HttpRequest& r) { return chat_completions(r); });
   router.add("GET", "/v1/models", [this](HttpRequest& r) { return models(r); });
   router.add("POST", "/tokenize", [this](HttpRequest& r) { return tokenize(r); });
   router.add("POST", "/detokenize", [this](HttpRequest& r) { return detokenize(r); });

@@ -1,5 +1,8 @@
 // OpenAiApi: the OpenAI-compatible HTTP endpoints over an EngineService.
 //
+//   POST /v1/chat/completions   messages rendered with the model's chat template; tools,
+//                               tool_choice, chat_template_kwargs (enable_thinking); Qwen3
+//                               <tool_call> output parsed into tool_calls; streaming
 //   POST /v1/completions        text or token-id prompts (one or a batch), n, streaming (SSE),
 //                               logprobs, echo, stop, seed, penalties; RL extensions below
 //   GET  /v1/models
@@ -15,11 +18,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "tidal/http/metrics_registry.h"
 #include "tidal/http/router.h"
 #include "tidal/server/engine_service.h"
+#include "tidal/tokenizer/chat_template.h"
 
 namespace tidal::server {
 
@@ -36,6 +41,7 @@ class OpenAiApi {
 
  private:
   http::HttpResponse completions(http::HttpRequest& req);
+  http::HttpResponse chat_completions(http::HttpRequest& req);  // openai_chat.cpp
   http::HttpResponse models(http::HttpRequest& req);
   http::HttpResponse tokenize(http::HttpRequest& req);
   http::HttpResponse detokenize(http::HttpRequest& req);
@@ -44,6 +50,8 @@ class OpenAiApi {
 
   EngineService& service_;
   ApiOptions options_;
+  std::optional<ChatTemplate> chat_template_;  // from the model folder, when it has one
+  Status chat_template_status_;
   http::MetricsRegistry metrics_;
   http::Counter *prompt_tokens_, *generation_tokens_, *requests_ok_, *requests_aborted_, *requests_error_;
   http::Histogram *ttft_, *itl_, *e2e_;
