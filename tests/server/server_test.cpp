@@ -176,6 +176,22 @@ TEST_F(ServerTest, ErrorsAreClear) {
   EXPECT_EQ(anon.request("GET", "/health")->status, 200);
 }
 
+TEST_F(ServerTest, OverloadAnswers429WithRetryAfter) {
+  OpenAiApi strict(*service_, ApiOptions{"test-model", dir_, /*max_waiting=*/0});
+  http::Router router;
+  strict.register_routes(router);
+  http::HttpServerOptions ho;
+  ho.port = 0;
+  http::HttpServer s(std::move(router), ho);
+  ASSERT_TRUE(s.start().is_ok());
+  http::HttpClient c("127.0.0.1", s.port());
+  auto r = c.request("POST", "/v1/completions", json({{"prompt", {1, 2}}, {"max_tokens", 2}}).dump());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 429);
+  EXPECT_EQ(r->headers["retry-after"], "1");
+  s.stop();
+}
+
 TEST_F(ServerTest, DisconnectAbortsAndFreesBlocks) {
   // A raw socket: send a streaming request, read the first bytes, then close.
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

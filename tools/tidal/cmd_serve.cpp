@@ -19,6 +19,7 @@ OpenAI-compatible HTTP server (see docs/server.md).
   --api-key KEY            require "Authorization: Bearer KEY" (except /health)
   --http-workers N         handler threads = max concurrent requests (default 256)
   --shutdown-grace-s S     on SIGTERM/SIGINT, let in-flight requests finish for S seconds (default 30)
+  --max-waiting N          answer 429 (Retry-After: 1) while N sequences are waiting (default 1024)
 )";
 
 std::atomic<int> g_signal{0};
@@ -38,6 +39,7 @@ int run_serve(tidal::cli::Args& args) {
   ho.worker_threads = int(args.get_int("http-workers", 256));
   ho.public_paths = {"/health"};
   const long long grace = args.get_int("shutdown-grace-s", 30);
+  const long long max_waiting = args.get_int("max-waiting", 1024);
   std::string name = args.get_or("served-model-name", "");
   if (!args.finish()) return 2;
   if (ec.model_dir.empty()) {
@@ -54,7 +56,7 @@ int run_serve(tidal::cli::Args& args) {
   if (!engine) return tidal::cli::fail(args, engine.status());
   const auto st0 = (*engine)->stats();
   tidal::server::EngineService service(std::move(engine).value());
-  tidal::server::OpenAiApi api(service, {name, ec.model_dir});
+  tidal::server::OpenAiApi api(service, {name, ec.model_dir, max_waiting});
   tidal::http::Router router;
   api.register_routes(router);
   tidal::http::HttpServer server(std::move(router), ho);

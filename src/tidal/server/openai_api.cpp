@@ -291,7 +291,18 @@ HttpResponse OpenAiApi::admin_update_weights(HttpRequest& req) {
                                   {"seconds", std::chrono::duration<double>(clock_type::now() - t0).count()}});
 }
 
+std::optional<HttpResponse> OpenAiApi::overloaded() {
+  const int64_t waiting = service_.stats().engine.n_waiting;
+  if (waiting < options_.max_waiting) return std::nullopt;
+  HttpResponse r = HttpResponse::error(429, "server overloaded: " + std::to_string(waiting) +
+                                                " sequences are waiting; retry later");
+  r.headers.emplace_back("Retry-After", "1");
+  requests_error_->inc();
+  return r;
+}
+
 HttpResponse OpenAiApi::completions(HttpRequest& req) {
+  if (auto busy = overloaded()) return *busy;
   auto body_or = req.json();
   if (!body_or) return status_response(body_or.status());
   const json& body = *body_or;

@@ -31,6 +31,7 @@ namespace tidal::server {
 struct ApiOptions {
   std::string served_model_name = "tidal";
   std::string model_dir;
+  int64_t max_waiting = 1024;  // sequences waiting in the engine above which requests get 429
 };
 
 class OpenAiApi {
@@ -47,6 +48,8 @@ class OpenAiApi {
   http::HttpResponse detokenize(http::HttpRequest& req);
   http::HttpResponse admin_pause(http::HttpRequest& req);
   http::HttpResponse admin_update_weights(http::HttpRequest& req);
+  // 429 with Retry-After when the engine's waiting queue is over the bound; nullopt otherwise.
+  std::optional<http::HttpResponse> overloaded();
 
   EngineService& service_;
   ApiOptions options_;

@@ -51,6 +51,7 @@ json tool_calls_json(const std::vector<ToolCall>& calls) {
 }  // namespace
 
 HttpResponse OpenAiApi::chat_completions(HttpRequest& req) {
+  if (auto busy = overloaded()) return *busy;
   // Ordered JSON: tool schemas reach the template with their keys in the order the client sent.
   ojson body = ojson::parse(req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) return HttpResponse::error(400, "the request body is not a JSON object");
