@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 
+#include "tidal/kernels/ops.h"
 #include "tidal/model/model_init.h"
 
 namespace tidal {
@@ -239,6 +240,36 @@ TEST(EngineTest, RejectsBadRequestsClearly) {
   EngineConfig tiny = config();
   tiny.kv_cache_bytes = 100;
   EXPECT_NE(Engine::create(tiny).status().message().find("holds no KV block"), std::string::npos);
+}
+
+TEST(EngineTest, PromptLogprobsMatchTheModelScore) {
+  // Reference: the model's own full-sequence forward (what `tidal score` prints).
+  const auto pr = prompt(23, 9);
+  auto m = Model::load(model_dir(), {.n_threads = 1});
+  ASSERT_TRUE(m);
+  const int64_t V = (*m)->config().vocab_size;
+  KvCache kv((*m)->config(), 23, (*m)->default_kv_dtype());
+  std::vector<float> logits, lp(static_cast<size_t>(V));
+  ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{kv.slots(), pr, true}}, &logits).is_ok());
+  std::vector<float> want;
+  for (size_t i = 0; i + 1 < pr.size(); ++i) {
+    ops::log_softmax(logits.data() + int64_t(i) * V, lp.data(), V);
+    want.push_back(lp[size_t(pr[i + 1])]);
+  }
+  for (int64_t budget : {int64_t(512), int64_t(5)}) {  // whole prompt in one step, and chunked
+    auto e = make(config(budget));
+    SamplingParams p = sampled(1, 2);
+    p.prompt_logprobs = true;
+    auto id = *e->add_request(pr, p);
+    std::vector<float> got;
+    while (e->has_unfinished()) {
+      for (auto& o : e->step()) {
+        if (o.id == id && !o.prompt_logprobs.empty()) got = o.prompt_logprobs;
+      }
+    }
+    ASSERT_EQ(got.size(), want.size()) << "budget " << budget;
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5) << i;
+  }
 }
 
 TEST(EngineTest, PriorityRunsFirst) {

@@ -153,6 +153,11 @@ TEST_F(ServerTest, ChatBatchAndParallelSamples) {
   EXPECT_EQ(r["choices"][0]["logprobs"]["content"][0]["top_logprobs"].size(), 2u);
   json b = post("/v1/completions", {{"prompt", {"one", "two"}}, {"max_tokens", 3}, {"n", 2}});
   EXPECT_EQ(b["choices"].size(), 4u);
+  json echo = post("/v1/completions", {{"prompt", {4, 5, 6, 7}}, {"max_tokens", 2}, {"echo", true}, {"logprobs", 1}});
+  const json& elp = echo["choices"][0]["logprobs"];
+  ASSERT_EQ(elp["token_logprobs"].size(), 6u);  // 4 prompt + 2 generated
+  EXPECT_TRUE(elp["token_logprobs"][0].is_null());
+  EXPECT_LT(elp["token_logprobs"][1].get<double>(), 0.0);
   json t = post("/tokenize", {{"prompt", "round trip ✓"}});
   json d = post("/detokenize", {{"tokens", t["tokens"]}});
   EXPECT_EQ(d["prompt"], "round trip ✓");

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "tidal/kernels/ops.h"
+
 namespace tidal {
 
 const char* finish_reason_name(FinishReason r) {
@@ -113,6 +115,10 @@ void Engine::emit(Sequence& s, std::vector<RequestOutput>* out) {
   o.finish = s.finish;
   o.n_prompt = s.n_prompt;
   o.n_cached_prompt = s.n_prefix_hit;
+  if (s.params->prompt_logprobs && !s.prompt_logprobs_sent && !o.token_ids.empty()) {
+    o.prompt_logprobs = s.prompt_logprobs;
+    s.prompt_logprobs_sent = true;
+  }
   out->push_back(std::move(o));
 }
 
@@ -127,8 +133,10 @@ std::vector<RequestOutput> Engine::step() {
   batch.reserve(chunks.size());
   for (const ScheduledChunk& ch : chunks) {
     Sequence& s = *ch.seq;
+    // Prompt log-probabilities need a logits row for every prompt token of the chunk.
+    const bool all = s.params->prompt_logprobs && s.n_computed < s.n_prompt;
     batch.push_back({KvSlots{storage_.get(), s.block_table, s.n_computed},
-                     std::span(s.tokens).subspan(size_t(s.n_computed), size_t(ch.n_new)), false});
+                     std::span(s.tokens).subspan(size_t(s.n_computed), size_t(ch.n_new)), all});
   }
   Status st = model_->forward(batch, &logits_);
   if (!st.is_ok()) {
@@ -142,13 +150,26 @@ std::vector<RequestOutput> Engine::step() {
   }
 
   const int64_t V = model_->config().vocab_size;
-  std::vector<Sequence*> to_free;
+  int64_t row = 0;  // logits row of the current chunk's last token
   for (size_t i = 0; i < chunks.size(); ++i) {
     Sequence& s = *chunks[i].seq;
     const bool was_prefill = s.n_computed < s.n_prompt;
+    if (batch[i].all_logits) {
+      // Rows for positions n_computed .. n_computed + n_new - 1; row p predicts token p + 1.
+      std::vector<float> lp(static_cast<size_t>(V));
+      for (int64_t r = 0; r < chunks[i].n_new; ++r) {
+        const int64_t pos = s.n_computed + r;
+        if (pos + 1 >= s.n_prompt) break;
+        if (pos < int64_t(s.prompt_logprobs.size())) continue;  // recomputed after a preemption
+        ops::log_softmax(logits_.data() + (row + r) * V, lp.data(), V);
+        s.prompt_logprobs.push_back(lp[size_t(s.tokens[size_t(pos + 1)])]);
+      }
+      row += chunks[i].n_new - 1;
+    }
     s.n_computed += chunks[i].n_new;
     if (was_prefill) prompt_tokens_computed_ += std::min(s.n_computed, s.n_prompt) - (s.n_computed - chunks[i].n_new);
     kv_->cache_full_blocks(s);
+    const int64_t my_row = row++;
     if (s.n_computed < s.n_tokens()) continue;  // a prefill chunk that did not reach the end
 
     // Release the other samples of this request once the prompt's blocks are cached.
@@ -156,7 +177,7 @@ std::vector<RequestOutput> Engine::step() {
       for (auto& sib : sequences_[s.request_id]) sib->held = false;
     }
     TokenLogprob lp;
-    const int32_t tok = sampler_->sample(logits_.data() + int64_t(i) * V, s, &lp);
+    const int32_t tok = sampler_->sample(logits_.data() + my_row * V, s, &lp);
     if (s.n_output() == 0) s.t_first_token = std::chrono::steady_clock::now();
     s.tokens.push_back(tok);
     s.pending.push_back(std::move(lp));

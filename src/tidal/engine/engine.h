@@ -50,6 +50,9 @@ struct RequestOutput {
   FinishReason finish = FinishReason::kNone;
   int64_t n_prompt = 0;
   int64_t n_cached_prompt = 0;        // prompt tokens served by the prefix cache
+  // With params.prompt_logprobs, on the first output: n_prompt - 1 values, entry i is
+  // log p(prompt[i+1] | prompt[..i]) (raw distribution); empty otherwise.
+  std::vector<float> prompt_logprobs;
   bool finished() const { return finish != FinishReason::kNone; }
 };
 

@@ -18,7 +18,7 @@ void KvCacheManager::update_hashes(Sequence& s) const {
 
 std::vector<int32_t> KvCacheManager::find_cached_prefix(Sequence& s) {
   std::vector<int32_t> hits;
-  if (!prefix_caching_ || s.n_computed != 0) return hits;
+  if (!prefix_caching_ || s.n_computed != 0 || s.params->prompt_logprobs) return hits;
   update_hashes(s);
   const int64_t bs = pool_.block_size();
   query_tokens_ += s.n_tokens();

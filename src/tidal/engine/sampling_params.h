@@ -25,6 +25,7 @@ struct SamplingParams {
   std::vector<std::string> stop;     // stop strings (not included in the output text)
   bool ignore_eos = false;
   int32_t logprobs = 0;              // top alternatives to return per generated token (0..20)
+  bool prompt_logprobs = false;      // also return log p(prompt[i+1] | prompt[..i]) (disables prefix-cache hits)
   bool detokenize = true;            // produce text deltas
 
   // Checks every field; the message names the parameter and the allowed range.

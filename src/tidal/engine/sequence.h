@@ -48,6 +48,8 @@ struct Sequence {
   FinishReason finish = FinishReason::kNone;
   std::optional<TextStream> text;
   std::vector<TokenLogprob> pending;  // generated since the last step's output
+  std::vector<float> prompt_logprobs; // log p(prompt[i+1] | prompt[..i]), when requested
+  bool prompt_logprobs_sent = false;
   std::chrono::steady_clock::time_point t_arrival, t_first_token;
 
   int64_t n_tokens() const { return int64_t(tokens.size()); }

@@ -104,6 +104,7 @@ Status parse_sampling(const json& j, SamplingParams* p, bool chat) {
 
 // A choice being assembled from RequestOutputs.
 struct Choice {
+  std::vector<float> prompt_logprobs;
   std::string text;
   std::vector<int32_t> token_ids;
   std::vector<TokenLogprob> logprobs;
@@ -361,8 +362,10 @@ HttpResponse OpenAiApi::completions(HttpRequest& req) {
   const bool return_ids = body.value("return_token_ids", false);
   const bool want_lp = params.logprobs > 0 || body.value("return_logprobs", false);
   if (body.value("return_logprobs", false) && params.logprobs == 0) params.logprobs = 0;
-  if (echo && params.logprobs > 0) {
-    return HttpResponse::error(400, "'echo' with 'logprobs' (prompt log-probabilities) is not supported yet");
+  // Prompt log-probabilities: with echo + logprobs (OpenAI), or "prompt_logprobs": true (extension).
+  params.prompt_logprobs = (echo && params.logprobs > 0) || body.value("prompt_logprobs", false);
+  if (params.prompt_logprobs && stream) {
+    return HttpResponse::error(400, "prompt log-probabilities ('echo' with 'logprobs', or 'prompt_logprobs') need stream: false");
   }
 
   // Submit every prompt; choice index = prompt * n + sample.
@@ -400,6 +403,7 @@ HttpResponse OpenAiApi::completions(HttpRequest& req) {
             last = now;
           }
           Choice& c = choices[pi * size_t(n) + size_t(o.index)];
+          if (!o.prompt_logprobs.empty()) c.prompt_logprobs = o.prompt_logprobs;
           c.text += o.text;
           c.token_ids.insert(c.token_ids.end(), o.token_ids.begin(), o.token_ids.end());
           c.logprobs.insert(c.logprobs.end(), o.logprobs.begin(), o.logprobs.end());
@@ -419,10 +423,31 @@ HttpResponse OpenAiApi::completions(HttpRequest& req) {
       generation_tokens_->inc(c.token_ids.size());
       if (c.finish_reason == "abort") requests_aborted_->inc(); else requests_ok_->inc();
       const std::string prefix = echo ? prompt_texts[pi] : "";
-      json choice = {{"index", i}, {"text", prefix + c.text},
-                     {"logprobs", want_lp ? completion_logprobs(tok, c.logprobs, prefix.size(), params.logprobs > 0, true)
-                                          : json(nullptr)},
-                     {"finish_reason", c.finish_reason}};
+      json lpj = want_lp ? completion_logprobs(tok, c.logprobs, prefix.size(), params.logprobs > 0, true) : json(nullptr);
+      if (echo && want_lp) {
+        // OpenAI's echo + logprobs: the prompt's tokens come first; the first has no logprob, and
+        // prompt positions carry no top alternatives.
+        json pt = json::array(), plp = json::array({nullptr}), ptop = json::array(), poff = json::array();
+        size_t off = 0;
+        for (size_t k = 0; k < prompts[pi].size(); ++k) {
+          const std::string t = token_text(tok, prompts[pi][k]);
+          pt.push_back(t);
+          poff.push_back(off);
+          off += t.size();
+          ptop.push_back(nullptr);
+          if (k > 0) plp.push_back(k - 1 < c.prompt_logprobs.size() ? json(c.prompt_logprobs[k - 1]) : json(nullptr));
+        }
+        for (auto& v : lpj["tokens"]) pt.push_back(v);
+        for (auto& v : lpj["token_logprobs"]) plp.push_back(v);
+        for (auto& v : lpj["text_offset"]) poff.push_back(v);
+        if (lpj["top_logprobs"].is_array()) for (auto& v : lpj["top_logprobs"]) ptop.push_back(v);
+        lpj["tokens"] = pt;
+        lpj["token_logprobs"] = plp;
+        lpj["text_offset"] = poff;
+        lpj["top_logprobs"] = ptop;
+      }
+      json choice = {{"index", i}, {"text", prefix + c.text}, {"logprobs", lpj}, {"finish_reason", c.finish_reason}};
+      if (params.prompt_logprobs) choice["prompt_logprobs"] = c.prompt_logprobs;
       if (return_ids) {
         choice["token_ids"] = c.token_ids;
         choice["prompt_token_ids"] = prompts[pi];
