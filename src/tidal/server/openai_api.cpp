@@ -17,6 +17,23 @@ namespace detail {
 
 std::atomic<uint64_t> g_next_id{1};
 
+void LatencyRecorder::on_output(const RequestOutput& o) {
+  if (o.token_ids.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (first_) {
+    ttft_->observe(std::chrono::duration<double>(now - start_).count());
+  } else {
+    itl_->observe(std::chrono::duration<double>(now - last_).count() / double(o.token_ids.size()));
+  }
+  first_ = false;
+  last_ = now;
+}
+
+json usage_json(int64_t prompt_tokens, int64_t completion_tokens) {
+  return {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
+          {"total_tokens", prompt_tokens + completion_tokens}};
+}
+
 std::string new_id(const char* prefix) {
   char buf[48];
   std::snprintf(buf, sizeof(buf), "%s-%016llx", prefix,
@@ -389,19 +406,12 @@ HttpResponse OpenAiApi::completions(HttpRequest& req) {
 
   if (!stream) {
     std::vector<Choice> choices(prompts.size() * size_t(n));
-    clock_type::time_point last;
-    bool first = true;
+    LatencyRecorder latency(ttft_, itl_, t0);
     for (size_t pi = 0; pi < streams.size(); ++pi) {
       std::vector<RequestOutput> outs;
       while (streams[pi]->next(&outs, std::chrono::milliseconds(100))) {
         for (auto& o : outs) {
-          const auto now = clock_type::now();
-          if (!o.token_ids.empty()) {
-            if (first) ttft_->observe(std::chrono::duration<double>(now - t0).count());
-            else itl_->observe(std::chrono::duration<double>(now - last).count() / double(o.token_ids.size()));
-            first = false;
-            last = now;
-          }
+          latency.on_output(o);
           Choice& c = choices[pi * size_t(n) + size_t(o.index)];
           if (!o.prompt_logprobs.empty()) c.prompt_logprobs = o.prompt_logprobs;
           c.text += o.text;
@@ -457,8 +467,7 @@ HttpResponse OpenAiApi::completions(HttpRequest& req) {
     e2e_->observe(std::chrono::duration<double>(clock_type::now() - t0).count());
     return HttpResponse::json(200, {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
                                     {"choices", jc}, {"weight_version", version},
-                                    {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
-                                               {"total_tokens", prompt_tokens + completion_tokens}}}});
+                                    {"usage", usage_json(prompt_tokens, completion_tokens)}});
   }
 
   // Streaming: one SSE event per output chunk; a client that goes away aborts its requests.
@@ -468,8 +477,7 @@ HttpResponse OpenAiApi::completions(HttpRequest& req) {
                             echo, return_ids, want_lp, params, tok, t0](http::StreamWriter& w) {
     int64_t completion_tokens = 0;
     bool client_gone = false;
-    clock_type::time_point last;
-    bool first = true;
+    LatencyRecorder latency(ttft_, itl_, t0);
     std::vector<size_t> text_offset(prompts_copy->size() * size_t(n), 0);
     if (echo) {
       for (size_t i = 0; i < text_offset.size(); ++i) {
@@ -486,13 +494,7 @@ HttpResponse OpenAiApi::completions(HttpRequest& req) {
       while (!client_gone && streams[pi]->next(&outs, std::chrono::milliseconds(100))) {
         for (auto& o : outs) {
           const size_t ci = pi * size_t(n) + size_t(o.index);
-          const auto now = clock_type::now();
-          if (!o.token_ids.empty()) {
-            if (first) ttft_->observe(std::chrono::duration<double>(now - t0).count());
-            else itl_->observe(std::chrono::duration<double>(now - last).count() / double(o.token_ids.size()));
-            first = false;
-            last = now;
-          }
+          latency.on_output(o);
           completion_tokens += int64_t(o.token_ids.size());
           generation_tokens_->inc(o.token_ids.size());
           json choice = {{"index", ci}, {"text", o.text},
@@ -525,8 +527,7 @@ HttpResponse OpenAiApi::completions(HttpRequest& req) {
       int64_t prompt_tokens = 0;
       for (const auto& p : *prompts_copy) prompt_tokens += int64_t(p.size()) * n;
       json usage = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model}, {"choices", json::array()},
-                    {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
-                               {"total_tokens", prompt_tokens + completion_tokens}}}};
+                    {"usage", usage_json(prompt_tokens, completion_tokens)}};
       w.write_event(usage.dump());
     }
     w.write_event("[DONE]");

@@ -125,17 +125,10 @@ HttpResponse OpenAiApi::chat_completions(HttpRequest& req) {
     std::vector<std::vector<TokenLogprob>> lps(static_cast<size_t>(n));
     std::vector<std::string> finish(static_cast<size_t>(n));
     std::vector<RequestOutput> outs;
-    bool first = true;
-    clock_type::time_point last;
+    LatencyRecorder latency(ttft_, itl_, t0);
     while (rs->next(&outs, std::chrono::milliseconds(100))) {
       for (auto& o : outs) {
-        const auto now = clock_type::now();
-        if (!o.token_ids.empty()) {
-          if (first) ttft_->observe(std::chrono::duration<double>(now - t0).count());
-          else itl_->observe(std::chrono::duration<double>(now - last).count() / double(o.token_ids.size()));
-          first = false;
-          last = now;
-        }
+        latency.on_output(o);
         text[size_t(o.index)] += o.text;
         ids[size_t(o.index)].insert(ids[size_t(o.index)].end(), o.token_ids.begin(), o.token_ids.end());
         lps[size_t(o.index)].insert(lps[size_t(o.index)].end(), o.logprobs.begin(), o.logprobs.end());
@@ -174,8 +167,7 @@ HttpResponse OpenAiApi::chat_completions(HttpRequest& req) {
     const int64_t prompt_tokens = int64_t(prompt.size()) * n;
     return HttpResponse::json(200, {{"id", id}, {"object", "chat.completion"}, {"created", created}, {"model", model},
                                     {"choices", choices}, {"weight_version", version},
-                                    {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
-                                               {"total_tokens", prompt_tokens + completion_tokens}}}});
+                                    {"usage", usage_json(prompt_tokens, completion_tokens)}});
   }
 
   return HttpResponse::sse([this, rs, n, id, created, model, version, include_usage, want_lp, return_ids, have_tools,
@@ -192,17 +184,10 @@ HttpResponse OpenAiApi::chat_completions(HttpRequest& req) {
     std::vector<ToolCallStreamFilter> filters(static_cast<size_t>(n));
     int64_t completion_tokens = 0;
     std::vector<RequestOutput> outs;
-    bool first = true;
-    clock_type::time_point last;
+    LatencyRecorder latency(ttft_, itl_, t0);
     while (!gone && rs->next(&outs, std::chrono::milliseconds(100))) {
       for (auto& o : outs) {
-        const auto now = clock_type::now();
-        if (!o.token_ids.empty()) {
-          if (first) ttft_->observe(std::chrono::duration<double>(now - t0).count());
-          else itl_->observe(std::chrono::duration<double>(now - last).count() / double(o.token_ids.size()));
-          first = false;
-          last = now;
-        }
+        latency.on_output(o);
         completion_tokens += int64_t(o.token_ids.size());
         generation_tokens_->inc(o.token_ids.size());
         std::string content = have_tools ? filters[size_t(o.index)].push(o.text) : o.text;
@@ -239,8 +224,7 @@ HttpResponse OpenAiApi::chat_completions(HttpRequest& req) {
     if (include_usage) {
       const int64_t prompt_tokens = int64_t(prompt.size()) * n;
       json u = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model}, {"choices", json::array()},
-                {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
-                           {"total_tokens", prompt_tokens + completion_tokens}}}};
+                {"usage", usage_json(prompt_tokens, completion_tokens)}};
       w.write_event(u.dump());
     }
     w.write_event("[DONE]");
