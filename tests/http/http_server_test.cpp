@@ -1,0 +1,219 @@
+// HttpServer over loopback: routing, keep-alive, limits, auth, streaming, concurrency, stop.
+#include "tidal/http/http_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "tidal/http/http_client.h"
+
+namespace tidal::http {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Sends raw bytes on a fresh connection and returns everything the server sends back until it
+// closes (or `timeout`).
+std::string raw_exchange(uint16_t port, const std::string& bytes, int timeout_ms = 2000) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return "connect failed";
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+  std::string out;
+  char buf[4096];
+  while (true) {
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return out;
+}
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void start(HttpServerOptions opts = {}) {
+    Router router;
+    router.add("GET", "/health", [](HttpRequest&) { return HttpResponse::text(200, "ok"); });
+    router.add("POST", "/echo/{id}", [](HttpRequest& r) {
+      auto body = r.json();
+      if (!body) return HttpResponse::from_status(body.status());
+      return HttpResponse::json(200, {{"id", r.param("id")}, {"q", r.query_or("q")}, {"body", *body}});
+    });
+    router.add("GET", "/remote", [](HttpRequest& r) { return HttpResponse::text(200, r.remote); });
+    router.add("GET", "/slow", [this](HttpRequest&) {
+      slow_started_.store(true);
+      std::this_thread::sleep_for(400ms);
+      return HttpResponse::text(200, "slow done");
+    });
+    router.add("GET", "/events", [](HttpRequest&) {
+      return HttpResponse::sse([](StreamWriter& w) {
+        for (int i = 0; i < 3; ++i) {
+          if (!w.write_event("{\"i\":" + std::to_string(i) + "}", "tick")) return;
+        }
+        w.write_event("multi\nline");
+      });
+    });
+    opts.port = 0;
+    server_ = std::make_unique<HttpServer>(std::move(router), opts);
+    ASSERT_TRUE(server_->start().is_ok());
+    port_ = server_->port();
+  }
+  void TearDown() override {
+    if (server_) server_->stop();
+  }
+
+  std::unique_ptr<HttpServer> server_;
+  uint16_t port_ = 0;
+  std::atomic<bool> slow_started_{false};
+};
+
+TEST_F(HttpServerTest, JsonRoundTripWithParamsAndQuery) {
+  start();
+  HttpClient client("127.0.0.1", port_);
+  auto r = client.request("POST", "/echo/abc?q=hello%20world", R"({"x":[1,2]})");
+  ASSERT_TRUE(r.has_value()) << r.status().to_string();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->headers["content-type"], "application/json");
+  auto j = nlohmann::json::parse(r->body);
+  EXPECT_EQ(j["id"], "abc");
+  EXPECT_EQ(j["q"], "hello world");
+  EXPECT_EQ(j["body"]["x"][1], 2);
+}
+
+TEST_F(HttpServerTest, KeepAliveReusesTheConnection) {
+  start();
+  HttpClient client("127.0.0.1", port_);
+  auto a = client.request("GET", "/remote");
+  auto b = client.request("GET", "/remote");
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  EXPECT_EQ(a->body, b->body);  // same client port: same connection
+}
+
+TEST_F(HttpServerTest, ClearErrors) {
+  start();
+  HttpClient client("127.0.0.1", port_);
+  auto bad_json = client.request("POST", "/echo/1", "{not json");
+  ASSERT_TRUE(bad_json.has_value());
+  EXPECT_EQ(bad_json->status, 400);
+  EXPECT_NE(bad_json->body.find("not valid JSON"), std::string::npos);
+  EXPECT_EQ(client.request("GET", "/nope")->status, 404);
+  EXPECT_EQ(client.request("DELETE", "/health")->status, 405);
+  std::string garbage = raw_exchange(port_, "BLAH\r\n\r\n");
+  EXPECT_NE(garbage.find("400 Bad Request"), std::string::npos) << garbage;
+}
+
+TEST_F(HttpServerTest, BodyLimit) {
+  HttpServerOptions opts;
+  opts.max_body_bytes = 1024;
+  start(opts);
+  HttpClient client("127.0.0.1", port_);
+  std::string big = "\"" + std::string(4096, 'x') + "\"";
+  auto r = client.request("POST", "/echo/1", big);
+  ASSERT_TRUE(r.has_value()) << r.status().to_string();
+  EXPECT_EQ(r->status, 413);
+  EXPECT_NE(r->body.find("exceeds the limit of 1024 bytes"), std::string::npos);
+  // Chunked upload without Content-Length is cut while reading.
+  std::string chunked = "POST /echo/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 4; ++i) chunked += "400\r\n" + std::string(1024, 'y') + "\r\n";
+  chunked += "0\r\n\r\n";
+  EXPECT_NE(raw_exchange(port_, chunked).find("413"), std::string::npos);
+  // A small body still works afterwards.
+  EXPECT_EQ(client.request("POST", "/echo/1", "{}")->status, 200);
+}
+
+TEST_F(HttpServerTest, ExpectContinue) {
+  start();
+  std::string req =
+      "POST /echo/7 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+      "Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+  std::string out = raw_exchange(port_, req);
+  EXPECT_NE(out.find("HTTP/1.1 100 Continue"), std::string::npos) << out;
+  EXPECT_NE(out.find("HTTP/1.1 200 OK"), std::string::npos) << out;
+}
+
+TEST_F(HttpServerTest, BearerApiKey) {
+  HttpServerOptions opts;
+  opts.api_key = "s3cret";
+  start(opts);
+  HttpClient anon("127.0.0.1", port_);
+  EXPECT_EQ(anon.request("GET", "/health")->status, 200);  // public path
+  auto denied = anon.request("POST", "/echo/1", "{}");
+  ASSERT_TRUE(denied.has_value());
+  EXPECT_EQ(denied->status, 401);
+  EXPECT_EQ(denied->headers["www-authenticate"], "Bearer");
+  HttpClient wrong("127.0.0.1", port_);
+  wrong.set_api_key("s3creT");
+  EXPECT_EQ(wrong.request("POST", "/echo/1", "{}")->status, 401);
+  HttpClient good("127.0.0.1", port_);
+  good.set_api_key("s3cret");
+  EXPECT_EQ(good.request("POST", "/echo/1", "{}")->status, 200);
+}
+
+TEST_F(HttpServerTest, ServerSentEvents) {
+  start();
+  HttpClient client("127.0.0.1", port_);
+  auto r = client.request("GET", "/events");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->headers["content-type"], "text/event-stream");
+  EXPECT_EQ(r->headers["transfer-encoding"], "chunked");
+  EXPECT_EQ(r->body,
+            "event: tick\ndata: {\"i\":0}\n\nevent: tick\ndata: {\"i\":1}\n\n"
+            "event: tick\ndata: {\"i\":2}\n\ndata: multi\ndata: line\n\n");
+  // The connection stays usable after a stream.
+  EXPECT_EQ(client.request("GET", "/health")->status, 200);
+}
+
+TEST_F(HttpServerTest, BlockingHandlerDoesNotStallOthers) {
+  start();
+  auto slow = std::async(std::launch::async, [this] {
+    HttpClient c("127.0.0.1", port_);
+    return c.request("GET", "/slow");
+  });
+  while (!slow_started_.load()) std::this_thread::sleep_for(1ms);
+  auto t0 = std::chrono::steady_clock::now();
+  HttpClient fast("127.0.0.1", port_);
+  EXPECT_EQ(fast.request("GET", "/health")->status, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 200ms);
+  EXPECT_EQ(slow.get()->body, "slow done");
+}
+
+TEST_F(HttpServerTest, GracefulStopFinishesInFlightRequests) {
+  start();
+  auto slow = std::async(std::launch::async, [this] {
+    HttpClient c("127.0.0.1", port_);
+    return c.request("GET", "/slow");
+  });
+  while (!slow_started_.load()) std::this_thread::sleep_for(1ms);
+  HttpClient idle("127.0.0.1", port_);
+  ASSERT_EQ(idle.request("GET", "/health")->status, 200);  // an idle keep-alive connection
+  server_->stop();
+  auto r = slow.get();
+  ASSERT_TRUE(r.has_value()) << r.status().to_string();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->headers["connection"], "close");
+  EXPECT_EQ(server_->in_flight(), 0);
+  HttpClient late("127.0.0.1", port_);
+  EXPECT_FALSE(late.request("GET", "/health").has_value());
+}
+
+}  // namespace
+}  // namespace tidal::http
