@@ -1,0 +1,214 @@
+// tidal sandbox serve: the agent sandbox service (docs/sandbox-api.md).
+// tidal sandbox bench: create/exec latency against bubblewrap on the same machine (bench/).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "command.h"
+#include "tidal/http/http_client.h"
+#include "tidal/http/http_server.h"
+#include "tidal/sandbox/sandbox_api.h"
+#include "tidal/sandbox/sandbox_manager.h"
+
+namespace {
+
+using namespace tidal;
+
+std::atomic<int> g_signal{0};
+void on_signal(int sig) { g_signal.store(sig); }
+
+int run_serve(cli::Args& args) {
+  if (args.has("help")) {
+    std::printf(
+        "usage: tidal sandbox serve [--host 127.0.0.1] [--port 8080] [--root DIR] [--max-sandboxes N]\n"
+        "                           [--api-key KEY] [--workers N] [--max-body-mb N]\n"
+        "Serves the sandbox API (docs/sandbox-api.md). Needs root (namespaces, mounts, cgroups).\n");
+    return 0;
+  }
+  sandbox::ManagerOptions mopts;
+  http::HttpServerOptions hopts;
+  hopts.host = args.get_or("host", "127.0.0.1");
+  hopts.port = static_cast<uint16_t>(args.get_int("port", 8080));
+  mopts.root = args.get_or("root", "/var/lib/tidal-sandbox");
+  mopts.max_sandboxes = static_cast<int>(args.get_int("max-sandboxes", 256));
+  hopts.api_key = args.get_or("api-key", "");
+  hopts.worker_threads = static_cast<int>(args.get_int("workers", 64));
+  hopts.max_body_bytes = static_cast<size_t>(args.get_int("max-body-mb", 64)) << 20;
+  if (!args.finish()) return 2;
+  if (geteuid() != 0) {
+    args.error("must run as root (namespaces, overlay mounts and cgroups need it)");
+    return 1;
+  }
+  // Signals: handled by polling a flag (the HTTP threads must not run handlers on signal stacks).
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &block, nullptr);
+  struct sigaction sa = {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  auto manager = sandbox::SandboxManager::open(mopts);
+  if (!manager) {
+    args.error(manager.status().to_string());
+    return 1;
+  }
+  http::Router router;
+  sandbox::SandboxApi::add_routes(router, **manager);
+  http::HttpServer server(std::move(router), hopts);
+  Status s = server.start();
+  if (!s.is_ok()) {
+    args.error(s.to_string());
+    return 1;
+  }
+  std::fprintf(stderr, "tidal sandbox: listening on http://%s:%u (root %s, max %d sandboxes, limits: %s)%s\n",
+               hopts.host.c_str(), server.port(), (*manager)->options().root.c_str(), mopts.max_sandboxes,
+               (*manager)->cgroup_description().c_str(), hopts.api_key.empty() ? "" : ", API key required");
+  while (g_signal.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::fprintf(stderr, "tidal sandbox: signal %d, stopping\n", g_signal.load());
+  server.stop(std::chrono::seconds(10));
+  manager->reset();  // destroys every sandbox
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// bench
+
+struct Stats {
+  double p50 = 0, p99 = 0, mean = 0;
+};
+
+Stats stats(std::vector<double> v) {
+  Stats s;
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))]; };
+  s.p50 = at(0.5);
+  s.p99 = at(0.99);
+  for (double x : v) s.mean += x;
+  s.mean /= static_cast<double>(v.size());
+  return s;
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// fork+exec of argv, waiting for it; returns milliseconds (or -1).
+double spawn_ms(const std::vector<std::string>& argv) {
+  std::vector<char*> cargv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    execvp(cargv[0], cargv.data());
+    _exit(127);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return -1;
+  return ms_since(t0);
+}
+
+void report(const char* what, const Stats& s) {
+  std::printf("  %-46s p50 %8.2f ms   p99 %8.2f ms   mean %8.2f ms\n", what, s.p50, s.p99, s.mean);
+}
+
+int run_bench(cli::Args& args) {
+  int n = static_cast<int>(args.get_int("n", 50));
+  std::string root = args.get_or("root", "/tmp/tidal-sandbox-bench");
+  if (!args.finish()) return 2;
+  if (geteuid() != 0) {
+    args.error("must run as root");
+    return 1;
+  }
+  sandbox::ManagerOptions mopts;
+  mopts.root = root;
+  mopts.max_sandboxes = n + 8;
+  auto manager = sandbox::SandboxManager::open(mopts);
+  if (!manager) {
+    args.error(manager.status().to_string());
+    return 1;
+  }
+  http::Router router;
+  sandbox::SandboxApi::add_routes(router, **manager);
+  http::HttpServerOptions hopts;
+  hopts.port = 0;
+  http::HttpServer server(std::move(router), hopts);
+  if (!server.start().is_ok()) return 1;
+  http::HttpClient client("127.0.0.1", server.port());
+
+  std::printf("tidal sandbox bench: n=%d, limits: %s\n", n, (*manager)->cgroup_description().c_str());
+  std::vector<double> host_true, unshare_true, bwrap_true, create_ms, exec_ms, exec_direct_ms, delete_ms;
+  // Baselines, interleaved with ours so that machine noise hits both alike.
+  const std::vector<std::string> kBwrap = {"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr",
+                                           "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+                                           "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev",
+                                           "--tmpfs", "/tmp", "/bin/true"};
+  const std::vector<std::string> kUnshare = {"unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount",
+                                             "--net", "--ipc", "--uts", "--cgroup", "/bin/true"};
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    host_true.push_back(spawn_ms({"/bin/sh", "-c", "true"}));
+    unshare_true.push_back(spawn_ms(kUnshare));
+    bwrap_true.push_back(spawn_ms(kBwrap));
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = client.request("POST", "/v1/sandboxes", R"({"network":"none"})");
+    create_ms.push_back(ms_since(t0));
+    if (!r || r->status != 201) {
+      std::fprintf(stderr, "create failed: %s\n", r ? r->body.c_str() : r.status().to_string().c_str());
+      return 1;
+    }
+    ids.push_back(nlohmann::json::parse(r->body)["id"]);
+  }
+  for (int i = 0; i < n; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = client.request("POST", "/v1/sandboxes/" + ids[static_cast<size_t>(i)] + "/exec", R"({"cmd":["true"]})");
+    exec_ms.push_back(ms_since(t0));
+    if (!r || r->status != 200 || nlohmann::json::parse(r->body)["exit_code"] != 0) {
+      std::fprintf(stderr, "exec failed: %s\n", r ? r->body.c_str() : r.status().to_string().c_str());
+      return 1;
+    }
+    sandbox::ExecRequest req;
+    req.argv = {"true"};
+    t0 = std::chrono::steady_clock::now();
+    (void)(*manager)->exec(ids[static_cast<size_t>(i)], req);
+    exec_direct_ms.push_back(ms_since(t0));
+  }
+  for (const auto& id : ids) {
+    auto t0 = std::chrono::steady_clock::now();
+    (void)client.request("DELETE", "/v1/sandboxes/" + id);
+    delete_ms.push_back(ms_since(t0));
+  }
+  Stats sh = stats(host_true), us = stats(unshare_true), bw = stats(bwrap_true), cr = stats(create_ms),
+        ex = stats(exec_ms), exd = stats(exec_direct_ms), del = stats(delete_ms);
+  std::printf("baselines (fork+exec from this process, waited):\n");
+  report("sh -c true on the host", sh);
+  report("unshare (user,pid,mount,net,ipc,uts,cgroup) true", us);
+  report("bwrap --unshare-all (ro /usr, proc, dev) true", bw);
+  std::printf("tidal sandbox (HTTP over loopback, keep-alive):\n");
+  report("POST /v1/sandboxes (cold create, no pool)", cr);
+  report("POST /v1/sandboxes/{id}/exec  true", ex);
+  report("exec true, in-process (no HTTP)", exd);
+  report("DELETE /v1/sandboxes/{id}", del);
+  std::printf("ratios (p50): create / bwrap run = %.2f, create / unshare = %.2f, "
+              "exec(HTTP) / bwrap run = %.2f, exec(HTTP) / sh -c true = %.2f\n",
+              cr.p50 / bw.p50, cr.p50 / us.p50, ex.p50 / bw.p50, ex.p50 / sh.p50);
+  server.stop();
+  return 0;
+}
+
+}  // namespace
+
+TIDAL_COMMAND("sandbox serve", "serve isolated sandboxes over HTTP (docs/sandbox-api.md)", run_serve);
+TIDAL_COMMAND("sandbox bench", "measure sandbox create/exec latency against bubblewrap", run_bench);
