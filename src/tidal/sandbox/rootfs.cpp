@@ -217,10 +217,20 @@ Status copy_tree(const std::string& from, const std::string& to) {
       if (in < 0 || out < 0) {
         status = io_error("copy " + src + ": " + errno_text());
       } else {
+        // copy_file_range refuses some cross-filesystem pairs (EXDEV): fall back to read/write.
         off_t left = st.st_size;
         while (left > 0) {
           ssize_t n = copy_file_range(in, nullptr, out, nullptr, static_cast<size_t>(left), 0);
           if (n <= 0) break;
+          left -= n;
+        }
+        char buf[65536];
+        while (left > 0) {
+          ssize_t n = ::read(in, buf, sizeof(buf));
+          if (n <= 0 || ::write(out, buf, static_cast<size_t>(n)) != n) {
+            status = io_error("copy " + src + ": " + errno_text());
+            break;
+          }
           left -= n;
         }
       }
