@@ -1,6 +1,9 @@
 // Isolation, checked for real from inside sandboxes started over the HTTP API: host files, other
 // sandboxes, the network, privileges, fork bombs, memory hogs, timeouts and leftovers.
 #include <fstream>
+#include <sys/wait.h>
+
+#include <filesystem>
 #include <thread>
 
 #include "sandbox_test_env.h"
@@ -197,6 +200,45 @@ TEST_F(Isolation, DestroyLeavesNoProcessesMountsOrCgroups) {
   EXPECT_EQ(manager_->n_live(), 0u);
   std::error_code ec;
   EXPECT_TRUE(std::filesystem::is_empty(root + "/sandboxes", ec));
+}
+
+}  // namespace
+}  // namespace tidal::sandbox::testing
+
+namespace tidal::sandbox::testing {
+namespace {
+
+// A daemon that dies without cleaning up leaves mounts and cgroups; the next one with the same
+// root finds and removes them, and the dead daemon's sandbox processes died with it.
+TEST(Restart, LeftoversOfACrashedDaemonAreCleaned) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  std::string root = "/tmp/tidal-sandbox-restart-" + std::to_string(getpid());
+  pid_t pid = fork();
+  if (pid == 0) {
+    ManagerOptions opts;
+    opts.root = root;
+    auto m = SandboxManager::open(opts);
+    if (!m) _exit(1);
+    for (int i = 0; i < 3; ++i) {
+      auto sb = (*m)->create(SandboxSpec{});
+      if (!sb) _exit(2);
+    }
+    _exit(0);  // "crash": no destructor runs
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  std::string canonical = std::filesystem::canonical(root).string();
+  EXPECT_EQ(count_mounts_under(canonical + "/sandboxes/"), 6);  // tmpfs + overlay each
+  {
+    ManagerOptions opts;
+    opts.root = root;
+    auto m = SandboxManager::open(opts);
+    ASSERT_TRUE(m.has_value()) << m.status().to_string();
+    EXPECT_EQ(count_mounts_under(canonical + "/sandboxes/"), 0);
+    EXPECT_TRUE(std::filesystem::is_empty(canonical + "/sandboxes"));
+  }
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <errno.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +25,23 @@ namespace {
 using namespace tidal;
 
 std::atomic<int> g_signal{0};
+
+// Overwrites `secret` wherever it appears in this process's original argv memory, so that neither
+// host `ps` nor /proc/<pid>/cmdline (which sandbox helper processes, forked from the daemon,
+// inherit) shows it. The argv strings are contiguous, starting at program_invocation_name.
+void scrub_from_cmdline(const std::string& secret) {
+  if (secret.empty()) return;
+  FILE* f = std::fopen("/proc/self/cmdline", "re");
+  if (!f) return;
+  size_t len = 0;
+  while (std::fgetc(f) != EOF) ++len;
+  std::fclose(f);
+  char* begin = program_invocation_name;
+  std::string_view args(begin, len);
+  for (size_t pos = args.find(secret); pos != std::string_view::npos; pos = args.find(secret, pos + 1)) {
+    std::memset(begin + pos, 'x', secret.size());
+  }
+}
 void on_signal(int sig) { g_signal.store(sig); }
 
 int run_serve(cli::Args& args) {
@@ -43,6 +62,7 @@ int run_serve(cli::Args& args) {
   hopts.worker_threads = static_cast<int>(args.get_int("workers", 64));
   hopts.max_body_bytes = static_cast<size_t>(args.get_int("max-body-mb", 64)) << 20;
   if (!args.finish()) return 2;
+  scrub_from_cmdline(hopts.api_key);
   if (geteuid() != 0) {
     args.error("must run as root (namespaces, overlay mounts and cgroups need it)");
     return 1;

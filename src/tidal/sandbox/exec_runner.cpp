@@ -126,6 +126,7 @@ struct ChildArgs {
 // Forked from the daemon (on the SpawnThread).
 [[noreturn]] void run_h1(ChildArgs& a) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  prctl(PR_SET_NAME, "tidal-exec");
   if (!child::arrange_fds(a.fds, kFirstNs + kNsCount)) _exit(126);
   for (const auto& file : a.cgroup_procs) {
     int fd = open(file.c_str(), O_WRONLY | O_CLOEXEC);

@@ -54,6 +54,7 @@ int child_main(void* arg) {
   if (!child::arrange_fds(fds, 2)) _exit(126);
   const int in = 0, out = 1;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  prctl(PR_SET_NAME, "tidal-init");
   char go;
   if (read(in, &go, 1) != 1) child::fail(out, kWaitMaps, errno);
   if (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) child::fail(out, kSetIds, errno);
