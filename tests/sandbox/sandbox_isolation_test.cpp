@@ -144,9 +144,10 @@ while True:
   auto sb = manager_->get(id);
   ASSERT_TRUE(sb.has_value());
   EXPECT_EQ(count_my_zombies(), 0);
-  // A classic shell fork bomb ends at its timeout and leaves the sandbox usable.
+  // A classic shell fork bomb ends (at the latest at its timeout: its shell may also give up when
+  // fork fails) and leaves the sandbox usable.
   json shell_bomb = sh(id, "b() { b | b & }; b", 3);
-  EXPECT_TRUE(shell_bomb["timed_out"].get<bool>() || shell_bomb["exit_code"] == 0) << shell_bomb.dump();
+  EXPECT_LT(shell_bomb["wall_ms"].get<int>(), 6000) << shell_bomb.dump();
   EXPECT_EQ(sh(id, "echo still alive")["stdout"], "still alive\n");
 }
 
@@ -221,7 +222,10 @@ TEST(Restart, LeftoversOfACrashedDaemonAreCleaned) {
     if (!m) _exit(1);
     for (int i = 0; i < 3; ++i) {
       auto sb = (*m)->create(SandboxSpec{});
-      if (!sb) _exit(2);
+      if (!sb) {
+        fprintf(stderr, "create failed: %s\n", sb.status().to_string().c_str());
+        _exit(2);
+      }
     }
     _exit(0);  // "crash": no destructor runs
   }

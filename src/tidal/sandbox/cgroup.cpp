@@ -329,6 +329,12 @@ Expected<std::unique_ptr<Cgroup>> CgroupHost::create(const std::string& id, cons
   return group;
 }
 
+void CgroupHost::remove_base() {
+  for (const auto& base : {memory_base_, pids_base_, cpu_base_, cpuacct_base_, freezer_base_, v2_base_}) {
+    if (!base.empty()) ::rmdir(base.c_str());
+  }
+}
+
 int CgroupHost::cleanup_stale() {
   std::set<std::string> bases = {memory_base_, pids_base_, cpu_base_, cpuacct_base_, freezer_base_, v2_base_};
   bases.erase("");

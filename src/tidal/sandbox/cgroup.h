@@ -75,6 +75,8 @@ class CgroupHost {
   // Kills and removes every group under the base (leftovers of a previous daemon). Returns the
   // number of groups removed.
   int cleanup_stale();
+  // Removes the (empty) base groups; call when the daemon stops, after every sandbox is destroyed.
+  void remove_base();
 
  private:
   CgroupVersion version_ = CgroupVersion::kNone;

@@ -3,6 +3,11 @@
 // Contract: every function here is async-signal-safe (raw syscalls only: no allocation, no locks,
 // no stdio), because after fork() in a multi-threaded process another thread may have held the
 // malloc lock at the moment of the fork.
+//
+// NOTE: the sandbox init is made with clone(), so glibc in it still believes the daemon's threads
+// exist and its internal locks may be copied in the locked state. glibc's setresuid()/setgroups()
+// (which broadcast to "all threads") and fork() (atfork handlers, malloc locks) can then block
+// forever. The init and everything it forks therefore use the raw syscalls below instead.
 #pragma once
 
 #include <errno.h>
@@ -28,6 +33,17 @@ struct StatusRecord {
 };
 constexpr int32_t kResult = 1;
 constexpr int32_t kSetupError = 2;
+
+// fork() without glibc's bookkeeping (see the NOTE above). The child shares nothing with the
+// parent but a copy of its memory; it must not use pthread functions, raise() or abort().
+inline pid_t raw_fork() { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0)); }
+
+// setresgid(0..)/setresuid(0..)/setgroups(0) as raw syscalls (no multi-thread broadcast).
+inline int become_root() {
+  if (syscall(SYS_setgroups, 0, nullptr) != 0 && errno != EPERM) return -errno;
+  if (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0) return -errno;
+  return 0;
+}
 
 inline void write_all(int fd, const void* data, size_t n) {
   const char* p = static_cast<const char*>(data);

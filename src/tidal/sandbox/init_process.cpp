@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -19,6 +20,7 @@
 #include <fstream>
 
 #include "tidal/sandbox/child_setup.h"
+#include "tidal/sandbox/exec_tree.h"
 
 namespace tidal::sandbox {
 
@@ -30,15 +32,19 @@ const char* const kSteps[] = {
     "make mounts private", "bind host directory", "remount bind read-only", "mount /proc",
     "remount /proc/sys read-only", "mount /dev tmpfs", "create /dev node", "bind /dev node",
     "mount /dev/pts", "mount /dev/shm", "create /dev symlink", "pivot_root", "detach old root",
-    "sethostname", "bring up loopback", "drop capabilities", "chdir /", "bind root onto itself"};
+    "sethostname", "bring up loopback", "signalfd", "chdir /", "bind root onto itself"};
 enum Step {
   kArrange, kWaitMaps, kSetIds, kCgroupNs, kPrivate, kBind, kBindRo, kProc, kProcSys, kDevTmpfs,
-  kDevNode, kDevBind, kDevPts, kDevShm, kDevLink, kPivot, kDetach, kHostname, kLoopback, kCaps, kChdir, kRootBind
+  kDevNode, kDevBind, kDevPts, kDevShm, kDevLink, kPivot, kDetach, kHostname, kLoopback, kSignalfd, kChdir, kRootBind
 };
 
 // Everything the child needs, as C strings prepared by the parent (the child must not allocate).
 struct ChildArgs {
   int sync_in = -1, sync_out = -1;  // parent -> child "go", child -> parent status
+  int ctl = -1;                     // the init's end of the spawn socketpair
+  const SeccompFilter* filter = nullptr;
+  std::vector<char> message;        // receive buffer (exec_tree::kMaxMessageBytes)
+  std::vector<char*> slots;         // decode slots (exec_tree::kMaxStrings + 3)
   const char* merged = nullptr;
   std::vector<std::string> bind_src, bind_dst;
   std::vector<unsigned long> bind_flags;
@@ -48,16 +54,18 @@ struct ChildArgs {
   bool loopback = false;
 };
 
+[[noreturn]] void serve(ChildArgs& a, int ctl, int sfd);
+
 int child_main(void* arg) {
   auto* a = static_cast<ChildArgs*>(arg);
-  int fds[2] = {a->sync_in, a->sync_out};
-  if (!child::arrange_fds(fds, 2)) _exit(126);
-  const int in = 0, out = 1;
+  int fds[3] = {a->sync_in, a->sync_out, a->ctl};
+  if (!child::arrange_fds(fds, 3)) _exit(126);
+  const int in = 0, out = 1, ctl = 2;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   prctl(PR_SET_NAME, "tidal-init");
   char go;
   if (read(in, &go, 1) != 1) child::fail(out, kWaitMaps, errno);
-  if (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) child::fail(out, kSetIds, errno);
+  if (int rc = child::become_root(); rc != 0) child::fail(out, kSetIds, -rc);
   if (unshare(CLONE_NEWCGROUP) != 0) child::fail(out, kCgroupNs, errno);
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) child::fail(out, kPrivate, errno);
   // Mounts inherited from the daemon's namespace are locked in ours, and pivot_root refuses a
@@ -115,24 +123,95 @@ int child_main(void* arg) {
     close(s);
   }
   prctl(PR_SET_DUMPABLE, 0);
-  if (child::drop_capabilities() != 0) child::fail(out, kCaps, errno);
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-
-  // Reap forever: block SIGCHLD and take it synchronously, so no wake-up is lost.
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   sigprocmask(SIG_SETMASK, &chld, nullptr);
+  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) child::fail(out, kSignalfd, errno);
   child::StatusRecord ok;
   ok.kind = child::kResult;
   child::write_all(out, &ok, sizeof(ok));
   close(out);
   close(in);
+  serve(*a, ctl, sfd);
+}
+
+// The init's loop: reap children, fork exec trees on request. Exits when the daemon's end closes.
+[[noreturn]] void serve(ChildArgs& a, int ctl, int sfd) {
   while (true) {
-    while (waitpid(-1, nullptr, WNOHANG | __WALL) > 0) {
+    pollfd p[2] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}};
+    if (poll(p, 2, -1) < 0) continue;
+    if (p[1].revents & POLLIN) {
+      signalfd_siginfo info[8];
+      while (read(sfd, info, sizeof(info)) > 0) {
+      }
+      while (waitpid(-1, nullptr, WNOHANG | __WALL) > 0) {
+      }
     }
-    siginfo_t info;
-    sigwaitinfo(&chld, &info);
+    if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    iovec iov{a.message.data(), a.message.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * exec_tree::kNumFds)];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) _exit(0);  // the daemon is gone (or closed us): the sandbox ends with us
+    int fds[exec_tree::kNumFds] = {-1, -1, -1, -1};
+    int n_fds = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; ++i) {
+          int fd;
+          std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+          if (n_fds < exec_tree::kNumFds) fds[n_fds++] = fd;
+          else close(fd);
+        }
+      }
+    }
+    int32_t err = 0;
+    exec_tree::Command command;
+    command.filter = a.filter;
+    pid_t pid = -1;
+    if (n_fds != exec_tree::kNumFds || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+        !exec_tree::decode_message(a.message.data(), static_cast<size_t>(n), a.slots.data(), &command)) {
+      err = EINVAL;
+    } else {
+      pid = child::raw_fork();
+      if (pid == 0) {
+        close(ctl);
+        close(sfd);
+        if (!child::arrange_fds(fds, exec_tree::kNumFds)) _exit(126);
+        exec_tree::run(command);
+      }
+      if (pid < 0) err = errno;
+    }
+    for (int fd : fds) {
+      if (fd >= 0) close(fd);
+    }
+    int pidfd = pid > 0 ? static_cast<int>(syscall(SYS_pidfd_open, pid, 0)) : -1;
+    if (pid > 0 && pidfd < 0) err = errno;
+    iovec reply_iov{&err, sizeof(err)};
+    msghdr reply{};
+    reply.msg_iov = &reply_iov;
+    reply.msg_iovlen = 1;
+    alignas(cmsghdr) char reply_control[CMSG_SPACE(sizeof(int))];
+    if (pidfd >= 0) {
+      reply.msg_control = reply_control;
+      reply.msg_controllen = sizeof(reply_control);
+      cmsghdr* c = CMSG_FIRSTHDR(&reply);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
+    }
+    sendmsg(ctl, &reply, MSG_NOSIGNAL);
+    if (pidfd >= 0) close(pidfd);
   }
 }
 
@@ -175,6 +254,17 @@ Expected<std::unique_ptr<InitProcess>> InitProcess::start(const InitConfig& conf
     a.link_path.push_back(a.dev + "/" + name);
   }
   a.loopback = config.network == NetworkMode::kLoopback;
+  a.filter = config.filter;
+  a.message.resize(exec_tree::kMaxMessageBytes);
+  a.slots.resize(exec_tree::kMaxStrings + 3);
+  int ctl[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) != 0) {
+    return io_error(std::string("socketpair: ") + std::strerror(errno));
+  }
+  a.ctl = ctl[1];
+  int sndbuf = static_cast<int>(exec_tree::kMaxMessageBytes * 2);
+  setsockopt(ctl[0], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
+  setsockopt(ctl[1], SOL_SOCKET, SO_RCVBUFFORCE, &sndbuf, sizeof(sndbuf));
 
   int to_child[2], from_child[2];
   if (pipe2(to_child, O_CLOEXEC) != 0) return io_error(std::string("pipe: ") + std::strerror(errno));
@@ -193,7 +283,9 @@ Expected<std::unique_ptr<InitProcess>> InitProcess::start(const InitConfig& conf
   int clone_err = errno;
   ::close(to_child[0]);
   ::close(from_child[1]);
+  ::close(ctl[1]);
   auto init = std::make_unique<InitProcess>();
+  init->ctl_ = ctl[0];
   if (pid < 0) {
     ::close(to_child[1]);
     ::close(from_child[0]);
@@ -227,21 +319,21 @@ Expected<std::unique_ptr<InitProcess>> InitProcess::start(const InitConfig& conf
     int ready = poll(&p, 1, 10000);
     ssize_t n = ready > 0 ? ::read(from_child[0], &r, sizeof(r)) : -1;
     if (n != static_cast<ssize_t>(sizeof(r))) {
-      status = internal_error(ready == 0 ? "sandbox init did not start within 10 s" : "sandbox init died during setup");
+      std::string where;
+      if (ready == 0) {  // say where it is stuck: the kernel function it sleeps in, and its syscall
+        std::ifstream wchan("/proc/" + std::to_string(pid) + "/wchan"), sc("/proc/" + std::to_string(pid) + "/syscall");
+        std::string w, c;
+        std::getline(wchan, w);
+        std::getline(sc, c);
+        where = " (blocked in " + w + ", syscall " + c.substr(0, c.find(' ')) + ")";
+      }
+      status = internal_error(ready == 0 ? "sandbox init did not start within 10 s" + where : "sandbox init died during setup");
     } else if (r.kind == child::kSetupError) {
       const char* step = r.step >= 0 && r.step < static_cast<int>(std::size(kSteps)) ? kSteps[r.step] : "?";
       status = internal_error(std::string("sandbox init failed at '") + step + "': " + std::strerror(r.err));
     }
   }
   ::close(from_child[0]);
-  if (status.is_ok()) {
-    const char* names[kNsCount] = {"ipc", "uts", "net", "cgroup", "pid", "mnt", "user"};
-    for (int i = 0; i < kNsCount && status.is_ok(); ++i) {
-      std::string path = "/proc/" + std::to_string(pid) + "/ns/" + names[i];
-      init->ns_[i] = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (init->ns_[i] < 0) status = io_error("open " + path + ": " + std::strerror(errno));
-    }
-  }
   if (!status.is_ok()) {
     init->kill();
     return status;
@@ -251,10 +343,52 @@ Expected<std::unique_ptr<InitProcess>> InitProcess::start(const InitConfig& conf
 
 InitProcess::~InitProcess() { kill(); }
 
+Expected<int> InitProcess::spawn(const std::string& message, const int fds[4]) {
+  std::lock_guard<std::mutex> lock(ctl_mu_);
+  if (ctl_ < 0) return not_found("sandbox was destroyed");
+  iovec iov{const_cast<char*>(message.data()), message.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * exec_tree::kNumFds)];
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * exec_tree::kNumFds);
+  std::memcpy(CMSG_DATA(c), fds, sizeof(int) * exec_tree::kNumFds);
+  if (sendmsg(ctl_, &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(message.size())) {
+    return internal_error(std::string("cannot reach the sandbox init: ") + std::strerror(errno));
+  }
+  pollfd p{ctl_, POLLIN, 0};
+  if (poll(&p, 1, 10000) <= 0) return internal_error("the sandbox init did not answer within 10 s");
+  int32_t err = 0;
+  iovec reply_iov{&err, sizeof(err)};
+  alignas(cmsghdr) char reply_control[CMSG_SPACE(sizeof(int))];
+  msghdr reply{};
+  reply.msg_iov = &reply_iov;
+  reply.msg_iovlen = 1;
+  reply.msg_control = reply_control;
+  reply.msg_controllen = sizeof(reply_control);
+  ssize_t n = recvmsg(ctl_, &reply, MSG_CMSG_CLOEXEC);
+  if (n != sizeof(err)) return internal_error("the sandbox init closed its socket");
+  int pidfd = -1;
+  for (cmsghdr* rc = CMSG_FIRSTHDR(&reply); rc; rc = CMSG_NXTHDR(&reply, rc)) {
+    if (rc->cmsg_level == SOL_SOCKET && rc->cmsg_type == SCM_RIGHTS) std::memcpy(&pidfd, CMSG_DATA(rc), sizeof(int));
+  }
+  if (err != 0 || pidfd < 0) {
+    if (pidfd >= 0) ::close(pidfd);
+    return internal_error(std::string("the sandbox init could not fork: ") + std::strerror(err ? err : EIO));
+  }
+  return pidfd;
+}
+
 void InitProcess::kill() {
-  for (int& fd : ns_) {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
+  {
+    std::lock_guard<std::mutex> lock(ctl_mu_);
+    if (ctl_ >= 0) ::close(ctl_);
+    ctl_ = -1;
   }
   if (pid_ > 0) {
     if (pidfd_ >= 0) syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0);

@@ -9,18 +9,26 @@
 //     null, zero, full, random, urandom and tty (bound from the host) plus devpts and /dev/shm,
 //   - pivot_root()s into the merged root and detaches the old root,
 //   - sets hostname "sandbox", brings `lo` up for NetworkMode::kLoopback,
-//   - drops every capability and marks itself non-dumpable,
-// then reports success and loops reaping orphans forever. It dies with the daemon (PDEATHSIG of the
-// SpawnThread that created it); killing it kills every process in the sandbox (pid namespace).
+//   - marks itself non-dumpable and no_new_privs (it keeps its capabilities *inside* the sandbox's
+//     user namespace: it needs them to give each exec its own pid and mount namespace),
+// then reports success and serves spawn requests from the daemon on a private socketpair (see
+// exec_tree.h), reaping every child and orphan. Spawning from the init costs one fork: no setns(),
+// and no cgroup migration (which on cgroup v1 waits for an RCU grace period, milliseconds).
+// The init dies with the daemon (PDEATHSIG of the SpawnThread that created it, and EOF on its
+// socket); killing it kills every process in the sandbox (pid namespace).
 //
-// Thread-safety: start() must run on the SpawnThread. kill() and the accessors are safe from any
-// thread once start() returned; kill() is idempotent.
+// Sandbox code cannot reach the init: it lives in the sandbox's top pid namespace, every exec in a
+// nested one (so it is invisible and unsignalable); it is non-dumpable (no ptrace, no /proc/1/mem);
+// its socket is closed in every child.
+//
+// Thread-safety: start() must run on the SpawnThread. spawn(), kill() and the accessors are safe
+// from any thread once start() returned (spawns are serialised); kill() is idempotent.
 #pragma once
 
 #include <sys/types.h>
 
-#include <array>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,8 +38,7 @@
 
 namespace tidal::sandbox {
 
-// Namespace file descriptors of a sandbox, in the order an exec enters them.
-enum NsIndex { kNsIpc = 0, kNsUts, kNsNet, kNsCgroup, kNsPid, kNsMnt, kNsUser, kNsCount };
+class SeccompFilter;
 
 struct InitConfig {
   std::string merged;                     // the overlay root on the host
@@ -40,6 +47,7 @@ struct InitConfig {
   uint32_t uid_base = 0, gid_base = 0;    // host ids of root inside
   uint32_t id_count = 65536;
   std::vector<std::string> cgroup_procs;  // cgroup.procs files to join before namespaces
+  const SeccompFilter* filter = nullptr;  // installed in every command (must outlive the init)
 };
 
 class InitProcess {
@@ -48,16 +56,19 @@ class InitProcess {
   ~InitProcess();
 
   pid_t pid() const { return pid_; }
-  // Namespace fds (O_CLOEXEC), valid until kill().
-  const std::array<int, kNsCount>& ns_fds() const { return ns_; }
-  // SIGKILLs the init (which kills every process in the sandbox's pid namespace), reaps it and
-  // closes the namespace fds.
+  // Asks the init to start an exec tree for `message` (exec_tree::encode_message) with `fds`
+  // (stdin read end, stdout and stderr write ends, status write end) as its descriptors 0..3.
+  // Returns a pidfd of the tree's first process X: SIGKILL to it kills the whole exec.
+  // kNotFound after kill(); kInternal when the init does not answer (10 s) or cannot fork.
+  [[nodiscard]] Expected<int> spawn(const std::string& message, const int fds[4]);
+  // SIGKILLs the init (which kills every process in the sandbox's pid namespace) and reaps it.
   void kill();
 
  private:
   pid_t pid_ = -1;
   int pidfd_ = -1;
-  std::array<int, kNsCount> ns_{-1, -1, -1, -1, -1, -1, -1};
+  std::mutex ctl_mu_;  // one spawn exchange at a time
+  int ctl_ = -1;       // guarded by ctl_mu_
 };
 
 }  // namespace tidal::sandbox

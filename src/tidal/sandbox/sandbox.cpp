@@ -45,6 +45,7 @@ Expected<std::shared_ptr<Sandbox>> Sandbox::create(const Host& host, std::string
   config.uid_base = host.uid_base;
   config.gid_base = host.gid_base;
   config.cgroup_procs = sb->cgroup_->procs_files();
+  config.filter = host.filter;
   auto init = host.spawner->run([&config] { return InitProcess::start(config); });
   if (!init) {
     sb->destroy();
@@ -78,26 +79,22 @@ std::string Sandbox::upper_dir() const {
 }
 
 Expected<ExecResult> Sandbox::exec(const ExecRequest& request, const OutputFn& on_output) {
-  ExecTarget target;
   uint64_t oom_before = 0;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     if (!alive_ || !init_) return not_found("sandbox " + id_ + " was destroyed");
-    // NOTE: the command runs without the lock, so destroy() may close the init's ns fds meanwhile;
-    // we enter the namespaces through our own duplicates, which can never be recycled into another
-    // sandbox's fds. Entering a destroyed sandbox fails (its pid namespace has no init: fork fails).
-    for (int i = 0; i < kNsCount; ++i) target.ns_fds[i] = fcntl(init_->ns_fds()[i], F_DUPFD_CLOEXEC, 0);
-    target.cgroup_procs = cgroup_->procs_files();
-    target.filter = host_.filter;
-    target.env = spec_.env;
     oom_before = cgroup_->oom_kills();
     n_execs_.fetch_add(1);
     execs_running_.fetch_add(1);
   }
-  Expected<ExecResult> result = ExecRunner::run(*host_.spawner, target, request, on_output);
-  for (int fd : target.ns_fds) {
-    if (fd >= 0) ::close(fd);
-  }
+  // The lock is held only while the init forks the tree; the command runs without it, and
+  // destroy() kills it along with the sandbox.
+  auto spawn = [this](const std::string& message, const int fds[4]) -> Expected<int> {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    if (!alive_ || !init_) return not_found("sandbox " + id_ + " was destroyed");
+    return init_->spawn(message, fds);
+  };
+  Expected<ExecResult> result = ExecRunner::run(spawn, spec_.env, request, on_output);
   execs_running_.fetch_sub(1);
   if (result && result->signal == SIGKILL && !result->timed_out) {
     std::shared_lock<std::shared_mutex> lock(mu_);

@@ -75,6 +75,8 @@ SandboxManager::~SandboxManager() {
     all.swap(sandboxes_);
   }
   for (auto& [id, sb] : all) sb->destroy();
+  all.clear();
+  if (host_.cgroups) host_.cgroups->remove_base();
 }
 
 std::string SandboxManager::new_id(const char* prefix) {
