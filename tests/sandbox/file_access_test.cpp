@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include <gtest/gtest.h>
 
@@ -105,6 +106,49 @@ TEST_F(FileAccessTest, RecursiveRemoveDoesNotFollowSymlinks) {
   FileAccess f = files();
   ASSERT_TRUE(f.remove("/d", true).is_ok());
   EXPECT_TRUE(fs::exists(outside_ / "secret"));
+}
+
+}  // namespace
+}  // namespace tidal::sandbox
+
+namespace tidal::sandbox {
+namespace {
+
+// Bounded random search: paths built from hostile pieces, against a root holding symlinks that
+// point outside in every way. Whatever succeeds must stay inside the root.
+TEST_F(FileAccessTest, RandomHostilePathsNeverEscape) {
+  fs::create_symlink("/", root_ / "slash");
+  fs::create_symlink("../../outside", root_ / "up");
+  fs::create_symlink(outside_, root_ / "abs");
+  fs::create_symlink("/proc/self/root", root_ / "magic");
+  fs::create_directories(root_ / "d");
+  fs::create_symlink("../..", root_ / "d" / "dotdot");
+  const char* pieces[] = {"..", ".", "slash", "up", "abs", "magic", "d", "dotdot", "etc", "passwd",
+                          "secret", "outside", "", "%2e%2e", "...", "tmp"};
+  std::ofstream(outside_ / "hostonly") << "host secret\n";  // a name the loop never creates
+  FileAccess f = files();
+  std::mt19937 rng(12345);
+  int accepted = 0;
+  for (int i = 0; i < 5000; ++i) {
+    std::string path;
+    int n = 1 + static_cast<int>(rng() % 6);
+    for (int k = 0; k < n; ++k) path += "/" + std::string(pieces[rng() % std::size(pieces)]);
+    if (FileAccess::check_path(path).is_ok()) ++accepted;
+    auto data = f.read(path, 1 << 20);
+    if (data.has_value()) {
+      EXPECT_EQ(data->find("host secret"), std::string::npos) << path;
+    }
+    auto listing = f.list(path);
+    if (listing.has_value()) {
+      for (const auto& e : *listing) EXPECT_NE(e.name, "hostonly") << path;
+    }
+    (void)f.write(path + "/planted", "x");
+    (void)f.remove(path + "/secret", false);
+  }
+  EXPECT_GT(accepted, 100);
+  EXPECT_TRUE(fs::exists(outside_ / "secret"));
+  EXPECT_FALSE(fs::exists(outside_ / "planted"));
+  EXPECT_FALSE(fs::exists(base_ / "planted"));
 }
 
 }  // namespace

@@ -38,6 +38,10 @@ TEST_F(Api, ExecSemantics) {
   EXPECT_TRUE(big["truncated"].get<bool>());
   EXPECT_EQ(big["exit_code"], 0);
 
+  // A large stdin the command never reads: no SIGPIPE for the daemon, a normal result.
+  json unread = exec(id, {{"cmd", {"true"}}, {"stdin", std::string(1 << 20, 'x')}});
+  EXPECT_EQ(unread["exit_code"], 0);
+
   json cpu = exec(id, {{"cmd", {"python3", "-c", "sum(range(3_000_000))"}}});
   EXPECT_GT(cpu["cpu_ms"].get<int>(), 10);
 
@@ -179,6 +183,35 @@ TEST_F(Api, ForkCopiesStateAndResetRestoresTemplate) {
   EXPECT_EQ(sh(a, "ls /workspace | wc -l; cat /etc/hostname")["stdout"], "0\nsandbox\n");
   EXPECT_EQ(sh(b, "cat /workspace/f")["stdout"], "child\n");
   call_json("POST", "/v1/sandboxes/sb-nope/fork", nullptr, 404);
+}
+
+TEST_F(Api, PauseAndResume) {
+  if (!manager_->cgroups_enabled()) GTEST_SKIP() << "no freezer: " << manager_->cgroup_description();
+  std::string id = create();
+  // A command that keeps counting in the background of a long exec.
+  std::thread counter([&] {
+    http::HttpClient c("127.0.0.1", server_->port());
+    (void)c.request("POST", "/v1/sandboxes/" + id + "/exec",
+                    R"({"shell":"i=0; while true; do i=$((i+1)); echo $i > /workspace/n; sleep 0.05; done","timeout_s":3})");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  json paused = call_json("POST", "/v1/sandboxes/" + id + "/pause", nullptr, 200);
+  EXPECT_TRUE(paused["paused"].get<bool>());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::string n1 = call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/n").body;
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  std::string n2 = call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/n").body;
+  EXPECT_EQ(n1, n2);  // frozen: no progress
+  EXPECT_NE(call_json("POST", "/v1/sandboxes/" + id + "/exec", {{"cmd", {"true"}}}, 400)["error"]["message"]
+                .get<std::string>().find("paused"), std::string::npos);
+  call_json("POST", "/v1/sandboxes/" + id + "/resume", nullptr, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_NE(call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/n").body, n2);  // counting again
+  EXPECT_EQ(sh(id, "echo back")["stdout"], "back\n");
+  // Deleting a paused sandbox works (it is thawed to die).
+  call_json("POST", "/v1/sandboxes/" + id + "/pause", nullptr, 200);
+  call_json("DELETE", "/v1/sandboxes/" + id, nullptr, 200);
+  counter.join();
 }
 
 TEST_F(Api, RunOneShot) {

@@ -154,6 +154,7 @@ while True:
 TEST_F(Isolation, MemoryHogIsOomKilled) {
   if (!manager_->cgroups_enabled()) GTEST_SKIP() << "no cgroups: " << manager_->cgroup_description();
   std::string id = create({{"memory_mb", 64}});
+  EXPECT_EQ(sh(id, "cat /proc/self/oom_score_adj")["stdout"], "0\n");  // the init's -1000 is not inherited
   json r = exec(id, {{"cmd", {"python3", "-c", "x = bytearray(512 << 20); x[::4096] = b'x' * len(x[::4096]); print('survived')"}},
                      {"timeout_s", 20}});
   EXPECT_EQ(r["stdout"], "");

@@ -154,6 +154,12 @@ bool decode_message(char* buf, size_t n, char** slots, Command* out) {
 void run(const Command& c) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   prctl(PR_SET_NAME, "tidal-exec");
+  // The init runs at oom_score_adj -1000 (never the OOM victim); commands must be killable.
+  int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (adj >= 0) {
+    child::write_all(adj, "0", 1);
+    close(adj);
+  }
   if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0) child::fail(kStatus, kUnshare, errno);
   int life[2];
   if (pipe2(life, O_CLOEXEC) != 0) child::fail(kStatus, kPipe, errno);

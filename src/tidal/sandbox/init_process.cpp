@@ -306,6 +306,9 @@ Expected<std::unique_ptr<InitProcess>> InitProcess::start(const InitConfig& conf
   }
   std::string map = "0 " + std::to_string(config.uid_base) + " " + std::to_string(config.id_count) + "\n";
   std::string gmap = "0 " + std::to_string(config.gid_base) + " " + std::to_string(config.id_count) + "\n";
+  // The cgroup's OOM killer must pick the hog, never the init (whose death ends the sandbox).
+  // Execs raise their own score back to 0 (exec_tree::run).
+  if (status.is_ok()) status = write_proc(pid, "oom_score_adj", "-1000");
   if (status.is_ok()) status = write_proc(pid, "uid_map", map);
   if (status.is_ok()) status = write_proc(pid, "gid_map", gmap);
   if (status.is_ok()) {
@@ -379,7 +382,9 @@ Expected<int> InitProcess::spawn(const std::string& message, const int fds[4]) {
   }
   if (err != 0 || pidfd < 0) {
     if (pidfd >= 0) ::close(pidfd);
-    return internal_error(std::string("the sandbox init could not fork: ") + std::strerror(err ? err : EIO));
+    std::string msg = std::string("the sandbox init could not fork: ") + std::strerror(err ? err : EIO);
+    if (err == EAGAIN || err == ENOMEM) return resource_exhausted(msg + " (pids or memory limit reached)");
+    return internal_error(msg);
   }
   return pidfd;
 }

@@ -64,6 +64,7 @@ SandboxInfo Sandbox::info() const {
   info.execs_running = execs_running_.load();
   std::shared_lock<std::shared_mutex> lock(mu_);
   info.alive = alive_ && init_ != nullptr;
+  info.paused = paused_;
   if (init_) info.init_pid = init_->pid();
   if (cgroup_) {
     info.memory_bytes = cgroup_->memory_bytes();
@@ -83,6 +84,7 @@ Expected<ExecResult> Sandbox::exec(const ExecRequest& request, const OutputFn& o
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     if (!alive_ || !init_) return not_found("sandbox " + id_ + " was destroyed");
+    if (paused_) return invalid_argument("sandbox " + id_ + " is paused; resume it first");
     oom_before = cgroup_->oom_kills();
     n_execs_.fetch_add(1);
     execs_running_.fetch_add(1);
@@ -92,6 +94,7 @@ Expected<ExecResult> Sandbox::exec(const ExecRequest& request, const OutputFn& o
   auto spawn = [this](const std::string& message, const int fds[4]) -> Expected<int> {
     std::shared_lock<std::shared_mutex> lock(mu_);
     if (!alive_ || !init_) return not_found("sandbox " + id_ + " was destroyed");
+    if (paused_) return invalid_argument("sandbox " + id_ + " is paused; resume it first");
     return init_->spawn(message, fds);
   };
   Expected<ExecResult> result = ExecRunner::run(spawn, spec_.env, request, on_output);
@@ -109,10 +112,31 @@ Expected<FileAccess> Sandbox::files() const {
   return FileAccess(rootfs_->merged(), host_.uid_base, host_.gid_base);
 }
 
+Status Sandbox::pause() {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (!alive_) return not_found("sandbox " + id_ + " was destroyed");
+  if (paused_) return Status::ok();
+  TIDAL_RETURN_IF_ERROR(cgroup_->freeze(true));
+  paused_ = true;
+  return Status::ok();
+}
+
+Status Sandbox::resume() {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (!alive_) return not_found("sandbox " + id_ + " was destroyed");
+  if (!paused_) return Status::ok();
+  TIDAL_RETURN_IF_ERROR(cgroup_->freeze(false));
+  paused_ = false;
+  return Status::ok();
+}
+
 void Sandbox::destroy() {
   std::unique_lock<std::shared_mutex> lock(mu_);
   if (!alive_) return;
   alive_ = false;
+  // A frozen init would never die (SIGKILL waits for the thaw): thaw first.
+  if (paused_ && cgroup_) (void)cgroup_->freeze(false);
+  paused_ = false;
   if (init_) init_->kill();  // the pid namespace dies with its init
   if (cgroup_) {
     (void)cgroup_->kill_all();  // anything that joined the cgroup but not the namespace yet

@@ -37,6 +37,7 @@ struct SandboxInfo {
   int64_t cpu_ms = 0;        // total CPU used (0 without cgroups)
   uint64_t oom_kills = 0;
   bool alive = false;
+  bool paused = false;
 };
 
 class Sandbox {
@@ -70,6 +71,10 @@ class Sandbox {
   [[nodiscard]] Expected<ExecResult> exec(const ExecRequest& request, const OutputFn& on_output = {});
   // File access on the sandbox's root (kNotFound once destroyed).
   [[nodiscard]] Expected<FileAccess> files() const;
+  // Freezes / thaws every process (cgroup freezer). While paused, exec() fails (kInvalidArgument)
+  // and the files API still works. kUnimplemented without a freezer cgroup.
+  [[nodiscard]] Status pause();
+  [[nodiscard]] Status resume();
   // Kills every process, removes the cgroup and the filesystem. Idempotent.
   void destroy();
 
@@ -84,6 +89,7 @@ class Sandbox {
 
   mutable std::shared_mutex mu_;  // shared: exec spawn, files; exclusive: destroy
   bool alive_ = false;
+  bool paused_ = false;
   std::unique_ptr<Rootfs> rootfs_;
   std::unique_ptr<Cgroup> cgroup_;
   std::unique_ptr<InitProcess> init_;

@@ -33,6 +33,7 @@ json info_json(const Sandbox& sb) {
           {"lease", s.lease.empty() ? json(nullptr) : json(s.lease)},
           {"created_unix_ms", info.created_unix_ms},
           {"alive", info.alive},
+          {"paused", info.paused},
           {"n_execs", info.n_execs},
           {"execs_running", info.execs_running},
           {"memory_bytes", info.memory_bytes},
@@ -282,6 +283,16 @@ void SandboxApi::add_routes(tidal::http::Router& router, SandboxManager& m) {
     if (!sb) return error(sb.status());
     return HttpResponse::json(200, info_json(**sb));
   });
+  for (const char* action : {"pause", "resume"}) {
+    bool pause = std::string(action) == "pause";
+    router.add("POST", std::string("/v1/sandboxes/{id}/") + action, [&m, pause](HttpRequest& r) {
+      auto sb = m.get(r.param("id"));
+      if (!sb) return error(sb.status());
+      Status s = pause ? (*sb)->pause() : (*sb)->resume();
+      if (!s.is_ok()) return error(s);
+      return HttpResponse::json(200, info_json(**sb));
+    });
+  }
   router.add("POST", "/v1/leases", [&m](HttpRequest& r) {
     json body = json::object();
     if (!r.body.empty()) {

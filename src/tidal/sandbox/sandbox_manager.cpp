@@ -1,5 +1,6 @@
 #include "tidal/sandbox/sandbox_manager.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -39,6 +40,9 @@ SandboxManager::SandboxManager(ManagerOptions options) : options_(std::move(opti
 
 Expected<std::unique_ptr<SandboxManager>> SandboxManager::open(ManagerOptions options) {
   if (options.max_sandboxes < 1) return invalid_argument("max_sandboxes must be >= 1");
+  // NOTE: writing a command's stdin after it exited must be an EPIPE error, not a fatal SIGPIPE.
+  // Commands get default signal dispositions back before execve (child::reset_signals).
+  ::signal(SIGPIPE, SIG_IGN);
   std::error_code ec;
   std::filesystem::create_directories(options.root + "/sandboxes", ec);
   if (ec) return io_error("cannot create " + options.root + "/sandboxes: " + ec.message());

@@ -11,6 +11,7 @@
 // (every 100 ms).
 //
 // Thread-safety: every method is safe from any thread. Destruction destroys every sandbox.
+// Process-wide effect: open() sets SIGPIPE to SIG_IGN (stdin pipes of commands that exit early).
 #pragma once
 
 #include <atomic>
