@@ -50,12 +50,14 @@ TEST_F(Isolation, RootInsideIsUnprivileged) {
               "echo x > /proc/sys/kernel/hostname || echo sysctl-denied; hostname x || echo hostname-denied; "
               "head -c 10 /proc/kcore > /dev/null || echo kcore-denied; "
               "python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)' 2>/dev/null || echo raw-denied; "
+              "cat /proc/1/environ > /dev/null 2>&1 || echo environ-denied; "
+              "head -c 1 /proc/1/mem > /dev/null 2>&1 || echo mem-denied; "
               "kill -9 1 && echo killed-init");
   std::string out = r["stdout"];
   EXPECT_EQ(out.substr(0, 2), "0\n");
   EXPECT_NE(out.find("CapEff:\t0000000000000000"), std::string::npos) << out;
   for (const char* denied : {"mount-denied", "unshare-denied", "chroot-denied", "sysctl-denied", "hostname-denied",
-                             "kcore-denied", "raw-denied"}) {
+                             "kcore-denied", "raw-denied", "environ-denied", "mem-denied"}) {
     EXPECT_NE(out.find(denied), std::string::npos) << denied << "\n" << r.dump();
   }
   EXPECT_EQ(sh(id, "hostname")["stdout"], "sandbox\n");
@@ -154,7 +156,7 @@ while True:
 TEST_F(Isolation, MemoryHogIsOomKilled) {
   if (!manager_->cgroups_enabled()) GTEST_SKIP() << "no cgroups: " << manager_->cgroup_description();
   std::string id = create({{"memory_mb", 64}});
-  EXPECT_EQ(sh(id, "cat /proc/self/oom_score_adj")["stdout"], "0\n");  // the init's -1000 is not inherited
+  EXPECT_EQ(sh(id, "cat /proc/self/oom_score_adj")["stdout"], "500\n");  // commands are the OOM victims
   json r = exec(id, {{"cmd", {"python3", "-c", "x = bytearray(512 << 20); x[::4096] = b'x' * len(x[::4096]); print('survived')"}},
                      {"timeout_s", 20}});
   EXPECT_EQ(r["stdout"], "");

@@ -154,12 +154,17 @@ bool decode_message(char* buf, size_t n, char** slots, Command* out) {
 void run(const Command& c) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   prctl(PR_SET_NAME, "tidal-exec");
-  // The init runs at oom_score_adj -1000 (never the OOM victim); commands must be killable.
+  // Commands are the preferred OOM victims: before the init (-1000 or 0), and before host
+  // processes on a global OOM. Raising one's own score needs no privilege, but /proc/self of a
+  // non-dumpable process belongs to the host's root: be dumpable just for this write (nothing of
+  // the sandbox can see X: every exec lives in its own nested pid namespace).
+  prctl(PR_SET_DUMPABLE, 1);
   int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
   if (adj >= 0) {
-    child::write_all(adj, "0", 1);
+    child::write_all(adj, "500", 3);
     close(adj);
   }
+  prctl(PR_SET_DUMPABLE, 0);
   if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0) child::fail(kStatus, kUnshare, errno);
   int life[2];
   if (pipe2(life, O_CLOEXEC) != 0) child::fail(kStatus, kPipe, errno);

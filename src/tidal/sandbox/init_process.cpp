@@ -307,8 +307,9 @@ Expected<std::unique_ptr<InitProcess>> InitProcess::start(const InitConfig& conf
   std::string map = "0 " + std::to_string(config.uid_base) + " " + std::to_string(config.id_count) + "\n";
   std::string gmap = "0 " + std::to_string(config.gid_base) + " " + std::to_string(config.id_count) + "\n";
   // The cgroup's OOM killer must pick the hog, never the init (whose death ends the sandbox).
-  // Execs raise their own score back to 0 (exec_tree::run).
-  if (status.is_ok()) status = write_proc(pid, "oom_score_adj", "-1000");
+  // Lowering the score needs CAP_SYS_RESOURCE, which containers often lack: best effort. Execs
+  // raise theirs to 500 (exec_tree::run), so they are the victims either way.
+  if (status.is_ok()) (void)write_proc(pid, "oom_score_adj", "-1000");
   if (status.is_ok()) status = write_proc(pid, "uid_map", map);
   if (status.is_ok()) status = write_proc(pid, "gid_map", gmap);
   if (status.is_ok()) {
