@@ -129,7 +129,7 @@ TEST_F(FileAccessTest, RandomHostilePathsNeverEscape) {
   FileAccess f = files();
   std::mt19937 rng(12345);
   int accepted = 0;
-  for (int i = 0; i < 5000; ++i) {
+  for (int i = 0; i < 1500; ++i) {
     std::string path;
     int n = 1 + static_cast<int>(rng() % 6);
     for (int k = 0; k < n; ++k) path += "/" + std::string(pieces[rng() % std::size(pieces)]);
@@ -145,7 +145,7 @@ TEST_F(FileAccessTest, RandomHostilePathsNeverEscape) {
     (void)f.write(path + "/planted", "x");
     (void)f.remove(path + "/secret", false);
   }
-  EXPECT_GT(accepted, 100);
+  EXPECT_GT(accepted, 30);
   EXPECT_TRUE(fs::exists(outside_ / "secret"));
   EXPECT_FALSE(fs::exists(outside_ / "planted"));
   EXPECT_FALSE(fs::exists(base_ / "planted"));

@@ -225,6 +225,7 @@ TEST(Restart, LeftoversOfACrashedDaemonAreCleaned) {
     if (!m) _exit(1);
     for (int i = 0; i < 3; ++i) {
       auto sb = (*m)->create(SandboxSpec{});
+      if (sb && i == 0 && (*m)->cgroups_enabled()) (void)(*sb)->pause();  // frozen: only cleanup can kill it
       if (!sb) {
         fprintf(stderr, "create failed: %s\n", sb.status().to_string().c_str());
         _exit(2);
@@ -237,6 +238,9 @@ TEST(Restart, LeftoversOfACrashedDaemonAreCleaned) {
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
   std::string canonical = std::filesystem::canonical(root).string();
   EXPECT_EQ(count_mounts_under(canonical + "/sandboxes/"), 6);  // tmpfs + overlay each
+  // The running sandboxes died with their daemon (the frozen one waits for the thaw).
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_LE(count_orphans_named("tidal-init"), 1);
   {
     ManagerOptions opts;
     opts.root = root;
@@ -244,6 +248,8 @@ TEST(Restart, LeftoversOfACrashedDaemonAreCleaned) {
     ASSERT_TRUE(m.has_value()) << m.status().to_string();
     EXPECT_EQ(count_mounts_under(canonical + "/sandboxes/"), 0);
     EXPECT_TRUE(std::filesystem::is_empty(canonical + "/sandboxes"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(count_orphans_named("tidal-init"), 0);  // the frozen one too
   }
   std::filesystem::remove_all(root);
 }

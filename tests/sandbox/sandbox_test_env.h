@@ -117,6 +117,26 @@ inline int count_my_zombies() {
   return n;
 }
 
+// Processes named `comm` whose parent is pid 1 (orphans, e.g. of a dead daemon).
+inline int count_orphans_named(const std::string& comm) {
+  int n = 0;
+  DIR* d = opendir("/proc");
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
+    std::string line;
+    std::getline(f, line);
+    size_t open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string state, ppid;
+    rest >> state >> ppid;
+    if (line.substr(open + 1, close - open - 1) == comm && ppid == "1" && state != "Z") ++n;
+  }
+  closedir(d);
+  return n;
+}
+
 // Mount points under `prefix` in this process's mount namespace.
 inline int count_mounts_under(const std::string& prefix) {
   std::ifstream f("/proc/self/mountinfo");

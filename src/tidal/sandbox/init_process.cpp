@@ -61,11 +61,13 @@ int child_main(void* arg) {
   int fds[3] = {a->sync_in, a->sync_out, a->ctl};
   if (!child::arrange_fds(fds, 3)) _exit(126);
   const int in = 0, out = 1, ctl = 2;
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
   prctl(PR_SET_NAME, "tidal-init");
   char go;
   if (read(in, &go, 1) != 1) child::fail(out, kWaitMaps, errno);
   if (int rc = child::become_root(); rc != 0) child::fail(out, kSetIds, -rc);
+  // After become_root(): a credential change clears the parent-death signal. (Should the daemon
+  // die before this line, the init still exits: its control socket reads EOF.)
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (unshare(CLONE_NEWCGROUP) != 0) child::fail(out, kCgroupNs, errno);
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) child::fail(out, kPrivate, errno);
   // Mounts inherited from the daemon's namespace are locked in ours, and pivot_root refuses a
