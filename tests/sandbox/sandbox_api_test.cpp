@@ -285,5 +285,39 @@ TEST_F(Api, HealthAndMetrics) {
   EXPECT_NE(m.body.find("# TYPE tidal_sandbox_exec_seconds histogram"), std::string::npos);
 }
 
+class WarmPool : public SandboxService {
+ protected:
+  WarmPool() { warm_pool_ = 2; }
+  void wait_for_pool() {
+    for (int i = 0; i < 500 && manager_->n_warm() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(manager_->n_warm(), 2u);
+  }
+};
+
+TEST_F(WarmPool, CreateIsAHandOutWithTheRequestedLimits) {
+  wait_for_pool();
+  EXPECT_EQ(call_json("GET", "/health", nullptr, 200)["warm_ready"], 2);
+  std::string id = create({{"memory_mb", 64}, {"disk_mb", 8}, {"labels", {{"k", "v"}}}, {"env", {{"E", "1"}}}});
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_warm_hits_total 1\n"), std::string::npos);
+  json info = call_json("GET", "/v1/sandboxes/" + id, nullptr, 200);
+  EXPECT_EQ(info["memory_mb"], 64);
+  EXPECT_EQ(info["labels"]["k"], "v");
+  EXPECT_EQ(sh(id, "echo $E")["stdout"], "1\n");
+  // The limits were applied on hand-out: disk ...
+  json fill = sh(id, "head -c 20000000 /dev/zero > /workspace/big || echo full");
+  EXPECT_NE(fill["stdout"].get<std::string>().find("full"), std::string::npos) << fill.dump();
+  sh(id, "rm -f /workspace/big");
+  // ... and memory.
+  if (manager_->cgroups_enabled()) {
+    json hog = exec(id, {{"cmd", {"python3", "-c", "x = bytearray(256 << 20); x[::4096] = b'x' * len(x[::4096])"}}});
+    EXPECT_TRUE(hog["oom_killed"].get<bool>()) << hog.dump();
+  }
+  // Loopback sandboxes are not pooled (they are built), and the pool refills.
+  std::string lo = create({{"network", "loopback"}});
+  EXPECT_EQ(call_json("GET", "/v1/sandboxes/" + lo, nullptr, 200)["network"], "loopback");
+  wait_for_pool();
+  EXPECT_EQ(manager_->n_live(), 2u);
+}
+
 }  // namespace
 }  // namespace tidal::sandbox::testing

@@ -188,6 +188,16 @@ TEST_F(Isolation, TimeoutKillsTheWholeTreeAndLeavesNothing) {
 TEST_F(Isolation, DestroyLeavesNoProcessesMountsOrCgroups) {
   const std::string root = manager_->options().root;
   int mounts_before = count_mounts_under(root);
+  auto count_fds = [] {
+    int n = 0;
+    for (auto& e : std::filesystem::directory_iterator("/proc/self/fd")) n += e.exists() ? 1 : 0;
+    return n;
+  };
+  // Warm up (lazily opened descriptors: client connection, server worker state), then count.
+  std::string warm = create();
+  sh(warm, "true");
+  call("DELETE", "/v1/sandboxes/" + warm);
+  int fds_before = count_fds();
   for (int i = 0; i < 20; ++i) {
     std::string id = create();
     std::thread t([&, id] {
@@ -201,6 +211,7 @@ TEST_F(Isolation, DestroyLeavesNoProcessesMountsOrCgroups) {
   EXPECT_EQ(count_host_processes("sleep 161.8"), 0);
   EXPECT_EQ(count_my_zombies(), 0);
   EXPECT_EQ(count_mounts_under(root), mounts_before);
+  EXPECT_EQ(count_fds(), fds_before);  // no leaked pidfd, pipe, socket or cgroup file
   EXPECT_EQ(manager_->n_live(), 0u);
   std::error_code ec;
   EXPECT_TRUE(std::filesystem::is_empty(root + "/sandboxes", ec));

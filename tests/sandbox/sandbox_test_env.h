@@ -29,6 +29,7 @@ class SandboxService : public ::testing::Test {
     ManagerOptions mopts;
     mopts.root = "/tmp/tidal-sandbox-test-" + std::to_string(getpid());
     mopts.max_sandboxes = 16;
+    mopts.warm_pool = warm_pool_;
     auto m = SandboxManager::open(mopts);
     ASSERT_TRUE(m.has_value()) << m.status().to_string();
     manager_ = std::move(m).value();
@@ -74,6 +75,7 @@ class SandboxService : public ::testing::Test {
     return exec(id, {{"shell", script}, {"timeout_s", timeout_s}});
   }
 
+  int warm_pool_ = 0;  // set in a derived fixture's constructor
   std::unique_ptr<SandboxManager> manager_;
   std::unique_ptr<http::HttpServer> server_;
   std::unique_ptr<http::HttpClient> client_;

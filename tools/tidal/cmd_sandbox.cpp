@@ -48,7 +48,7 @@ int run_serve(cli::Args& args) {
   if (args.has("help")) {
     std::printf(
         "usage: tidal sandbox serve [--host 127.0.0.1] [--port 8080] [--root DIR] [--max-sandboxes N]\n"
-        "                           [--api-key KEY] [--workers N] [--max-body-mb N]\n"
+        "                           [--api-key KEY] [--workers N] [--max-body-mb N] [--warm-pool N]\n"
         "Serves the sandbox API (docs/sandbox-api.md). Needs root (namespaces, mounts, cgroups).\n");
     return 0;
   }
@@ -58,6 +58,7 @@ int run_serve(cli::Args& args) {
   hopts.port = static_cast<uint16_t>(args.get_int("port", 8080));
   mopts.root = args.get_or("root", "/var/lib/tidal-sandbox");
   mopts.max_sandboxes = static_cast<int>(args.get_int("max-sandboxes", 256));
+  mopts.warm_pool = static_cast<int>(args.get_int("warm-pool", 4));
   hopts.api_key = args.get_or("api-key", "");
   hopts.worker_threads = static_cast<int>(args.get_int("workers", 64));
   hopts.max_body_bytes = static_cast<size_t>(args.get_int("max-body-mb", 64)) << 20;
@@ -177,6 +178,17 @@ int run_bench(cli::Args& args) {
                                            "--tmpfs", "/tmp", "/bin/true"};
   const std::vector<std::string> kUnshare = {"unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount",
                                              "--net", "--ipc", "--uts", "--cgroup", "/bin/true"};
+  auto rss_kb = [] {
+    FILE* f = std::fopen("/proc/self/status", "re");
+    char line[256];
+    long kb = 0;
+    while (f && std::fgets(line, sizeof(line), f)) {
+      if (std::strncmp(line, "VmRSS:", 6) == 0) kb = std::atol(line + 6);
+    }
+    if (f) std::fclose(f);
+    return kb;
+  };
+  long rss_before = rss_kb();
   std::vector<std::string> ids;
   for (int i = 0; i < n; ++i) {
     host_true.push_back(spawn_ms({"/bin/sh", "-c", "true"}));
@@ -191,6 +203,9 @@ int run_bench(cli::Args& args) {
     }
     ids.push_back(nlohmann::json::parse(r->body)["id"]);
   }
+  long rss_live = rss_kb();
+  int64_t cgroup_bytes = 0;
+  for (const auto& sb : (*manager)->list()) cgroup_bytes += sb->info().memory_bytes;
   for (int i = 0; i < n; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     auto r = client.request("POST", "/v1/sandboxes/" + ids[static_cast<size_t>(i)] + "/exec", R"({"cmd":["true"]})");
@@ -210,20 +225,53 @@ int run_bench(cli::Args& args) {
     (void)client.request("DELETE", "/v1/sandboxes/" + id);
     delete_ms.push_back(ms_since(t0));
   }
+  // Warm pool: a second service whose pool is refilled between (untimed) creates, so each timed
+  // create is a hand-out.
+  std::vector<double> warm_ms;
+  {
+    sandbox::ManagerOptions wopts = mopts;
+    wopts.root = root + "-warm";
+    wopts.warm_pool = 4;
+    auto warm_manager = sandbox::SandboxManager::open(wopts);
+    if (!warm_manager) {
+      args.error(warm_manager.status().to_string());
+      return 1;
+    }
+    http::Router wrouter;
+    sandbox::SandboxApi::add_routes(wrouter, **warm_manager);
+    http::HttpServer wserver(std::move(wrouter), hopts);
+    if (!wserver.start().is_ok()) return 1;
+    http::HttpClient wclient("127.0.0.1", wserver.port());
+    for (int i = 0; i < n; ++i) {
+      for (int spin = 0; spin < 2000 && (*warm_manager)->n_warm() < 4; ++spin) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      auto t0 = std::chrono::steady_clock::now();
+      auto r = wclient.request("POST", "/v1/sandboxes", R"({"network":"none","memory_mb":256})");
+      warm_ms.push_back(ms_since(t0));
+      if (!r || r->status != 201) return 1;
+      (void)wclient.request("DELETE", "/v1/sandboxes/" + nlohmann::json::parse(r->body)["id"].get<std::string>());
+    }
+    wserver.stop();
+  }
   Stats sh = stats(host_true), us = stats(unshare_true), bw = stats(bwrap_true), cr = stats(create_ms),
-        ex = stats(exec_ms), exd = stats(exec_direct_ms), del = stats(delete_ms);
+        ex = stats(exec_ms), exd = stats(exec_direct_ms), del = stats(delete_ms), wa = stats(warm_ms);
   std::printf("baselines (fork+exec from this process, waited):\n");
   report("sh -c true on the host", sh);
   report("unshare (user,pid,mount,net,ipc,uts,cgroup) true", us);
   report("bwrap --unshare-all (ro /usr, proc, dev) true", bw);
   std::printf("tidal sandbox (HTTP over loopback, keep-alive):\n");
   report("POST /v1/sandboxes (cold create, no pool)", cr);
+  report("POST /v1/sandboxes (warm pool hand-out)", wa);
   report("POST /v1/sandboxes/{id}/exec  true", ex);
   report("exec true, in-process (no HTTP)", exd);
   report("DELETE /v1/sandboxes/{id}", del);
-  std::printf("ratios (p50): create / bwrap run = %.2f, create / unshare = %.2f, "
+  std::printf("ratios (p50): cold create / bwrap run = %.2f, cold create / unshare = %.2f, "
               "exec(HTTP) / bwrap run = %.2f, exec(HTTP) / sh -c true = %.2f\n",
               cr.p50 / bw.p50, cr.p50 / us.p50, ex.p50 / bw.p50, ex.p50 / sh.p50);
+  std::printf("memory with %d idle sandboxes: daemon RSS +%.1f KiB per sandbox; sandbox cgroups %.1f KiB each "
+              "(init + filesystem pages charged to the sandbox)\n",
+              n, static_cast<double>(rss_live - rss_before) / n, static_cast<double>(cgroup_bytes) / 1024.0 / n);
   server.stop();
   return 0;
 }

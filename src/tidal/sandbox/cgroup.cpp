@@ -119,6 +119,44 @@ Status Cgroup::freeze(bool frozen) {
   return unimplemented("no freezer cgroup on this host");
 }
 
+Status Cgroup::set_limits(const CgroupLimits& limits) {
+  auto put = [](const std::string& file, const std::string& value) -> Status {
+    if (!write_file(file, value)) return io_error("cannot write " + value + " to " + file + ": " + std::strerror(errno));
+    return Status::ok();
+  };
+  if (version_ == CgroupVersion::kV2) {
+    const std::string& dir = dirs_[0];
+    if (limits.memory_bytes > 0) {
+      TIDAL_RETURN_IF_ERROR(put(dir + "/memory.max", std::to_string(limits.memory_bytes)));
+      if (exists(dir + "/memory.swap.max")) TIDAL_RETURN_IF_ERROR(put(dir + "/memory.swap.max", "0"));
+    }
+    if (limits.pids > 0) TIDAL_RETURN_IF_ERROR(put(dir + "/pids.max", std::to_string(limits.pids)));
+    if (limits.cpu_millis > 0 && exists(dir + "/cpu.max")) {
+      TIDAL_RETURN_IF_ERROR(put(dir + "/cpu.max", std::to_string(limits.cpu_millis * 100) + " 100000"));
+    }
+    return Status::ok();
+  }
+  if (version_ != CgroupVersion::kV1) return Status::ok();
+  if (limits.memory_bytes > 0 && !memory_dir_.empty()) {
+    // With swap accounting memsw must stay >= the memory limit: order the two writes accordingly.
+    std::string mem = memory_dir_ + "/memory.limit_in_bytes", memsw = memory_dir_ + "/memory.memsw.limit_in_bytes";
+    std::string value = std::to_string(limits.memory_bytes);
+    if (memsw_ && std::atoll(read_file(memsw).c_str()) < limits.memory_bytes) {
+      TIDAL_RETURN_IF_ERROR(put(memsw, value));
+      TIDAL_RETURN_IF_ERROR(put(mem, value));
+    } else {
+      TIDAL_RETURN_IF_ERROR(put(mem, value));
+      if (memsw_) TIDAL_RETURN_IF_ERROR(put(memsw, value));
+    }
+  }
+  if (limits.pids > 0 && !pids_dir_.empty()) TIDAL_RETURN_IF_ERROR(put(pids_dir_ + "/pids.max", std::to_string(limits.pids)));
+  if (limits.cpu_millis > 0 && !cpu_dir_.empty()) {
+    TIDAL_RETURN_IF_ERROR(put(cpu_dir_ + "/cpu.cfs_period_us", "100000"));
+    TIDAL_RETURN_IF_ERROR(put(cpu_dir_ + "/cpu.cfs_quota_us", std::to_string(limits.cpu_millis * 100)));
+  }
+  return Status::ok();
+}
+
 Status Cgroup::kill_all() {
   if (procs_files_.empty()) return Status::ok();
   if (version_ == CgroupVersion::kV2 && write_file(dirs_[0] + "/cgroup.kill", "1")) {
@@ -275,18 +313,10 @@ Expected<std::unique_ptr<Cgroup>> CgroupHost::create(const std::string& id, cons
     group->dirs_.push_back(dir);
     group->memory_dir_ = group->pids_dir_ = group->cpu_dir_ = dir;
     group->procs_files_.push_back(dir + "/cgroup.procs");
-    if (limits.memory_bytes > 0 && (!write_file(dir + "/memory.max", std::to_string(limits.memory_bytes)) ||
-                                    !write_file(dir + "/memory.swap.max", "0"))) {
-      if (!exists(dir + "/memory.swap.max")) {
-        // no swap accounting: memory.max alone is fine
-      } else {
-        return fail("memory.max");
-      }
-    }
-    if (limits.pids > 0 && !write_file(dir + "/pids.max", std::to_string(limits.pids))) return fail("pids.max");
-    if (limits.cpu_millis > 0 && exists(dir + "/cpu.max") &&
-        !write_file(dir + "/cpu.max", std::to_string(limits.cpu_millis * 100) + " 100000")) {
-      return fail("cpu.max");
+    Status st = group->set_limits(limits);
+    if (!st.is_ok()) {
+      ::rmdir(dir.c_str());
+      return st;
     }
     return group;
   }
@@ -309,22 +339,11 @@ Expected<std::unique_ptr<Cgroup>> CgroupHost::create(const std::string& id, cons
       !make(freezer_base_, &group->freezer_dir_)) {
     return fail("mkdir");
   }
-  if (limits.memory_bytes > 0 && !group->memory_dir_.empty()) {
-    if (!write_file(group->memory_dir_ + "/memory.limit_in_bytes", std::to_string(limits.memory_bytes))) {
-      return fail("memory.limit_in_bytes");
-    }
-    if (memsw_) (void)write_file(group->memory_dir_ + "/memory.memsw.limit_in_bytes",
-                                 std::to_string(limits.memory_bytes));
-  }
-  if (limits.pids > 0 && !group->pids_dir_.empty() &&
-      !write_file(group->pids_dir_ + "/pids.max", std::to_string(limits.pids))) {
-    return fail("pids.max");
-  }
-  if (limits.cpu_millis > 0 && !group->cpu_dir_.empty()) {
-    if (!write_file(group->cpu_dir_ + "/cpu.cfs_period_us", "100000") ||
-        !write_file(group->cpu_dir_ + "/cpu.cfs_quota_us", std::to_string(limits.cpu_millis * 100))) {
-      return fail("cpu.cfs_quota_us");
-    }
+  group->memsw_ = memsw_;
+  Status st = group->set_limits(limits);
+  if (!st.is_ok()) {
+    for (const auto& dir : group->dirs_) ::rmdir(dir.c_str());
+    return st;
   }
   return group;
 }

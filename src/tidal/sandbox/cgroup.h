@@ -48,6 +48,8 @@ class Cgroup {
   Status remove();
   // Freezes or thaws the group (pause/resume).
   Status freeze(bool frozen);
+  // Writes the limits (a limit of 0 is left as it is). kIoError naming the file on failure.
+  Status set_limits(const CgroupLimits& limits);
 
  private:
   friend class CgroupHost;
@@ -55,6 +57,7 @@ class Cgroup {
   std::vector<std::string> dirs_;  // one per hierarchy (v1) or one (v2)
   std::string memory_dir_, pids_dir_, cpu_dir_, cpuacct_dir_, freezer_dir_;
   std::vector<std::string> procs_files_;
+  bool memsw_ = false;
 };
 
 class CgroupHost {

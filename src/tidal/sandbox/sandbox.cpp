@@ -1,6 +1,9 @@
 #include "tidal/sandbox/sandbox.h"
 
 #include <fcntl.h>
+#include <sys/mount.h>
+
+#include <cstring>
 #include <signal.h>
 #include <unistd.h>
 
@@ -110,6 +113,30 @@ Expected<FileAccess> Sandbox::files() const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!alive_ || !rootfs_) return not_found("sandbox " + id_ + " was destroyed");
   return FileAccess(rootfs_->merged(), host_.uid_base, host_.gid_base);
+}
+
+Status Sandbox::adopt(const SandboxSpec& spec) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (!alive_) return not_found("sandbox " + id_ + " was destroyed");
+  if (spec.network != spec_.network || spec.template_name != spec_.template_name) {
+    return invalid_argument("a warm sandbox cannot change its network or template");
+  }
+  CgroupLimits limits;
+  limits.cpu_millis = spec.cpu_millis;
+  limits.memory_bytes = spec.memory_mb << 20;
+  limits.pids = spec.pids;
+  TIDAL_RETURN_IF_ERROR(cgroup_->set_limits(limits));
+  if (spec.disk_mb != spec_.disk_mb) {
+    std::string opts = "size=" + std::to_string(spec.disk_mb) + "m";
+    if (mount(nullptr, rootfs_->dir().c_str(), nullptr, MS_REMOUNT | MS_NOSUID | MS_NODEV, opts.c_str()) != 0) {
+      return io_error("resize tmpfs " + rootfs_->dir() + ": " + std::strerror(errno));
+    }
+  }
+  spec_ = spec;
+  created_ = std::chrono::steady_clock::now();
+  created_unix_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+  return Status::ok();
 }
 
 Status Sandbox::pause() {

@@ -60,6 +60,7 @@ class Sandbox {
   ~Sandbox();
 
   const std::string& id() const { return id_; }
+  // The spec and creation time change only in adopt(), before the sandbox is shared.
   const SandboxSpec& spec() const { return spec_; }
   std::chrono::steady_clock::time_point created() const { return created_; }
   SandboxInfo info() const;
@@ -77,6 +78,10 @@ class Sandbox {
   [[nodiscard]] Status resume();
   // Kills every process, removes the cgroup and the filesystem. Idempotent.
   void destroy();
+  // Hands a warm (pre-created, unused) sandbox to a client: applies `spec`'s limits (cgroup, disk
+  // size), takes its env, labels, lease and timeout, and restarts its clock. The network mode and
+  // template must match the ones it was created with (kInvalidArgument otherwise).
+  [[nodiscard]] Status adopt(const SandboxSpec& spec);
 
  private:
   Sandbox(const Host& host, std::string id, SandboxSpec spec);

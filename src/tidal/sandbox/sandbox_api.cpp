@@ -234,6 +234,7 @@ void SandboxApi::add_routes(tidal::http::Router& router, SandboxManager& m) {
   router.add("GET", "/health", [&m](HttpRequest&) {
     return HttpResponse::json(200, {{"status", "ok"},
                                     {"live_sandboxes", m.n_live()},
+                                    {"warm_ready", m.n_warm()},
                                     {"max_sandboxes", m.options().max_sandboxes},
                                     {"cgroups", m.cgroup_description()},
                                     {"limits_enforced", m.cgroups_enabled()}});

@@ -30,6 +30,8 @@ SandboxManager::SandboxManager(ManagerOptions options) : options_(std::move(opti
   create_failures_ = &metrics_.counter("tidal_sandbox_create_failures_total", "Sandbox creations that failed.");
   rejected_full_ = &metrics_.counter("tidal_sandbox_rejected_total", "Creations refused because the node was full.");
   expired_total_ = &metrics_.counter("tidal_sandbox_expired_total", "Sandboxes destroyed by lease expiry or timeout.");
+  warm_hits_ = &metrics_.counter("tidal_sandbox_warm_hits_total", "Creations served from the warm pool.");
+  metrics_.gauge_fn("tidal_sandbox_warm_ready", "Idle sandboxes in the warm pool.", [this] { return static_cast<double>(n_warm()); });
   execs_total_ = &metrics_.counter("tidal_sandbox_execs_total", "Commands executed.");
   exec_timeouts_ = &metrics_.counter("tidal_sandbox_exec_timeouts_total", "Commands killed at their timeout.");
   oom_kills_ = &metrics_.counter("tidal_sandbox_oom_kills_total", "Commands killed by a sandbox memory limit.");
@@ -74,18 +76,59 @@ SandboxManager::~SandboxManager() {
   sweep_cv_.notify_all();
   if (sweeper_.joinable()) sweeper_.join();
   std::map<std::string, std::shared_ptr<Sandbox>> all;
+  std::deque<std::shared_ptr<Sandbox>> warm;
   {
     std::lock_guard<std::mutex> lock(mu_);
     all.swap(sandboxes_);
+    warm.swap(warm_);
   }
   for (auto& [id, sb] : all) sb->destroy();
+  for (auto& sb : warm) sb->destroy();
   all.clear();
+  warm.clear();
   if (host_.cgroups) host_.cgroups->remove_base();
 }
 
 std::string SandboxManager::new_id(const char* prefix) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   return std::string(prefix) + hex(rng(), 16);
+}
+
+size_t SandboxManager::n_warm() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return warm_.size();
+}
+
+std::shared_ptr<Sandbox> SandboxManager::take_warm(const SandboxSpec& spec) {
+  if (spec.network != NetworkMode::kNone || spec.template_name != "host") return nullptr;
+  while (true) {
+    std::shared_ptr<Sandbox> sb;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (warm_.empty()) return nullptr;
+      sb = std::move(warm_.front());
+      warm_.pop_front();
+    }
+    if (sb->adopt(spec).is_ok()) return sb;
+    sb->destroy();  // e.g. a limit that cannot be applied: try the next, then build one
+    destroyed_total_->inc();
+  }
+}
+
+void SandboxManager::refill_warm() {
+  while (!stopping_.load()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (static_cast<int>(warm_.size()) >= options_.warm_pool) return;
+    }
+    auto sb = Sandbox::create(host_, new_id("sb-"), SandboxSpec{});
+    if (!sb) {
+      create_failures_->inc();
+      return;  // retried on the next sweep
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    warm_.push_back(std::move(sb).value());
+  }
 }
 
 size_t SandboxManager::n_live() const {
@@ -114,8 +157,12 @@ Expected<std::shared_ptr<Sandbox>> SandboxManager::create_with(const SandboxSpec
     ++n_creating_;
   }
   auto t0 = std::chrono::steady_clock::now();
-  std::string id = fixed_id.empty() ? new_id("sb-") : fixed_id;
-  auto sb = Sandbox::create(host_, id, spec, copy_upper);
+  std::shared_ptr<Sandbox> warm = copy_upper.empty() && fixed_id.empty() ? take_warm(spec) : nullptr;
+  if (warm) warm_hits_->inc();
+  std::string id = warm ? warm->id() : fixed_id.empty() ? new_id("sb-") : fixed_id;
+  Expected<std::shared_ptr<Sandbox>> sb = warm ? Expected<std::shared_ptr<Sandbox>>(warm)
+                                               : Sandbox::create(host_, id, spec, copy_upper);
+  if (warm) sweep_cv_.notify_all();  // refill soon
   std::lock_guard<std::mutex> lock(mu_);
   --n_creating_;
   if (!sb) {
@@ -284,6 +331,7 @@ void SandboxManager::sweep_loop() {
       sweep_cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_.load(); });
     }
     if (stopping_.load()) return;
+    if (options_.warm_pool > 0) refill_warm();
     auto now = std::chrono::steady_clock::now();
     std::vector<std::shared_ptr<Sandbox>> doomed;
     {

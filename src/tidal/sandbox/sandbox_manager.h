@@ -4,6 +4,9 @@
 // seccomp program, and cleanup of anything a previous daemon with the same root left behind
 // (mounts under <root>/sandboxes, cgroups under this root's base group).
 //
+// Warm pool: with options.warm_pool > 0, a background thread keeps that many idle sandboxes ready;
+// a create() for network "none" adopts one (Sandbox::adopt) instead of building one.
+//
 // Admission: at most max_sandboxes live sandboxes; create() beyond that is kResourceExhausted
 // (HTTP 429). Leases: create_lease(ttl) returns an id; sandboxes created with that lease are all
 // destroyed when the lease expires (no heartbeat() within ttl) or is released. A sandbox with
@@ -17,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,6 +41,9 @@ struct ManagerOptions {
   std::string root = "/var/lib/tidal-sandbox";
   int max_sandboxes = 256;
   uint32_t uid_base = 1000000;  // host uid/gid of root inside every sandbox (65536 ids mapped)
+  // Sandboxes kept created and idle (network "none", template "host") so that create() is a
+  // hand-out: limits are applied on hand-out. They do not count against max_sandboxes.
+  int warm_pool = 0;
 };
 
 struct Lease {
@@ -81,6 +88,7 @@ class SandboxManager {
   [[nodiscard]] Status release_lease(const std::string& lease_id);
 
   size_t n_live() const;
+  size_t n_warm() const;
   const std::string& cgroup_description() const;
   bool cgroups_enabled() const;
   const ManagerOptions& options() const { return options_; }
@@ -93,6 +101,8 @@ class SandboxManager {
                                                  const std::string& id = {});
   void sweep_loop();
   void destroy_sandbox(const std::shared_ptr<Sandbox>& sb, const char* reason);
+  std::shared_ptr<Sandbox> take_warm(const SandboxSpec& spec);
+  void refill_warm();
 
   ManagerOptions options_;
   Sandbox::Host host_;
@@ -102,6 +112,7 @@ class SandboxManager {
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Sandbox>> sandboxes_;  // guarded by mu_
   std::map<std::string, Lease> leases_;                         // guarded by mu_
+  std::deque<std::shared_ptr<Sandbox>> warm_;                   // guarded by mu_
   int n_creating_ = 0;                                          // guarded by mu_ (admission)
 
   tidal::http::MetricsRegistry metrics_;
@@ -113,6 +124,7 @@ class SandboxManager {
   tidal::http::Counter* oom_kills_;
   tidal::http::Counter* rejected_full_;
   tidal::http::Counter* expired_total_;
+  tidal::http::Counter* warm_hits_;
   tidal::http::Gauge* execs_running_;
   tidal::http::Histogram* create_seconds_;
   tidal::http::Histogram* exec_seconds_;
