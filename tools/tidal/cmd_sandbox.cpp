@@ -148,6 +148,7 @@ void report(const char* what, const Stats& s) {
 int run_bench(cli::Args& args) {
   int n = static_cast<int>(args.get_int("n", 50));
   std::string root = args.get_or("root", "/tmp/tidal-sandbox-bench");
+  int max_clients = static_cast<int>(args.get_int("clients", 16));
   if (!args.finish()) return 2;
   if (geteuid() != 0) {
     args.error("must run as root");
@@ -165,6 +166,7 @@ int run_bench(cli::Args& args) {
   sandbox::SandboxApi::add_routes(router, **manager);
   http::HttpServerOptions hopts;
   hopts.port = 0;
+  hopts.worker_threads = 64;  // as `serve` (a running exec holds a worker)
   http::HttpServer server(std::move(router), hopts);
   if (!server.start().is_ok()) return 1;
   http::HttpClient client("127.0.0.1", server.port());
@@ -220,6 +222,27 @@ int run_bench(cli::Args& args) {
     (void)(*manager)->exec(ids[static_cast<size_t>(i)], req);
     exec_direct_ms.push_back(ms_since(t0));
   }
+  // Throughput: `--clients` threads (default 16), each with its own keep-alive connection, exec `true` in the live
+  // sandboxes round-robin for a fixed time.
+  const int clients = static_cast<int>(std::min<size_t>(static_cast<size_t>(std::max(1, max_clients)), ids.size()));
+  std::atomic<int64_t> done{0}, failed{0};
+  auto tp0 = std::chrono::steady_clock::now();
+  {
+    std::vector<std::thread> threads;
+    for (int c = 0; c < clients; ++c) {
+      threads.emplace_back([&, c] {
+        http::HttpClient cl("127.0.0.1", server.port());
+        size_t k = static_cast<size_t>(c);
+        while (ms_since(tp0) < 3000) {
+          auto r = cl.request("POST", "/v1/sandboxes/" + ids[k % ids.size()] + "/exec", R"({"cmd":["true"]})");
+          (r && r->status == 200 ? done : failed).fetch_add(1);
+          k += static_cast<size_t>(clients);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  double throughput = static_cast<double>(done.load()) / (ms_since(tp0) / 1000.0);
   for (const auto& id : ids) {
     auto t0 = std::chrono::steady_clock::now();
     (void)client.request("DELETE", "/v1/sandboxes/" + id);
@@ -269,6 +292,8 @@ int run_bench(cli::Args& args) {
   std::printf("ratios (p50): cold create / bwrap run = %.2f, cold create / unshare = %.2f, "
               "exec(HTTP) / bwrap run = %.2f, exec(HTTP) / sh -c true = %.2f\n",
               cr.p50 / bw.p50, cr.p50 / us.p50, ex.p50 / bw.p50, ex.p50 / sh.p50);
+  std::printf("throughput: %.0f exec `true`/s with %d concurrent clients over %d sandboxes (%lld failed)\n",
+              throughput, clients, n, static_cast<long long>(failed.load()));
   std::printf("memory with %d idle sandboxes: daemon RSS +%.1f KiB per sandbox; sandbox cgroups %.1f KiB each "
               "(init + filesystem pages charged to the sandbox)\n",
               n, static_cast<double>(rss_live - rss_before) / n, static_cast<double>(cgroup_bytes) / 1024.0 / n);
