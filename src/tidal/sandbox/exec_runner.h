@@ -9,14 +9,14 @@
 // Thread-safety: run() may be called from many threads at once for the same sandbox.
 #pragma once
 
-#include <map>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "tidal/sandbox/exec_request.h"
 #include "tidal/core/status.h"
+#include "tidal/sandbox/exec_request.h"
 
 namespace tidal::sandbox {
 
@@ -29,8 +29,10 @@ using SpawnFn = std::function<Expected<int>(const std::string& message, const in
 
 class ExecRunner {
  public:
-  // Never fails as a call: setup failures inside the sandbox (no such command, bad cwd) come back
-  // as exit_code 127 with the reason on stderr, like a shell; a failure to fork at all is kInternal.
+  // Setup failures inside the sandbox (no such command, bad cwd) are a result, not an error:
+  // exit_code 127 with the reason on stderr, like a shell. Errors: kInvalidArgument (empty argv,
+  // NUL bytes, argv+env over 128 KiB), kNotFound (sandbox destroyed), kResourceExhausted (the
+  // sandbox's pids/memory limit prevents the fork), kInternal (the init does not answer).
   // `sandbox_env` sits between the defaults (PATH, HOME, LANG, ...) and request.env.
   [[nodiscard]] static Expected<ExecResult> run(const SpawnFn& spawn, const std::map<std::string, std::string>& sandbox_env,
                                                 const ExecRequest& request, const OutputFn& on_output = {});
