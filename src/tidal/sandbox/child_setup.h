@@ -21,6 +21,11 @@
 
 #include <cstdint>
 
+// Code that runs in clone()d children (on a stack the sanitizers did not set up) is built without
+// sanitizer instrumentation: an instrumented call there makes ASan print warnings to fd 2, which in
+// those processes is a command's stderr or the init's control socket.
+#define TIDAL_CHILD_CODE __attribute__((no_sanitize_address, no_sanitize_undefined))
+
 namespace tidal::sandbox::child {
 
 // A record a child writes to its status pipe (one write() < PIPE_BUF: atomic).
@@ -36,16 +41,16 @@ constexpr int32_t kSetupError = 2;
 
 // fork() without glibc's bookkeeping (see the NOTE above). The child shares nothing with the
 // parent but a copy of its memory; it must not use pthread functions, raise() or abort().
-inline pid_t raw_fork() { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0)); }
+TIDAL_CHILD_CODE inline pid_t raw_fork() { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0)); }
 
 // setresgid(0..)/setresuid(0..)/setgroups(0) as raw syscalls (no multi-thread broadcast).
-inline int become_root() {
+TIDAL_CHILD_CODE inline int become_root() {
   if (syscall(SYS_setgroups, 0, nullptr) != 0 && errno != EPERM) return -errno;
   if (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0) return -errno;
   return 0;
 }
 
-inline void write_all(int fd, const void* data, size_t n) {
+TIDAL_CHILD_CODE inline void write_all(int fd, const void* data, size_t n) {
   const char* p = static_cast<const char*>(data);
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
@@ -56,7 +61,7 @@ inline void write_all(int fd, const void* data, size_t n) {
   }
 }
 
-[[noreturn]] inline void fail(int status_fd, int step, int err, int exit_code = 127) {
+[[noreturn]] TIDAL_CHILD_CODE inline void fail(int status_fd, int step, int err, int exit_code = 127) {
   StatusRecord r;
   r.kind = kSetupError;
   r.step = step;
@@ -67,7 +72,7 @@ inline void write_all(int fd, const void* data, size_t n) {
 
 // Moves fds[i] to descriptor i (for i < n) and closes every other descriptor. Returns false on
 // failure. Two phases (via descriptors >= 64) so a source never clobbers another source.
-inline bool arrange_fds(int* fds, int n) {
+TIDAL_CHILD_CODE inline bool arrange_fds(int* fds, int n) {
   int tmp[32];
   if (n > 32) return false;
   for (int i = 0; i < n; ++i) {
@@ -84,7 +89,7 @@ inline bool arrange_fds(int* fds, int n) {
 }
 
 // Drops every capability (bounding, effective, permitted, inheritable, ambient).
-inline int drop_capabilities() {
+TIDAL_CHILD_CODE inline int drop_capabilities() {
   for (int cap = 0; cap <= 63; ++cap) {
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return -errno;
   }
@@ -96,7 +101,7 @@ inline int drop_capabilities() {
 }
 
 // Resets signal dispositions and the mask inherited from the daemon's threads.
-inline void reset_signals() {
+TIDAL_CHILD_CODE inline void reset_signals() {
   struct sigaction dfl = {};
   dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; ++sig) {
@@ -108,7 +113,7 @@ inline void reset_signals() {
 }
 
 // True when the write end of `life_fd`'s pipe is closed (the process holding it died).
-inline bool parent_gone(int life_fd) {
+TIDAL_CHILD_CODE inline bool parent_gone(int life_fd) {
   pollfd p{life_fd, POLLIN, 0};
   return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR));
 }

@@ -29,7 +29,7 @@ struct Header {
   uint32_t argc, envc, ncand;
 };
 
-[[noreturn]] void run_command(const Command& c) {
+[[noreturn]] TIDAL_CHILD_CODE void run_command(const Command& c) {
   setsid();
   child::reset_signals();
   if (chdir(c.cwd) != 0) child::fail(kStatus, kChdir, errno);
@@ -50,7 +50,7 @@ struct Header {
 }
 
 // M: pid 1 of the exec's pid namespace.
-[[noreturn]] void run_reaper(const Command& c, int life_fd) {
+[[noreturn]] TIDAL_CHILD_CODE void run_reaper(const Command& c, int life_fd) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (child::parent_gone(life_fd)) _exit(1);
   ::close(life_fd);
@@ -115,7 +115,7 @@ Expected<std::string> encode_message(const std::vector<std::string>& argv, const
   return msg;
 }
 
-bool decode_message(char* buf, size_t n, char** slots, Command* out) {
+TIDAL_CHILD_CODE bool decode_message(char* buf, size_t n, char** slots, Command* out) {
   if (n < sizeof(Header) || n > kMaxMessageBytes) return false;
   Header h;
   std::memcpy(&h, buf, sizeof(h));
@@ -151,7 +151,7 @@ bool decode_message(char* buf, size_t n, char** slots, Command* out) {
   return true;
 }
 
-void run(const Command& c) {
+TIDAL_CHILD_CODE void run(const Command& c) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   prctl(PR_SET_NAME, "tidal-exec");
   // Commands are the preferred OOM victims: before the init (-1000 or 0), and before host

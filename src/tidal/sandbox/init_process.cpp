@@ -54,9 +54,9 @@ struct ChildArgs {
   bool loopback = false;
 };
 
-[[noreturn]] void serve(ChildArgs& a, int ctl, int sfd);
+[[noreturn]] TIDAL_CHILD_CODE void serve(ChildArgs& a, int ctl, int sfd);
 
-int child_main(void* arg) {
+TIDAL_CHILD_CODE int child_main(void* arg) {
   auto* a = static_cast<ChildArgs*>(arg);
   int fds[3] = {a->sync_in, a->sync_out, a->ctl};
   if (!child::arrange_fds(fds, 3)) _exit(126);
@@ -141,7 +141,7 @@ int child_main(void* arg) {
 }
 
 // The init's loop: reap children, fork exec trees on request. Exits when the daemon's end closes.
-[[noreturn]] void serve(ChildArgs& a, int ctl, int sfd) {
+[[noreturn]] TIDAL_CHILD_CODE void serve(ChildArgs& a, int ctl, int sfd) {
   while (true) {
     pollfd p[2] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}};
     if (poll(p, 2, -1) < 0) continue;

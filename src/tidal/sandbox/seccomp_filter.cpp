@@ -74,7 +74,7 @@ Expected<SeccompFilter> SeccompFilter::build() {
   return filter;
 }
 
-int SeccompFilter::install() const {
+__attribute__((no_sanitize_address, no_sanitize_undefined)) int SeccompFilter::install() const {
   sock_fprog prog{static_cast<unsigned short>(program_.size()),
                   const_cast<sock_filter*>(program_.data())};
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) return -errno;
