@@ -15,4 +15,6 @@ if [ ! -x "$tidal" ]; then
 fi
 command -v bwrap >/dev/null || { echo "sandbox_bench.sh: bwrap missing (apt-get install bubblewrap)" >&2; exit 2; }
 echo "# $(date -u +%FT%TZ) $(uname -r) $(nproc) cores, commit $(git -C "$root" rev-parse --short HEAD)"
-exec "$tidal" sandbox bench --n "$n" --clients "$clients" --root "${TMPDIR:-/tmp}/tidal-sandbox-bench-$$"
+state="${TMPDIR:-/tmp}/tidal-sandbox-bench-$$"
+trap 'rm -rf "$state" "$state-warm"' EXIT  # the template copies (every mount is gone by then)
+"$tidal" sandbox bench --n "$n" --clients "$clients" --root "$state"
