@@ -99,6 +99,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket socket, HttpServer::Impl* server, uint64_t id)
       : stream_(std::move(socket)), server_(server), id_(id) {
     beast::error_code ec;
+    stream_.socket().set_option(tcp::no_delay(true), ec);  // small JSON replies: no Nagle delay
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   }

@@ -1,0 +1,385 @@
+#include "tidal/sandbox/cgroup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace tidal::sandbox {
+
+namespace {
+bool write_file(const std::string& path, const std::string& value) {
+  FILE* f = std::fopen(path.c_str(), "we");
+  if (!f) return false;
+  bool ok = std::fputs(value.c_str(), f) >= 0;
+  ok = (std::fclose(f) == 0) && ok;
+  return ok;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+// Reads "key value" lines (memory.events, cpu.stat, memory.oom_control).
+int64_t read_keyed(const std::string& path, const std::string& key) {
+  std::istringstream in(read_file(path));
+  std::string k;
+  int64_t v;
+  while (in >> k >> v) {
+    if (k == key) return v;
+  }
+  return 0;
+}
+
+bool make_dir(const std::string& path) { return ::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST; }
+
+std::vector<int> read_pids(const std::string& file) {
+  std::vector<int> out;
+  std::istringstream in(read_file(file));
+  int pid;
+  while (in >> pid) out.push_back(pid);
+  return out;
+}
+
+// Removes a cgroup directory tree bottom-up (cgroupfs directories are removed with rmdir).
+void remove_tree(const std::string& dir) {
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) {
+        remove_tree(dir + "/" + e->d_name);
+      }
+    }
+    closedir(d);
+  }
+  ::rmdir(dir.c_str());
+}
+}  // namespace
+
+uint64_t Cgroup::oom_kills() const {
+  if (version_ == CgroupVersion::kV1 && !memory_dir_.empty()) {
+    return static_cast<uint64_t>(read_keyed(memory_dir_ + "/memory.oom_control", "oom_kill"));
+  }
+  if (version_ == CgroupVersion::kV2) {
+    return static_cast<uint64_t>(read_keyed(memory_dir_ + "/memory.events", "oom_kill"));
+  }
+  return 0;
+}
+
+int64_t Cgroup::cpu_ms() const {
+  if (version_ == CgroupVersion::kV1 && !cpuacct_dir_.empty()) {
+    return std::atoll(read_file(cpuacct_dir_ + "/cpuacct.usage").c_str()) / 1000000;
+  }
+  if (version_ == CgroupVersion::kV2) return read_keyed(cpu_dir_ + "/cpu.stat", "usage_usec") / 1000;
+  return 0;
+}
+
+int64_t Cgroup::memory_bytes() const {
+  if (memory_dir_.empty()) return 0;
+  const char* file = version_ == CgroupVersion::kV1 ? "/memory.usage_in_bytes" : "/memory.current";
+  return std::atoll(read_file(memory_dir_ + file).c_str());
+}
+
+std::vector<int> Cgroup::pids() const {
+  std::set<int> all;
+  for (const auto& f : procs_files_) {
+    for (int p : read_pids(f)) all.insert(p);
+  }
+  return {all.begin(), all.end()};
+}
+
+Status Cgroup::freeze(bool frozen) {
+  if (version_ == CgroupVersion::kV1 && !freezer_dir_.empty()) {
+    if (!write_file(freezer_dir_ + "/freezer.state", frozen ? "FROZEN" : "THAWED")) {
+      return io_error("cannot write " + freezer_dir_ + "/freezer.state");
+    }
+    return Status::ok();
+  }
+  if (version_ == CgroupVersion::kV2) {
+    if (!write_file(dirs_[0] + "/cgroup.freeze", frozen ? "1" : "0")) return io_error("cgroup.freeze");
+    return Status::ok();
+  }
+  return unimplemented("no freezer cgroup on this host");
+}
+
+Status Cgroup::set_limits(const CgroupLimits& limits) {
+  auto put = [](const std::string& file, const std::string& value) -> Status {
+    if (!write_file(file, value)) return io_error("cannot write " + value + " to " + file + ": " + std::strerror(errno));
+    return Status::ok();
+  };
+  if (version_ == CgroupVersion::kV2) {
+    const std::string& dir = dirs_[0];
+    if (limits.memory_bytes > 0) {
+      TIDAL_RETURN_IF_ERROR(put(dir + "/memory.max", std::to_string(limits.memory_bytes)));
+      if (exists(dir + "/memory.swap.max")) TIDAL_RETURN_IF_ERROR(put(dir + "/memory.swap.max", "0"));
+    }
+    if (limits.pids > 0) TIDAL_RETURN_IF_ERROR(put(dir + "/pids.max", std::to_string(limits.pids)));
+    if (limits.cpu_millis > 0 && exists(dir + "/cpu.max")) {
+      TIDAL_RETURN_IF_ERROR(put(dir + "/cpu.max", std::to_string(limits.cpu_millis * 100) + " 100000"));
+    }
+    return Status::ok();
+  }
+  if (version_ != CgroupVersion::kV1) return Status::ok();
+  if (limits.memory_bytes > 0 && !memory_dir_.empty()) {
+    // With swap accounting memsw must stay >= the memory limit: order the two writes accordingly.
+    std::string mem = memory_dir_ + "/memory.limit_in_bytes", memsw = memory_dir_ + "/memory.memsw.limit_in_bytes";
+    std::string value = std::to_string(limits.memory_bytes);
+    if (memsw_ && std::atoll(read_file(memsw).c_str()) < limits.memory_bytes) {
+      TIDAL_RETURN_IF_ERROR(put(memsw, value));
+      TIDAL_RETURN_IF_ERROR(put(mem, value));
+    } else {
+      TIDAL_RETURN_IF_ERROR(put(mem, value));
+      if (memsw_) TIDAL_RETURN_IF_ERROR(put(memsw, value));
+    }
+  }
+  if (limits.pids > 0 && !pids_dir_.empty()) TIDAL_RETURN_IF_ERROR(put(pids_dir_ + "/pids.max", std::to_string(limits.pids)));
+  if (limits.cpu_millis > 0 && !cpu_dir_.empty()) {
+    TIDAL_RETURN_IF_ERROR(put(cpu_dir_ + "/cpu.cfs_period_us", "100000"));
+    TIDAL_RETURN_IF_ERROR(put(cpu_dir_ + "/cpu.cfs_quota_us", std::to_string(limits.cpu_millis * 100)));
+  }
+  return Status::ok();
+}
+
+Status Cgroup::kill_all() {
+  if (procs_files_.empty()) return Status::ok();
+  if (version_ == CgroupVersion::kV2 && write_file(dirs_[0] + "/cgroup.kill", "1")) {
+    // cgroup.kill (Linux 5.14+) kills atomically; fall through to wait for the group to empty.
+  } else {
+    bool frozen = freeze(true).is_ok();
+    for (int round = 0; round < 3; ++round) {
+      for (int pid : pids()) ::kill(pid, SIGKILL);
+    }
+    if (frozen) (void)freeze(false);  // SIGKILLed tasks die once thawed
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::vector<int> left = pids();
+    if (left.empty()) return Status::ok();
+    for (int pid : left) ::kill(pid, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return internal_error("cgroup still has processes after SIGKILL");
+}
+
+Status Cgroup::remove() {
+  Status status;
+  for (const auto& dir : dirs_) {
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; ++i) {  // EBUSY while the last tasks are being reaped
+      gone = ::rmdir(dir.c_str()) == 0 || errno == ENOENT;
+      if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!gone && status.is_ok()) status = io_error("cannot remove cgroup " + dir + ": " + std::strerror(errno));
+  }
+  return status;
+}
+
+std::shared_ptr<CgroupHost> CgroupHost::detect(const std::string& kBaseName) {
+  auto host = std::make_shared<CgroupHost>();
+  // Own cgroup path per hierarchy: "N:controllers:/path".
+  std::map<std::string, std::string> self_path;  // controller (or "" for v2) -> path
+  {
+    std::istringstream in(read_file("/proc/self/cgroup"));
+    std::string line;
+    while (std::getline(in, line)) {
+      size_t a = line.find(':'), b = line.find(':', a + 1);
+      if (a == std::string::npos || b == std::string::npos) continue;
+      std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+      if (controllers.empty()) self_path[""] = path;
+      std::stringstream cs(controllers);
+      std::string c;
+      while (std::getline(cs, c, ',')) self_path[c] = path;
+    }
+  }
+  // Mount points: mountinfo fields ... " - fstype source superoptions".
+  std::map<std::string, std::string> v1_mount;  // controller -> mount point
+  std::string v2_mount;
+  {
+    std::istringstream in(read_file("/proc/self/mountinfo"));
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream ls(line);
+      std::string id, parent, devno, root, mount_point, opts, field;
+      ls >> id >> parent >> devno >> root >> mount_point >> opts;
+      while (ls >> field && field != "-") {
+      }
+      std::string fstype, source, super_opts;
+      ls >> fstype >> source >> super_opts;
+      if (fstype == "cgroup2") {
+        if (v2_mount.empty() || mount_point == "/sys/fs/cgroup") v2_mount = mount_point;
+      } else if (fstype == "cgroup") {
+        std::stringstream os(super_opts);
+        std::string o;
+        while (std::getline(os, o, ',')) v1_mount[o] = mount_point;
+      }
+    }
+  }
+  auto base_for = [&](const std::string& controller) -> std::string {
+    auto m = v1_mount.find(controller);
+    auto p = self_path.find(controller);
+    if (m == v1_mount.end() || p == self_path.end()) return {};
+    std::string base = m->second + (p->second == "/" ? "" : p->second) + "/" + kBaseName;
+    return make_dir(base) ? base : std::string();
+  };
+  if (v1_mount.count("memory") || v1_mount.count("pids")) {
+    host->memory_base_ = base_for("memory");
+    host->pids_base_ = base_for("pids");
+    host->cpu_base_ = base_for("cpu");
+    host->cpuacct_base_ = base_for("cpuacct");
+    host->freezer_base_ = base_for("freezer");
+    std::vector<std::string> have;
+    if (!host->memory_base_.empty()) have.push_back("memory");
+    if (!host->pids_base_.empty()) have.push_back("pids");
+    if (!host->cpu_base_.empty()) have.push_back("cpu");
+    if (!host->cpuacct_base_.empty()) have.push_back("cpuacct");
+    if (!host->freezer_base_.empty()) have.push_back("freezer");
+    if (!have.empty()) {
+      host->version_ = CgroupVersion::kV1;
+      host->memsw_ = exists(host->memory_base_ + "/memory.memsw.limit_in_bytes");
+      std::string list;
+      for (const auto& h : have) list += (list.empty() ? "" : ", ") + h;
+      host->description_ = "cgroup v1 (" + list + ")";
+      if (host->memory_base_.empty() || host->pids_base_.empty()) {
+        host->description_ += "; missing memory or pids: those limits are not enforced";
+      }
+      return host;
+    }
+    host->description_ = "none: cgroup v1 hierarchies are not writable";
+  }
+  if (!v2_mount.empty() && self_path.count("")) {
+    std::string self = v2_mount + (self_path[""] == "/" ? "" : self_path[""]);
+    std::string controllers = read_file(self + "/cgroup.controllers");
+    bool ok = controllers.find("memory") != std::string::npos &&
+              controllers.find("pids") != std::string::npos;
+    if (!ok) {
+      host->description_ = "none: cgroup v2 at " + self + " has no delegated memory+pids controllers";
+      return host;
+    }
+    // The no-internal-process rule: controllers can be enabled for children only in a group with
+    // no processes of its own. Create the base, then enable controllers in the daemon's group; if
+    // the daemon's group holds processes, move the daemon into a leaf "tidal-daemon" first.
+    std::string want = "+memory +pids";
+    if (controllers.find("cpu") != std::string::npos) want += " +cpu";
+    if (!write_file(self + "/cgroup.subtree_control", want)) {
+      std::string leaf = self + "/tidal-daemon";
+      if (!make_dir(leaf) || !write_file(leaf + "/cgroup.procs", std::to_string(getpid())) ||
+          !write_file(self + "/cgroup.subtree_control", want)) {
+        host->description_ = "none: cannot enable controllers in " + self + "/cgroup.subtree_control";
+        return host;
+      }
+    }
+    std::string base = self + "/" + kBaseName;
+    if (!make_dir(base) || !write_file(base + "/cgroup.subtree_control", want)) {
+      host->description_ = "none: cannot create " + base;
+      return host;
+    }
+    host->version_ = CgroupVersion::kV2;
+    host->v2_base_ = base;
+    host->description_ = "cgroup v2 (" + want + ") at " + base;
+    return host;
+  }
+  if (host->description_.empty()) host->description_ = "none: no cgroup filesystem mounted";
+  return host;
+}
+
+Expected<std::unique_ptr<Cgroup>> CgroupHost::create(const std::string& id, const CgroupLimits& limits) {
+  auto group = std::make_unique<Cgroup>();
+  group->version_ = version_;
+  if (version_ == CgroupVersion::kNone) return group;
+  auto fail = [&](const std::string& what) -> Status {
+    for (const auto& dir : group->dirs_) ::rmdir(dir.c_str());
+    return io_error("cgroup setup for sandbox " + id + ": " + what + ": " + std::strerror(errno));
+  };
+  if (version_ == CgroupVersion::kV2) {
+    std::string dir = v2_base_ + "/" + id;
+    if (::mkdir(dir.c_str(), 0755) != 0) return fail("mkdir " + dir);
+    group->dirs_.push_back(dir);
+    group->memory_dir_ = group->pids_dir_ = group->cpu_dir_ = dir;
+    group->procs_files_.push_back(dir + "/cgroup.procs");
+    Status st = group->set_limits(limits);
+    if (!st.is_ok()) {
+      ::rmdir(dir.c_str());
+      return st;
+    }
+    return group;
+  }
+  // v1: one directory per hierarchy.
+  std::set<std::string> made;
+  auto make = [&](const std::string& base, std::string* out) -> bool {
+    if (base.empty()) return true;
+    std::string dir = base + "/" + id;
+    if (!made.count(dir)) {
+      if (::mkdir(dir.c_str(), 0755) != 0) return false;
+      made.insert(dir);
+      group->dirs_.push_back(dir);
+      group->procs_files_.push_back(dir + "/cgroup.procs");
+    }
+    *out = dir;
+    return true;
+  };
+  if (!make(memory_base_, &group->memory_dir_) || !make(pids_base_, &group->pids_dir_) ||
+      !make(cpu_base_, &group->cpu_dir_) || !make(cpuacct_base_, &group->cpuacct_dir_) ||
+      !make(freezer_base_, &group->freezer_dir_)) {
+    return fail("mkdir");
+  }
+  group->memsw_ = memsw_;
+  Status st = group->set_limits(limits);
+  if (!st.is_ok()) {
+    for (const auto& dir : group->dirs_) ::rmdir(dir.c_str());
+    return st;
+  }
+  return group;
+}
+
+void CgroupHost::remove_base() {
+  for (const auto& base : {memory_base_, pids_base_, cpu_base_, cpuacct_base_, freezer_base_, v2_base_}) {
+    if (!base.empty()) ::rmdir(base.c_str());
+  }
+}
+
+int CgroupHost::cleanup_stale() {
+  std::set<std::string> bases = {memory_base_, pids_base_, cpu_base_, cpuacct_base_, freezer_base_, v2_base_};
+  bases.erase("");
+  std::set<std::string> ids;
+  for (const auto& base : bases) {
+    if (DIR* d = opendir(base.c_str())) {
+      while (dirent* e = readdir(d)) {
+        if (e->d_type == DT_DIR && e->d_name[0] != '.') ids.insert(e->d_name);
+      }
+      closedir(d);
+    }
+  }
+  for (const auto& id : ids) {
+    Cgroup group;
+    group.version_ = version_;
+    for (const auto& base : bases) {
+      std::string dir = base + "/" + id;
+      if (!exists(dir)) continue;
+      group.dirs_.push_back(dir);
+      group.procs_files_.push_back(dir + "/cgroup.procs");
+      if (base == freezer_base_) group.freezer_dir_ = dir;
+    }
+    (void)group.kill_all();
+    for (const auto& dir : group.dirs_) remove_tree(dir);
+  }
+  return static_cast<int>(ids.size());
+}
+
+}  // namespace tidal::sandbox

@@ -1,0 +1,105 @@
+// Sandbox: one live, isolated process tree with its own root filesystem (see init_process.h for
+// the namespaces, rootfs.h for the filesystem, cgroup.h for limits, exec_runner.h for commands).
+//
+// Ownership: the SandboxManager creates sandboxes and hands out shared_ptrs; a Sandbox stays valid
+// while anyone holds one, but after destroy() every exec fails with kNotFound and the files API
+// with kNotFound. Thread-safety: exec() may run concurrently (many commands at once); files() and
+// info() are safe from any thread; destroy() may race with exec() (running commands are killed).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+
+#include "tidal/core/status.h"
+#include "tidal/sandbox/cgroup.h"
+#include "tidal/sandbox/exec_runner.h"
+#include "tidal/sandbox/file_access.h"
+#include "tidal/sandbox/init_process.h"
+#include "tidal/sandbox/rootfs.h"
+#include "tidal/sandbox/sandbox_spec.h"
+
+namespace tidal::sandbox {
+
+class SeccompFilter;
+class SpawnThread;
+
+struct SandboxInfo {
+  std::string id;
+  SandboxSpec spec;
+  int64_t created_unix_ms = 0;
+  int init_pid = 0;        // host pid of the sandbox's init (0 once destroyed)
+  int64_t n_execs = 0;     // execs started so far
+  int64_t execs_running = 0;
+  int64_t memory_bytes = 0;  // current cgroup memory use (0 without cgroups)
+  int64_t cpu_ms = 0;        // total CPU used (0 without cgroups)
+  uint64_t oom_kills = 0;
+  bool alive = false;
+  bool paused = false;
+};
+
+class Sandbox {
+ public:
+  // Everything a sandbox needs from the daemon; owned by the SandboxManager, outlives sandboxes.
+  struct Host {
+    std::string root;  // the daemon's root directory
+    std::vector<HostBind> binds;
+    uint32_t uid_base = 0, gid_base = 0;
+    std::shared_ptr<CgroupHost> cgroups;
+    const SeccompFilter* filter = nullptr;
+    SpawnThread* spawner = nullptr;
+  };
+
+  // Builds the filesystem (copying `copy_upper_from`'s writable layer when given: fork), the
+  // cgroup and the init. On failure everything built so far is torn down.
+  [[nodiscard]] static Expected<std::shared_ptr<Sandbox>> create(const Host& host, std::string id,
+                                                                 const SandboxSpec& spec,
+                                                                 const std::string& copy_upper_from = {});
+  ~Sandbox();
+
+  const std::string& id() const { return id_; }
+  // The spec and creation time change only in adopt(), before the sandbox is shared.
+  const SandboxSpec& spec() const { return spec_; }
+  std::chrono::steady_clock::time_point created() const { return created_; }
+  SandboxInfo info() const;
+  // The writable layer on the host (for fork). Empty after destroy().
+  std::string upper_dir() const;
+
+  // Runs a command (see ExecRunner). kNotFound once destroyed. Sets oom_killed when the command
+  // died of SIGKILL while the sandbox's OOM-kill count rose.
+  [[nodiscard]] Expected<ExecResult> exec(const ExecRequest& request, const OutputFn& on_output = {});
+  // File access on the sandbox's root (kNotFound once destroyed).
+  [[nodiscard]] Expected<FileAccess> files() const;
+  // Freezes / thaws every process (cgroup freezer). While paused, exec() fails (kInvalidArgument)
+  // and the files API still works. kUnimplemented without a freezer cgroup.
+  [[nodiscard]] Status pause();
+  [[nodiscard]] Status resume();
+  // Kills every process, removes the cgroup and the filesystem. Idempotent.
+  void destroy();
+  // Hands a warm (pre-created, unused) sandbox to a client: applies `spec`'s limits (cgroup, disk
+  // size), takes its env, labels, lease and timeout, and restarts its clock. The network mode and
+  // template must match the ones it was created with (kInvalidArgument otherwise).
+  [[nodiscard]] Status adopt(const SandboxSpec& spec);
+
+ private:
+  Sandbox(const Host& host, std::string id, SandboxSpec spec);
+
+  const Host& host_;
+  std::string id_;
+  SandboxSpec spec_;
+  std::chrono::steady_clock::time_point created_;
+  int64_t created_unix_ms_ = 0;
+
+  mutable std::shared_mutex mu_;  // shared: exec spawn, files; exclusive: destroy
+  bool alive_ = false;
+  bool paused_ = false;
+  std::unique_ptr<Rootfs> rootfs_;
+  std::unique_ptr<Cgroup> cgroup_;
+  std::unique_ptr<InitProcess> init_;
+  std::atomic<int64_t> n_execs_{0};
+  std::atomic<int64_t> execs_running_{0};
+};
+
+}  // namespace tidal::sandbox

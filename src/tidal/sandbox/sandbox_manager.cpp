@@ -1,0 +1,362 @@
+#include "tidal/sandbox/sandbox_manager.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <functional>
+#include <random>
+
+namespace tidal::sandbox {
+
+namespace {
+std::string hex(uint64_t v, int digits) {
+  static const char* kHex = "0123456789abcdef";
+  std::string s(static_cast<size_t>(digits), '0');
+  for (int i = digits - 1; i >= 0; --i, v >>= 4) s[static_cast<size_t>(i)] = kHex[v & 15];
+  return s;
+}
+}  // namespace
+
+SandboxManager::SandboxManager(ManagerOptions options) : options_(std::move(options)) {
+  auto buckets = tidal::http::MetricsRegistry::exponential_buckets(0.001, 2, 16);  // 1 ms .. 33 s
+  metrics_.gauge_fn("tidal_sandbox_live", "Live sandboxes.", [this] { return static_cast<double>(n_live()); });
+  metrics_.gauge_fn("tidal_sandbox_leases", "Active leases.", [this] {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<double>(leases_.size());
+  });
+  created_total_ = &metrics_.counter("tidal_sandbox_created_total", "Sandboxes created.");
+  destroyed_total_ = &metrics_.counter("tidal_sandbox_destroyed_total", "Sandboxes destroyed.");
+  create_failures_ = &metrics_.counter("tidal_sandbox_create_failures_total", "Sandbox creations that failed.");
+  rejected_full_ = &metrics_.counter("tidal_sandbox_rejected_total", "Creations refused because the node was full.");
+  expired_total_ = &metrics_.counter("tidal_sandbox_expired_total", "Sandboxes destroyed by lease expiry or timeout.");
+  warm_hits_ = &metrics_.counter("tidal_sandbox_warm_hits_total", "Creations served from the warm pool.");
+  metrics_.gauge_fn("tidal_sandbox_warm_ready", "Idle sandboxes in the warm pool.", [this] { return static_cast<double>(n_warm()); });
+  execs_total_ = &metrics_.counter("tidal_sandbox_execs_total", "Commands executed.");
+  exec_timeouts_ = &metrics_.counter("tidal_sandbox_exec_timeouts_total", "Commands killed at their timeout.");
+  oom_kills_ = &metrics_.counter("tidal_sandbox_oom_kills_total", "Commands killed by a sandbox memory limit.");
+  execs_running_ = &metrics_.gauge("tidal_sandbox_execs_running", "Commands running now.");
+  create_seconds_ = &metrics_.histogram("tidal_sandbox_create_seconds", "Sandbox creation latency.", buckets);
+  exec_seconds_ = &metrics_.histogram("tidal_sandbox_exec_seconds", "Command wall time.", buckets);
+}
+
+Expected<std::unique_ptr<SandboxManager>> SandboxManager::open(ManagerOptions options) {
+  if (options.max_sandboxes < 1) return invalid_argument("max_sandboxes must be >= 1");
+  // NOTE: writing a command's stdin after it exited must be an EPIPE error, not a fatal SIGPIPE.
+  // Commands get default signal dispositions back before execve (child::reset_signals).
+  ::signal(SIGPIPE, SIG_IGN);
+  std::error_code ec;
+  std::filesystem::create_directories(options.root + "/sandboxes", ec);
+  if (ec) return io_error("cannot create " + options.root + "/sandboxes: " + ec.message());
+  options.root = std::filesystem::canonical(options.root, ec).string();
+  ::chmod(options.root.c_str(), 0711);
+  std::unique_ptr<SandboxManager> m(new SandboxManager(options));
+  m->host_.root = m->options_.root;
+  m->host_.uid_base = m->host_.gid_base = m->options_.uid_base;
+  TIDAL_ASSIGN_OR_RETURN(m->host_.binds,
+                         Rootfs::build_host_template(m->options_.root, m->host_.uid_base, m->host_.gid_base));
+  // One base cgroup per root directory, so daemons (and tests) with different roots never touch
+  // each other's groups.
+  std::string base = "tidal-sandbox-" + hex(std::hash<std::string>{}(m->options_.root), 8);
+  m->host_.cgroups = CgroupHost::detect(base);
+  TIDAL_ASSIGN_OR_RETURN(SeccompFilter filter, SeccompFilter::build());
+  m->filter_ = std::make_unique<SeccompFilter>(std::move(filter));
+  m->host_.filter = m->filter_.get();
+  m->spawner_ = std::make_unique<SpawnThread>();
+  m->host_.spawner = m->spawner_.get();
+  // Leftovers of a previous daemon with this root: mounts and cgroups.
+  Rootfs::cleanup_stale(m->options_.root);
+  m->host_.cgroups->cleanup_stale();
+  m->sweeper_ = std::thread([p = m.get()] { p->sweep_loop(); });
+  return m;
+}
+
+SandboxManager::~SandboxManager() {
+  stopping_.store(true);
+  sweep_cv_.notify_all();
+  if (sweeper_.joinable()) sweeper_.join();
+  std::map<std::string, std::shared_ptr<Sandbox>> all;
+  std::deque<std::shared_ptr<Sandbox>> warm;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    all.swap(sandboxes_);
+    warm.swap(warm_);
+  }
+  for (auto& [id, sb] : all) sb->destroy();
+  for (auto& sb : warm) sb->destroy();
+  all.clear();
+  warm.clear();
+  if (host_.cgroups) host_.cgroups->remove_base();
+}
+
+std::string SandboxManager::new_id(const char* prefix) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::string(prefix) + hex(rng(), 16);
+}
+
+size_t SandboxManager::n_warm() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return warm_.size();
+}
+
+std::shared_ptr<Sandbox> SandboxManager::take_warm(const SandboxSpec& spec) {
+  if (spec.network != NetworkMode::kNone || spec.template_name != "host") return nullptr;
+  while (true) {
+    std::shared_ptr<Sandbox> sb;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (warm_.empty()) return nullptr;
+      sb = std::move(warm_.front());
+      warm_.pop_front();
+    }
+    if (sb->adopt(spec).is_ok()) return sb;
+    sb->destroy();  // e.g. a limit that cannot be applied: try the next, then build one
+    destroyed_total_->inc();
+  }
+}
+
+void SandboxManager::refill_warm() {
+  while (!stopping_.load()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (static_cast<int>(warm_.size()) >= options_.warm_pool) return;
+    }
+    auto sb = Sandbox::create(host_, new_id("sb-"), SandboxSpec{});
+    if (!sb) {
+      create_failures_->inc();
+      return;  // retried on the next sweep
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    warm_.push_back(std::move(sb).value());
+  }
+}
+
+size_t SandboxManager::n_live() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sandboxes_.size();
+}
+
+const std::string& SandboxManager::cgroup_description() const { return host_.cgroups->describe(); }
+bool SandboxManager::cgroups_enabled() const { return host_.cgroups->version() != CgroupVersion::kNone; }
+
+Expected<std::shared_ptr<Sandbox>> SandboxManager::create(const SandboxSpec& spec) {
+  return create_with(spec, {});
+}
+
+Expected<std::shared_ptr<Sandbox>> SandboxManager::create_with(const SandboxSpec& spec, const std::string& copy_upper,
+                                                               const std::string& fixed_id) {
+  if (spec.template_name != "host") return invalid_argument("unknown template '" + spec.template_name + "' (have: host)");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!spec.lease.empty() && !leases_.count(spec.lease)) return not_found("no lease '" + spec.lease + "'");
+    if (static_cast<int>(sandboxes_.size()) + n_creating_ >= options_.max_sandboxes) {
+      rejected_full_->inc();
+      return resource_exhausted("node is full: " + std::to_string(options_.max_sandboxes) +
+                                " sandboxes are live (max_sandboxes)");
+    }
+    ++n_creating_;
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  std::shared_ptr<Sandbox> warm = copy_upper.empty() && fixed_id.empty() ? take_warm(spec) : nullptr;
+  if (warm) warm_hits_->inc();
+  std::string id = warm ? warm->id() : fixed_id.empty() ? new_id("sb-") : fixed_id;
+  Expected<std::shared_ptr<Sandbox>> sb = warm ? Expected<std::shared_ptr<Sandbox>>(warm)
+                                               : Sandbox::create(host_, id, spec, copy_upper);
+  if (warm) sweep_cv_.notify_all();  // refill soon
+  std::lock_guard<std::mutex> lock(mu_);
+  --n_creating_;
+  if (!sb) {
+    create_failures_->inc();
+    return sb.status();
+  }
+  // The lease may have been released while we built the sandbox.
+  if (!spec.lease.empty() && !leases_.count(spec.lease)) {
+    (*sb)->destroy();
+    return not_found("lease '" + spec.lease + "' was released during creation");
+  }
+  sandboxes_[id] = *sb;
+  created_total_->inc();
+  create_seconds_->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return sb;
+}
+
+Expected<std::shared_ptr<Sandbox>> SandboxManager::get(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sandboxes_.find(id);
+  if (it == sandboxes_.end()) return not_found("no sandbox '" + id + "'");
+  return it->second;
+}
+
+void SandboxManager::destroy_sandbox(const std::shared_ptr<Sandbox>& sb, const char* reason) {
+  sb->destroy();
+  destroyed_total_->inc();
+  (void)reason;
+}
+
+Status SandboxManager::destroy(const std::string& id) {
+  std::shared_ptr<Sandbox> sb;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sandboxes_.find(id);
+    if (it == sandboxes_.end()) return not_found("no sandbox '" + id + "'");
+    sb = std::move(it->second);
+    sandboxes_.erase(it);
+  }
+  destroy_sandbox(sb, "deleted");
+  return Status::ok();
+}
+
+std::vector<std::shared_ptr<Sandbox>> SandboxManager::list(const std::map<std::string, std::string>& labels) const {
+  std::vector<std::shared_ptr<Sandbox>> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, sb] : sandboxes_) {
+    bool match = true;
+    for (const auto& [k, v] : labels) {
+      auto it = sb->spec().labels.find(k);
+      match = match && it != sb->spec().labels.end() && it->second == v;
+    }
+    if (match) out.push_back(sb);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a->created() < b->created(); });
+  return out;
+}
+
+Expected<ExecResult> SandboxManager::exec(const std::string& id, const ExecRequest& request, const OutputFn& on_output) {
+  TIDAL_ASSIGN_OR_RETURN(auto sb, get(id));
+  execs_running_->add(1);
+  auto result = sb->exec(request, on_output);
+  execs_running_->add(-1);
+  if (result) {
+    execs_total_->inc();
+    exec_seconds_->observe(static_cast<double>(result->wall_ms) / 1000.0);
+    if (result->timed_out) exec_timeouts_->inc();
+    if (result->oom_killed) oom_kills_->inc();
+  }
+  return result;
+}
+
+Expected<std::shared_ptr<Sandbox>> SandboxManager::fork(const std::string& id) {
+  TIDAL_ASSIGN_OR_RETURN(auto source, get(id));
+  std::string upper = source->upper_dir();
+  if (upper.empty()) return not_found("sandbox " + id + " was destroyed");
+  return create_with(source->spec(), upper);
+}
+
+Expected<std::shared_ptr<Sandbox>> SandboxManager::reset(const std::string& id) {
+  std::shared_ptr<Sandbox> old;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sandboxes_.find(id);
+    if (it == sandboxes_.end()) return not_found("no sandbox '" + id + "'");
+    old = std::move(it->second);
+    sandboxes_.erase(it);
+  }
+  old->destroy();
+  return create_with(old->spec(), {}, id);
+}
+
+Expected<ExecResult> SandboxManager::run_once(const RunRequest& request) {
+  std::vector<std::string> argv;
+  std::string script;
+  if (request.language == "python" || request.language == "python3") {
+    script = "/workspace/main.py";
+    argv = {"python3", script};
+  } else if (request.language == "bash") {
+    script = "/workspace/main.sh";
+    argv = {"bash", script};
+  } else if (request.language == "sh") {
+    script = "/workspace/main.sh";
+    argv = {"sh", script};
+  } else {
+    return invalid_argument("unknown language '" + request.language + "' (have: python, bash, sh)");
+  }
+  TIDAL_ASSIGN_OR_RETURN(auto sb, create(request.spec));
+  struct Cleanup {
+    SandboxManager* m;
+    std::string id;
+    ~Cleanup() { (void)m->destroy(id); }
+  } cleanup{this, sb->id()};
+  TIDAL_ASSIGN_OR_RETURN(FileAccess files, sb->files());
+  for (const auto& [path, content] : request.files) TIDAL_RETURN_IF_ERROR(files.write(path, content));
+  TIDAL_RETURN_IF_ERROR(files.write(script, request.code));
+  ExecRequest exec;
+  exec.argv = argv;
+  exec.stdin_data = request.stdin_data;
+  exec.timeout_ms = request.timeout_ms;
+  exec.max_output_bytes = request.max_output_bytes;
+  return this->exec(sb->id(), exec);
+}
+
+Expected<Lease> SandboxManager::create_lease(int64_t ttl_ms) {
+  if (ttl_ms < 100 || ttl_ms > 7LL * 24 * 3600 * 1000) return invalid_argument("lease ttl must be 0.1 s .. 7 days");
+  Lease lease;
+  lease.id = new_id("lease-");
+  lease.ttl_ms = ttl_ms;
+  lease.expires = std::chrono::steady_clock::now() + std::chrono::milliseconds(ttl_ms);
+  std::lock_guard<std::mutex> lock(mu_);
+  leases_[lease.id] = lease;
+  return lease;
+}
+
+Expected<Lease> SandboxManager::heartbeat(const std::string& lease_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end()) return not_found("no lease '" + lease_id + "' (expired or released)");
+  it->second.expires = std::chrono::steady_clock::now() + std::chrono::milliseconds(it->second.ttl_ms);
+  return it->second;
+}
+
+Status SandboxManager::release_lease(const std::string& lease_id) {
+  std::vector<std::shared_ptr<Sandbox>> doomed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!leases_.erase(lease_id)) return not_found("no lease '" + lease_id + "'");
+    for (auto it = sandboxes_.begin(); it != sandboxes_.end();) {
+      if (it->second->spec().lease == lease_id) {
+        doomed.push_back(std::move(it->second));
+        it = sandboxes_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& sb : doomed) destroy_sandbox(sb, "lease released");
+  return Status::ok();
+}
+
+void SandboxManager::sweep_loop() {
+  while (!stopping_.load()) {
+    {
+      std::unique_lock<std::mutex> lock(sweep_mu_);
+      sweep_cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_.load(); });
+    }
+    if (stopping_.load()) return;
+    if (options_.warm_pool > 0) refill_warm();
+    auto now = std::chrono::steady_clock::now();
+    std::vector<std::shared_ptr<Sandbox>> doomed;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = leases_.begin(); it != leases_.end();) {
+        if (it->second.expires <= now) it = leases_.erase(it);
+        else ++it;
+      }
+      for (auto it = sandboxes_.begin(); it != sandboxes_.end();) {
+        const SandboxSpec& spec = it->second->spec();
+        bool lease_gone = !spec.lease.empty() && !leases_.count(spec.lease);
+        bool timed_out = spec.timeout_s > 0 && now - it->second->created() >= std::chrono::seconds(spec.timeout_s);
+        if (lease_gone || timed_out) {
+          doomed.push_back(std::move(it->second));
+          it = sandboxes_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& sb : doomed) {
+      destroy_sandbox(sb, "expired");
+      expired_total_->inc();
+    }
+  }
+}
+
+}  // namespace tidal::sandbox

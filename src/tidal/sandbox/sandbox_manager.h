@@ -1,0 +1,138 @@
+// SandboxManager: the node's sandboxes, leases and metrics; what the HTTP API calls into.
+//
+// open() prepares the host once: the root directory, the "host" template, cgroup detection, the
+// seccomp program, and cleanup of anything a previous daemon with the same root left behind
+// (mounts under <root>/sandboxes, cgroups under this root's base group).
+//
+// Warm pool: with options.warm_pool > 0, a background thread keeps that many idle sandboxes ready;
+// a create() for network "none" adopts one (Sandbox::adopt) instead of building one.
+//
+// Admission: at most max_sandboxes live sandboxes; create() beyond that is kResourceExhausted
+// (HTTP 429). Leases: create_lease(ttl) returns an id; sandboxes created with that lease are all
+// destroyed when the lease expires (no heartbeat() within ttl) or is released. A sandbox with
+// spec.timeout_s > 0 is destroyed that long after creation. A background thread enforces both
+// (every 100 ms).
+//
+// Thread-safety: every method is safe from any thread. Destruction destroys every sandbox.
+// Process-wide effect: open() sets SIGPIPE to SIG_IGN (stdin pipes of commands that exit early).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tidal/core/status.h"
+#include "tidal/http/metrics_registry.h"
+#include "tidal/sandbox/sandbox.h"
+#include "tidal/sandbox/seccomp_filter.h"
+#include "tidal/sandbox/spawn_thread.h"
+
+namespace tidal::sandbox {
+
+struct ManagerOptions {
+  std::string root = "/var/lib/tidal-sandbox";
+  int max_sandboxes = 256;
+  uint32_t uid_base = 1000000;  // host uid/gid of root inside every sandbox (65536 ids mapped)
+  // Sandboxes kept created and idle (network "none", template "host") so that create() is a
+  // hand-out: limits are applied on hand-out. They do not count against max_sandboxes.
+  int warm_pool = 0;
+};
+
+struct Lease {
+  std::string id;
+  int64_t ttl_ms = 0;
+  std::chrono::steady_clock::time_point expires;
+};
+
+// One-shot execution (POST /v1/run): a fresh sandbox, the files, the code, one command, gone.
+struct RunRequest {
+  std::string language;  // "python" | "bash" | "sh"
+  std::string code;
+  std::string stdin_data;
+  std::map<std::string, std::string> files;  // absolute path -> content
+  int64_t timeout_ms = 30000;
+  int64_t max_output_bytes = 1 << 20;
+  SandboxSpec spec;  // limits (network none by default)
+};
+
+class SandboxManager {
+ public:
+  [[nodiscard]] static Expected<std::unique_ptr<SandboxManager>> open(ManagerOptions options);
+  ~SandboxManager();
+
+  [[nodiscard]] Expected<std::shared_ptr<Sandbox>> create(const SandboxSpec& spec);
+  // kNotFound for an unknown (or already destroyed) id.
+  [[nodiscard]] Expected<std::shared_ptr<Sandbox>> get(const std::string& id) const;
+  [[nodiscard]] Status destroy(const std::string& id);
+  // Live sandboxes whose labels contain every (key, value) of `labels`, oldest first.
+  std::vector<std::shared_ptr<Sandbox>> list(const std::map<std::string, std::string>& labels = {}) const;
+  [[nodiscard]] Expected<ExecResult> exec(const std::string& id, const ExecRequest& request,
+                                          const OutputFn& on_output = {});
+  // A new sandbox (same spec and lease) whose writable layer is a copy of `id`'s current one.
+  [[nodiscard]] Expected<std::shared_ptr<Sandbox>> fork(const std::string& id);
+  // Replaces sandbox `id` by a fresh one from its template, keeping id, spec and lease.
+  [[nodiscard]] Expected<std::shared_ptr<Sandbox>> reset(const std::string& id);
+  [[nodiscard]] Expected<ExecResult> run_once(const RunRequest& request);
+
+  [[nodiscard]] Expected<Lease> create_lease(int64_t ttl_ms);
+  [[nodiscard]] Expected<Lease> heartbeat(const std::string& lease_id);
+  // Destroys every sandbox under the lease and forgets it.
+  [[nodiscard]] Status release_lease(const std::string& lease_id);
+
+  size_t n_live() const;
+  size_t n_warm() const;
+  const std::string& cgroup_description() const;
+  bool cgroups_enabled() const;
+  const ManagerOptions& options() const { return options_; }
+  tidal::http::MetricsRegistry& metrics() { return metrics_; }
+
+ private:
+  explicit SandboxManager(ManagerOptions options);
+  std::string new_id(const char* prefix);
+  Expected<std::shared_ptr<Sandbox>> create_with(const SandboxSpec& spec, const std::string& copy_upper,
+                                                 const std::string& id = {});
+  void sweep_loop();
+  void destroy_sandbox(const std::shared_ptr<Sandbox>& sb, const char* reason);
+  std::shared_ptr<Sandbox> take_warm(const SandboxSpec& spec);
+  void refill_warm();
+
+  ManagerOptions options_;
+  Sandbox::Host host_;
+  std::unique_ptr<SeccompFilter> filter_;
+  std::unique_ptr<SpawnThread> spawner_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Sandbox>> sandboxes_;  // guarded by mu_
+  std::map<std::string, Lease> leases_;                         // guarded by mu_
+  std::deque<std::shared_ptr<Sandbox>> warm_;                   // guarded by mu_
+  int n_creating_ = 0;                                          // guarded by mu_ (admission)
+
+  tidal::http::MetricsRegistry metrics_;
+  tidal::http::Counter* created_total_;
+  tidal::http::Counter* destroyed_total_;
+  tidal::http::Counter* create_failures_;
+  tidal::http::Counter* execs_total_;
+  tidal::http::Counter* exec_timeouts_;
+  tidal::http::Counter* oom_kills_;
+  tidal::http::Counter* rejected_full_;
+  tidal::http::Counter* expired_total_;
+  tidal::http::Counter* warm_hits_;
+  tidal::http::Gauge* execs_running_;
+  tidal::http::Histogram* create_seconds_;
+  tidal::http::Histogram* exec_seconds_;
+
+  std::atomic<bool> stopping_{false};
+  std::mutex sweep_mu_;
+  std::condition_variable sweep_cv_;
+  std::thread sweeper_;
+};
+
+}  // namespace tidal::sandbox

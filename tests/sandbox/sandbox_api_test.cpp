@@ -1,0 +1,323 @@
+// The sandbox HTTP API: exec semantics, files, bad input, leases, fork/reset, one-shot run,
+// streaming, concurrency, health and metrics.
+#include <future>
+#include <thread>
+
+#include "sandbox_test_env.h"
+
+namespace tidal::sandbox::testing {
+namespace {
+
+using Api = SandboxService;
+
+TEST_F(Api, ExecSemantics) {
+  std::string id = create({{"env", {{"FROM_SANDBOX", "s"}}}, {"labels", {{"job", "t1"}}}});
+  ASSERT_FALSE(id.empty());
+  json r = exec(id, {{"cmd", {"sh", "-c", "echo out; echo err >&2; cat; pwd; echo $FROM_SANDBOX$FROM_EXEC; exit 3"}},
+                     {"stdin", "piped\n"}, {"cwd", "/tmp"}, {"env", {{"FROM_EXEC", "e"}}}});
+  EXPECT_EQ(r["exit_code"], 3);
+  EXPECT_EQ(r["signal"], 0);
+  EXPECT_EQ(r["stdout"], "out\npiped\n/tmp\nse\n");
+  EXPECT_EQ(r["stderr"], "err\n");
+  EXPECT_FALSE(r["timed_out"].get<bool>());
+  EXPECT_GE(r["wall_ms"].get<int>(), 0);
+
+  json missing = exec(id, {{"cmd", {"no-such-command"}}});
+  EXPECT_EQ(missing["exit_code"], 127);
+  EXPECT_NE(missing["stderr"].get<std::string>().find("No such file or directory"), std::string::npos);
+  json bad_cwd = exec(id, {{"cmd", {"true"}}, {"cwd", "/nope"}});
+  EXPECT_EQ(bad_cwd["exit_code"], 127);
+  EXPECT_NE(bad_cwd["stderr"].get<std::string>().find("chdir failed for '/nope'"), std::string::npos);
+
+  json signalled = sh(id, "kill -SEGV $$");
+  EXPECT_EQ(signalled["exit_code"], -1);
+  EXPECT_EQ(signalled["signal"], 11);
+
+  json big = exec(id, {{"shell", "head -c 100000 /dev/zero | tr '\\0' a"}, {"max_output_bytes", 1000}});
+  EXPECT_EQ(big["stdout"].get<std::string>().size(), 1000u);
+  EXPECT_TRUE(big["truncated"].get<bool>());
+  EXPECT_EQ(big["exit_code"], 0);
+
+  // A large stdin the command never reads: no SIGPIPE for the daemon, a normal result.
+  json unread = exec(id, {{"cmd", {"true"}}, {"stdin", std::string(512 << 10, 'x')}});
+  EXPECT_EQ(unread["exit_code"], 0);
+
+  json cpu = exec(id, {{"cmd", {"python3", "-c", "sum(range(3_000_000))"}}});
+  EXPECT_GT(cpu["cpu_ms"].get<int>(), 10);
+
+  // State persists between execs.
+  sh(id, "echo 42 > /workspace/state");
+  EXPECT_EQ(sh(id, "cat /workspace/state")["stdout"], "42\n");
+}
+
+TEST_F(Api, ListGetDelete) {
+  std::string a = create({{"labels", {{"job", "x"}}}}), b = create({{"labels", {{"job", "y"}}}});
+  json all = call_json("GET", "/v1/sandboxes", nullptr, 200);
+  EXPECT_EQ(all["sandboxes"].size(), 2u);
+  json xs = call_json("GET", "/v1/sandboxes?label=job%3Dx", nullptr, 200);
+  ASSERT_EQ(xs["sandboxes"].size(), 1u);
+  EXPECT_EQ(xs["sandboxes"][0]["id"], a);
+  json info = call_json("GET", "/v1/sandboxes/" + b, nullptr, 200);
+  EXPECT_EQ(info["labels"]["job"], "y");
+  EXPECT_EQ(info["network"], "none");
+  EXPECT_TRUE(info["alive"].get<bool>());
+  call_json("DELETE", "/v1/sandboxes/" + b, nullptr, 200);
+  call_json("GET", "/v1/sandboxes/" + b, nullptr, 404);
+  call_json("DELETE", "/v1/sandboxes/" + b, nullptr, 404);
+}
+
+TEST_F(Api, BadInputIsAClear4xx) {
+  std::string id = create();
+  auto message = [](const json& j) { return j["error"]["message"].get<std::string>(); };
+  EXPECT_NE(message(json::parse(call("POST", "/v1/sandboxes", "{oops").body)).find("not valid JSON"), std::string::npos);
+  EXPECT_EQ(call("POST", "/v1/sandboxes", "{oops").status, 400);
+  EXPECT_NE(message(call_json("POST", "/v1/sandboxes", {{"memory_mb", 1e9}}, 400)).find("'memory_mb' must be in"), std::string::npos);
+  EXPECT_NE(message(call_json("POST", "/v1/sandboxes", {{"pids", -1}}, 400)).find("'pids'"), std::string::npos);
+  EXPECT_NE(message(call_json("POST", "/v1/sandboxes", {{"cpu_millis", "lots"}}, 400)).find("must be an integer"), std::string::npos);
+  EXPECT_NE(message(call_json("POST", "/v1/sandboxes", {{"netwrok", "none"}}, 400)).find("unknown field 'netwrok'"), std::string::npos);
+  EXPECT_NE(message(call_json("POST", "/v1/sandboxes", {{"network", "egress"}}, 400)).find("not implemented"), std::string::npos);
+  call_json("POST", "/v1/sandboxes", {{"template", "ubuntu"}}, 400);
+  call_json("POST", "/v1/sandboxes", {{"lease", "lease-nope"}}, 404);
+  // Exec.
+  call_json("POST", "/v1/sandboxes/sb-unknown/exec", {{"cmd", {"true"}}}, 404);
+  call_json("POST", "/v1/sandboxes/" + id + "/exec", {{"cmd", {"true"}}, {"shell", "true"}}, 400);
+  call_json("POST", "/v1/sandboxes/" + id + "/exec", json::object(), 400);
+  call_json("POST", "/v1/sandboxes/" + id + "/exec", {{"cmd", "true"}}, 400);  // not an array
+  call_json("POST", "/v1/sandboxes/" + id + "/exec", {{"cmd", {"true"}}, {"timeout_s", 0}}, 400);
+  call_json("POST", "/v1/sandboxes/" + id + "/exec", {{"cmd", {"true"}}, {"timeout_s", 1e12}}, 400);
+  call_json("POST", "/v1/sandboxes/" + id + "/exec", {{"cmd", {"true"}}, {"cwd", "relative"}}, 400);
+  EXPECT_EQ(call("POST", "/v1/sandboxes/" + id + "/exec", "[1,2]").status, 400);
+  // Files.
+  EXPECT_EQ(call("GET", "/v1/sandboxes/" + id + "/files").status, 400);  // no path
+  EXPECT_EQ(call("GET", "/v1/sandboxes/" + id + "/files?path=/../../etc/passwd").status, 400);
+  EXPECT_EQ(call("PUT", "/v1/sandboxes/" + id + "/files?path=relative.txt", "x").status, 400);
+  EXPECT_EQ(call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/none").status, 404);
+  EXPECT_EQ(call("GET", "/v1/sandboxes/sb-unknown/files?path=/").status, 404);
+  EXPECT_EQ(call("PUT", "/v1/sandboxes/" + id + "/files?path=/x&mode=999", "x").status, 400);
+  // Oversized body (the test server allows 1 MiB).
+  auto big = call("PUT", "/v1/sandboxes/" + id + "/files?path=/workspace/big", std::string(2 << 20, 'x'));
+  EXPECT_EQ(big.status, 413);
+  // Unknown routes and methods.
+  EXPECT_EQ(call("GET", "/v2/nothing").status, 404);
+  EXPECT_EQ(call("PATCH", "/v1/sandboxes/" + id).status, 405);
+  // The service is still fine.
+  EXPECT_EQ(sh(id, "echo ok")["stdout"], "ok\n");
+}
+
+TEST_F(Api, FilesRoundTripAndOwnership) {
+  std::string id = create();
+  std::string binary("\x00\x01\xff\xfe payload", 12);
+  EXPECT_EQ(call("PUT", "/v1/sandboxes/" + id + "/files?path=/workspace/dir/data.bin", binary).status, 200);
+  EXPECT_EQ(call("PUT", "/v1/sandboxes/" + id + "/files?path=/workspace/run.sh&mode=755", "#!/bin/sh\necho ran\n").status, 200);
+  auto got = call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/dir/data.bin");
+  EXPECT_EQ(got.status, 200);
+  EXPECT_EQ(got.body, binary);
+  EXPECT_EQ(got.headers["content-type"], "application/octet-stream");
+  // The sandbox sees the files as its root's, and can run and change them.
+  EXPECT_EQ(sh(id, "/workspace/run.sh; stat -c '%u %a' /workspace/dir/data.bin; echo more >> /workspace/dir/data.bin && echo appended")["stdout"],
+            "ran\n0 644\nappended\n");
+  // What the sandbox writes, the API reads.
+  sh(id, "mkdir -p /workspace/out && echo result > /workspace/out/r.txt");
+  json listing = call_json("GET", "/v1/sandboxes/" + id + "/files?path=/workspace", nullptr, 200);
+  std::vector<std::string> names;
+  for (const auto& e : listing["entries"]) names.push_back(e["name"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"dir", "out", "run.sh"}));
+  EXPECT_EQ(call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/out/r.txt").body, "result\n");
+  // Symlinks planted by the sandbox cannot lead the daemon out.
+  sh(id, "ln -s / /workspace/rootlink; ln -s /proc/1/root /workspace/proclink; ln -s /etc/passwd /workspace/pw");
+  auto via_dir = call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/rootlink/etc/passwd");
+  EXPECT_EQ(via_dir.status, 200);
+  EXPECT_EQ(via_dir.body.find("daemon:"), std::string::npos);  // the sandbox's passwd, not the host's
+  EXPECT_NE(call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/proclink/etc/hostname").status, 200);
+  EXPECT_EQ(call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/pw").status, 400);  // final symlink refused
+  EXPECT_EQ(call("PUT", "/v1/sandboxes/" + id + "/files?path=/workspace/rootlink/usr/evil", "x").status, 200);
+  EXPECT_FALSE(std::ifstream("/usr/evil").good());
+  // Delete.
+  EXPECT_EQ(call("DELETE", "/v1/sandboxes/" + id + "/files?path=/workspace/out").status, 400);  // not empty
+  EXPECT_EQ(call("DELETE", "/v1/sandboxes/" + id + "/files?path=/workspace/out&recursive=1").status, 200);
+  EXPECT_EQ(sh(id, "ls /workspace/out 2>&1 || echo gone")["stdout"].get<std::string>().find("gone") != std::string::npos, true);
+}
+
+TEST_F(Api, LeasesExpireWithoutHeartbeat) {
+  json lease = call_json("POST", "/v1/leases", {{"ttl_s", 0.6}}, 201);
+  std::string lid = lease["id"];
+  std::string kept = create({{"lease", lid}});
+  std::string other = create();
+  // Heartbeats keep it alive past its ttl.
+  for (int i = 0; i < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    call_json("POST", "/v1/leases/" + lid + "/heartbeat", nullptr, 200);
+  }
+  call_json("GET", "/v1/sandboxes/" + kept, nullptr, 200);
+  // Stop heartbeating: the lease and its sandboxes go; others stay.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  call_json("GET", "/v1/sandboxes/" + kept, nullptr, 404);
+  call_json("POST", "/v1/leases/" + lid + "/heartbeat", nullptr, 404);
+  call_json("GET", "/v1/sandboxes/" + other, nullptr, 200);
+  // Release destroys at once.
+  std::string lid2 = call_json("POST", "/v1/leases", {{"ttl_s", 60}}, 201)["id"];
+  std::string s2 = create({{"lease", lid2}});
+  call_json("DELETE", "/v1/leases/" + lid2, nullptr, 200);
+  call_json("GET", "/v1/sandboxes/" + s2, nullptr, 404);
+}
+
+TEST_F(Api, SandboxTimeoutDestroysIt) {
+  std::string id = create({{"timeout_s", 1}});
+  call_json("GET", "/v1/sandboxes/" + id, nullptr, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  call_json("GET", "/v1/sandboxes/" + id, nullptr, 404);
+}
+
+TEST_F(Api, ForkCopiesStateAndResetRestoresTemplate) {
+  std::string a = create({{"labels", {{"k", "v"}}}});
+  sh(a, "echo parent > /workspace/f; rm /etc/hostname; mkdir -p /opt/x && echo y > /opt/x/y");
+  json forked = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201);
+  std::string b = forked["id"];
+  EXPECT_NE(a, b);
+  EXPECT_EQ(forked["labels"]["k"], "v");
+  EXPECT_EQ(sh(b, "cat /workspace/f /opt/x/y; ls /etc/hostname 2>&1 | grep -c 'No such'")["stdout"], "parent\ny\n1\n");
+  sh(b, "echo child > /workspace/f");
+  EXPECT_EQ(sh(a, "cat /workspace/f")["stdout"], "parent\n");
+  json reset = call_json("POST", "/v1/sandboxes/" + a + "/reset", nullptr, 200);
+  EXPECT_EQ(reset["id"], a);
+  EXPECT_EQ(sh(a, "ls /workspace | wc -l; cat /etc/hostname")["stdout"], "0\nsandbox\n");
+  EXPECT_EQ(sh(b, "cat /workspace/f")["stdout"], "child\n");
+  call_json("POST", "/v1/sandboxes/sb-nope/fork", nullptr, 404);
+}
+
+TEST_F(Api, PauseAndResume) {
+  if (!manager_->cgroups_enabled()) GTEST_SKIP() << "no freezer: " << manager_->cgroup_description();
+  std::string id = create();
+  // A command that keeps counting in the background of a long exec.
+  std::thread counter([&] {
+    http::HttpClient c("127.0.0.1", server_->port());
+    (void)c.request("POST", "/v1/sandboxes/" + id + "/exec",
+                    R"({"shell":"i=0; while true; do i=$((i+1)); echo $i > /workspace/n; sleep 0.05; done","timeout_s":3})");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  json paused = call_json("POST", "/v1/sandboxes/" + id + "/pause", nullptr, 200);
+  EXPECT_TRUE(paused["paused"].get<bool>());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::string n1 = call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/n").body;
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  std::string n2 = call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/n").body;
+  EXPECT_EQ(n1, n2);  // frozen: no progress
+  EXPECT_NE(call_json("POST", "/v1/sandboxes/" + id + "/exec", {{"cmd", {"true"}}}, 400)["error"]["message"]
+                .get<std::string>().find("paused"), std::string::npos);
+  call_json("POST", "/v1/sandboxes/" + id + "/resume", nullptr, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_NE(call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/n").body, n2);  // counting again
+  EXPECT_EQ(sh(id, "echo back")["stdout"], "back\n");
+  // Deleting a paused sandbox works (it is thawed to die).
+  call_json("POST", "/v1/sandboxes/" + id + "/pause", nullptr, 200);
+  call_json("DELETE", "/v1/sandboxes/" + id, nullptr, 200);
+  counter.join();
+}
+
+TEST_F(Api, RunOneShot) {
+  json r = call_json("POST", "/v1/run",
+                     {{"language", "python"},
+                      {"code", "import sys, helper\nprint(helper.X * 2, sys.stdin.read().strip())\n"},
+                      {"files", {{"/workspace/helper.py", "X = 21\n"}}},
+                      {"stdin", "from-stdin"}},
+                     200);
+  EXPECT_EQ(r["stdout"], "42 from-stdin\n");
+  EXPECT_EQ(r["exit_code"], 0);
+  json b = call_json("POST", "/v1/run", {{"language", "bash"}, {"code", "echo $((6*7)); exit 2"}}, 200);
+  EXPECT_EQ(b["stdout"], "42\n");
+  EXPECT_EQ(b["exit_code"], 2);
+  json t = call_json("POST", "/v1/run", {{"language", "python"}, {"code", "while True: pass"}, {"timeout_s", 0.5}}, 200);
+  EXPECT_TRUE(t["timed_out"].get<bool>());
+  call_json("POST", "/v1/run", {{"language", "cobol"}, {"code", "x"}}, 400);
+  call_json("POST", "/v1/run", {{"language", "bash"}}, 400);
+  call_json("POST", "/v1/run", {{"language", "bash"}, {"code", "true"}, {"files", {{"/../x", "y"}}}}, 400);
+  EXPECT_EQ(manager_->n_live(), 0u);  // one-shot sandboxes are gone
+}
+
+TEST_F(Api, StreamingExec) {
+  std::string id = create();
+  auto r = call("POST", "/v1/sandboxes/" + id + "/exec",
+                json{{"shell", "echo one; sleep 0.2; echo two >&2; exit 5"}, {"stream", true}}.dump());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "text/event-stream");
+  EXPECT_NE(r.body.find("event: stdout\ndata: {\"data\":\"one\\n\"}"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("event: stderr\ndata: {\"data\":\"two\\n\"}"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("event: result\ndata: {\"cpu_ms\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"exit_code\":5"), std::string::npos);
+}
+
+TEST_F(Api, ConcurrentExecsInOneSandbox) {
+  std::string id = create();
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::future<json>> futures;
+  for (int i = 0; i < 4; ++i) {
+    futures.push_back(std::async(std::launch::async, [this, id, i] {
+      http::HttpClient c("127.0.0.1", server_->port());
+      auto r = c.request("POST", "/v1/sandboxes/" + id + "/exec",
+                         json{{"shell", "sleep 0.5; echo " + std::to_string(i)}}.dump());
+      return r ? json::parse(r->body) : json();
+    }));
+  }
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(futures[static_cast<size_t>(i)].get()["stdout"], std::to_string(i) + "\n");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1800));
+}
+
+TEST_F(Api, FullNodeIs429) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < manager_->options().max_sandboxes; ++i) ids.push_back(create());
+  json full = call_json("POST", "/v1/sandboxes", json::object(), 429);
+  EXPECT_NE(full["error"]["message"].get<std::string>().find("node is full"), std::string::npos);
+  call_json("DELETE", "/v1/sandboxes/" + ids[0], nullptr, 200);
+  create();
+}
+
+TEST_F(Api, HealthAndMetrics) {
+  json health = call_json("GET", "/health", nullptr, 200);
+  EXPECT_EQ(health["status"], "ok");
+  EXPECT_TRUE(health.contains("cgroups"));
+  std::string id = create();
+  sh(id, "true");
+  auto m = call("GET", "/metrics");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("tidal_sandbox_live 1\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("tidal_sandbox_execs_total 1\n"), std::string::npos);
+  EXPECT_NE(m.body.find("tidal_sandbox_create_seconds_count 1\n"), std::string::npos);
+  EXPECT_NE(m.body.find("# TYPE tidal_sandbox_exec_seconds histogram"), std::string::npos);
+}
+
+class WarmPool : public SandboxService {
+ protected:
+  WarmPool() { warm_pool_ = 2; }
+  void wait_for_pool() {
+    for (int i = 0; i < 500 && manager_->n_warm() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(manager_->n_warm(), 2u);
+  }
+};
+
+TEST_F(WarmPool, CreateIsAHandOutWithTheRequestedLimits) {
+  wait_for_pool();
+  EXPECT_EQ(call_json("GET", "/health", nullptr, 200)["warm_ready"], 2);
+  std::string id = create({{"memory_mb", 64}, {"disk_mb", 8}, {"labels", {{"k", "v"}}}, {"env", {{"E", "1"}}}});
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_warm_hits_total 1\n"), std::string::npos);
+  json info = call_json("GET", "/v1/sandboxes/" + id, nullptr, 200);
+  EXPECT_EQ(info["memory_mb"], 64);
+  EXPECT_EQ(info["labels"]["k"], "v");
+  EXPECT_EQ(sh(id, "echo $E")["stdout"], "1\n");
+  // The limits were applied on hand-out: disk ...
+  json fill = sh(id, "head -c 20000000 /dev/zero > /workspace/big || echo full");
+  EXPECT_NE(fill["stdout"].get<std::string>().find("full"), std::string::npos) << fill.dump();
+  sh(id, "rm -f /workspace/big");
+  // ... and memory.
+  if (manager_->cgroups_enabled()) {
+    json hog = exec(id, {{"cmd", {"python3", "-c", "x = bytearray(256 << 20); x[::4096] = b'x' * len(x[::4096])"}}});
+    EXPECT_TRUE(hog["oom_killed"].get<bool>()) << hog.dump();
+  }
+  // Loopback sandboxes are not pooled (they are built), and the pool refills.
+  std::string lo = create({{"network", "loopback"}});
+  EXPECT_EQ(call_json("GET", "/v1/sandboxes/" + lo, nullptr, 200)["network"], "loopback");
+  wait_for_pool();
+  EXPECT_EQ(manager_->n_live(), 2u);
+}
+
+}  // namespace
+}  // namespace tidal::sandbox::testing

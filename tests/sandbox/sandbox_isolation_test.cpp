@@ -1,0 +1,269 @@
+// Isolation, checked for real from inside sandboxes started over the HTTP API: host files, other
+// sandboxes, the network, privileges, fork bombs, memory hogs, timeouts and leftovers.
+#include <fstream>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "sandbox_test_env.h"
+
+namespace tidal::sandbox::testing {
+namespace {
+
+using Isolation = SandboxService;
+
+TEST_F(Isolation, HostFilesAreInvisible) {
+  std::string secret = "/tmp/tidal-host-secret-" + std::to_string(getpid());
+  std::ofstream(secret) << "top secret\n";
+  std::string id = create();
+  json r = sh(id, "cat " + secret + "; ls /; cat /etc/passwd; ls /work /root/.ssh /farm 2>&1; cat /proc/1/environ 2>&1 | head -c 100");
+  EXPECT_EQ(r["stdout"].get<std::string>().find("top secret"), std::string::npos);
+  EXPECT_NE(r["stderr"].get<std::string>().find("No such file"), std::string::npos);
+  std::string out = r["stdout"];
+  EXPECT_NE(out.find("root:x:0:0"), std::string::npos);        // our /etc/passwd ...
+  EXPECT_EQ(out.find("daemon:"), std::string::npos);           // ... not the host's
+  EXPECT_NE(out.find("No such file or directory"), std::string::npos);  // /work, /farm absent
+  ::unlink(secret.c_str());
+}
+
+TEST_F(Isolation, HostUsrIsReadOnlyAndTemplateIsUntouched) {
+  std::string id = create();
+  json r = sh(id, "touch /usr/bin/evil; echo planted > /etc/passwd; rm -rf /bin/ 2>/dev/null; echo done");
+  EXPECT_NE(r["stderr"].get<std::string>().find("Read-only file system"), std::string::npos) << r.dump();
+  EXPECT_FALSE(std::ifstream("/usr/bin/evil").good());
+  // The template (lower layer) keeps its /etc/passwd; a new sandbox sees the original.
+  std::string tmpl = manager_->options().root + "/templates/host/etc/passwd";
+  std::ifstream in(tmpl);
+  std::string first;
+  std::getline(in, first);
+  EXPECT_EQ(first, "root:x:0:0:root:/root:/bin/bash");
+  std::string other = create();
+  EXPECT_EQ(sh(other, "head -1 /etc/passwd")["stdout"], "root:x:0:0:root:/root:/bin/bash\n");
+}
+
+TEST_F(Isolation, RootInsideIsUnprivileged) {
+  std::string id = create();
+  json r = sh(id,
+              "id -u; grep CapEff /proc/self/status; mount -t tmpfs x /mnt || echo mount-denied; "
+              "unshare -U true || echo unshare-denied; chroot / true || echo chroot-denied; "
+              "echo x > /proc/sys/kernel/hostname || echo sysctl-denied; hostname x || echo hostname-denied; "
+              "head -c 10 /proc/kcore > /dev/null || echo kcore-denied; "
+              "python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)' 2>/dev/null || echo raw-denied; "
+              "cat /proc/1/environ > /dev/null 2>&1 || echo environ-denied; "
+              "head -c 1 /proc/1/mem > /dev/null 2>&1 || echo mem-denied; "
+              "kill -9 1 && echo killed-init");
+  std::string out = r["stdout"];
+  EXPECT_EQ(out.substr(0, 2), "0\n");
+  EXPECT_NE(out.find("CapEff:\t0000000000000000"), std::string::npos) << out;
+  for (const char* denied : {"mount-denied", "unshare-denied", "chroot-denied", "sysctl-denied", "hostname-denied",
+                             "kcore-denied", "raw-denied", "environ-denied", "mem-denied"}) {
+    EXPECT_NE(out.find(denied), std::string::npos) << denied << "\n" << r.dump();
+  }
+  EXPECT_EQ(sh(id, "hostname")["stdout"], "sandbox\n");
+}
+
+TEST_F(Isolation, SandboxesCannotSeeEachOther) {
+  std::string a = create(), b = create();
+  // A long-running command in A, and a file.
+  ASSERT_EQ(sh(a, "echo mine > /workspace/a.txt")["exit_code"], 0);
+  int before = count_host_processes("sleep 3.14159");
+  std::thread long_exec([&] {
+    http::HttpClient c("127.0.0.1", server_->port());
+    (void)c.request("POST", "/v1/sandboxes/" + a + "/exec", R"({"shell":"sleep 3.14159","timeout_s":5})");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  int running = count_host_processes("sleep 3.14159");
+  EXPECT_GT(running, before);
+  json r = sh(b, "ls /workspace; ps -eo args; cat /proc/*/cmdline 2>/dev/null | tr '\\0' ' '; kill -9 -1; echo end");
+  std::string out = r["stdout"];
+  EXPECT_EQ(out.find("a.txt"), std::string::npos);
+  EXPECT_EQ(out.find("3.14159"), std::string::npos) << out;
+  // kill -1 inside B reached nothing of A: A's command is still there.
+  EXPECT_EQ(count_host_processes("sleep 3.14159"), running);
+  long_exec.join();
+}
+
+TEST_F(Isolation, NetworkNoneHasNoNetwork) {
+  std::string id = create({{"network", "none"}});
+  std::string probe = "import socket\ns=socket.socket()\ns.settimeout(2)\ntry:\n  s.connect(('127.0.0.1'," +
+                      std::to_string(server_->port()) + "))\n  print('connected')\nexcept OSError as e:\n  print('failed', e.errno)\n";
+  ASSERT_EQ(call("PUT", "/v1/sandboxes/" + id + "/files?path=/workspace/probe.py", probe).status, 200);
+  json r = exec(id, {{"cmd", {"python3", "/workspace/probe.py"}}});
+  EXPECT_EQ(r["stdout"].get<std::string>().substr(0, 6), "failed") << r.dump();
+  json links = sh(id, "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '");
+  EXPECT_EQ(links["stdout"], "lo\n");  // no other interface
+}
+
+TEST_F(Isolation, NetworkLoopbackIsPrivate) {
+  std::string id = create({{"network", "loopback"}});
+  std::string script = R"(import socket, threading
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)
+port = srv.getsockname()[1]
+def serve():
+    c, _ = srv.accept(); c.sendall(b'pong'); c.close()
+threading.Thread(target=serve).start()
+c = socket.create_connection(('127.0.0.1', port)); print(c.recv(4).decode())
+h = socket.socket(); h.settimeout(2)
+try:
+    h.connect(('127.0.0.1', HOSTPORT)); print('host reachable')
+except OSError:
+    print('host unreachable')
+)";
+  script.replace(script.find("HOSTPORT"), 8, std::to_string(server_->port()));
+  ASSERT_EQ(call("PUT", "/v1/sandboxes/" + id + "/files?path=/workspace/lo.py", script).status, 200);
+  json r = exec(id, {{"cmd", {"python3", "/workspace/lo.py"}}});
+  EXPECT_EQ(r["stdout"], "pong\nhost unreachable\n") << r.dump();
+}
+
+TEST_F(Isolation, ForkBombIsStoppedByThePidsLimit) {
+  if (!manager_->cgroups_enabled()) GTEST_SKIP() << "no cgroups: " << manager_->cgroup_description();
+  std::string id = create({{"pids", 32}});
+  std::string bomb = R"(import os, time
+n = 0
+while True:
+    try:
+        pid = os.fork()
+    except OSError as e:
+        print('fork failed after', n, e.errno, flush=True)
+        break
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    n += 1
+)";
+  ASSERT_EQ(call("PUT", "/v1/sandboxes/" + id + "/files?path=/workspace/bomb.py", bomb).status, 200);
+  auto t0 = std::chrono::steady_clock::now();
+  json r = exec(id, {{"cmd", {"python3", "/workspace/bomb.py"}}, {"timeout_s", 20}});
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  std::string out = r["stdout"];
+  ASSERT_EQ(out.rfind("fork failed after", 0), 0u) << r.dump();
+  int n = std::stoi(out.substr(18));
+  EXPECT_LT(n, 32);
+  EXPECT_EQ(r["exit_code"], 0);
+  // The sleepers died with the exec, and the sandbox is healthy.
+  EXPECT_EQ(sh(id, "echo alive")["stdout"], "alive\n");
+  auto sb = manager_->get(id);
+  ASSERT_TRUE(sb.has_value());
+  EXPECT_EQ(count_my_zombies(), 0);
+  // A classic shell fork bomb ends (at the latest at its timeout: its shell may also give up when
+  // fork fails) and leaves the sandbox usable.
+  json shell_bomb = sh(id, "b() { b | b & }; b", 3);
+  EXPECT_LT(shell_bomb["wall_ms"].get<int>(), 6000) << shell_bomb.dump();
+  EXPECT_EQ(sh(id, "echo still alive")["stdout"], "still alive\n");
+}
+
+TEST_F(Isolation, MemoryHogIsOomKilled) {
+  if (!manager_->cgroups_enabled()) GTEST_SKIP() << "no cgroups: " << manager_->cgroup_description();
+  std::string id = create({{"memory_mb", 64}});
+  EXPECT_EQ(sh(id, "cat /proc/self/oom_score_adj")["stdout"], "500\n");  // commands are the OOM victims
+  json r = exec(id, {{"cmd", {"python3", "-c", "x = bytearray(512 << 20); x[::4096] = b'x' * len(x[::4096]); print('survived')"}},
+                     {"timeout_s", 20}});
+  EXPECT_EQ(r["stdout"], "");
+  EXPECT_TRUE(r["oom_killed"].get<bool>()) << r.dump();
+  EXPECT_EQ(r["signal"], 9);
+  EXPECT_EQ(sh(id, "echo fine")["stdout"], "fine\n");
+  json info = call_json("GET", "/v1/sandboxes/" + id, nullptr, 200);
+  EXPECT_GE(info["oom_kills"].get<int>(), 1);
+}
+
+TEST_F(Isolation, TimeoutKillsTheWholeTreeAndLeavesNothing) {
+  std::string id = create();
+  auto t0 = std::chrono::steady_clock::now();
+  json r = sh(id, "sleep 271.828 & (sleep 271.828 &) ; setsid sleep 271.828 & sleep 271.828", 1);
+  auto wall = std::chrono::steady_clock::now() - t0;
+  EXPECT_TRUE(r["timed_out"].get<bool>()) << r.dump();
+  EXPECT_EQ(r["signal"], 9);
+  EXPECT_LT(wall, std::chrono::seconds(4));
+  EXPECT_EQ(count_host_processes("sleep 271.828"), 0);
+  EXPECT_EQ(count_my_zombies(), 0);
+  // Background processes do not outlive a normal exec either.
+  json bg = sh(id, "sleep 314.159 > /dev/null 2>&1 & echo started");
+  EXPECT_EQ(bg["stdout"], "started\n");
+  EXPECT_FALSE(bg["timed_out"].get<bool>());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(count_host_processes("sleep 314.159"), 0);
+}
+
+TEST_F(Isolation, DestroyLeavesNoProcessesMountsOrCgroups) {
+  const std::string root = manager_->options().root;
+  int mounts_before = count_mounts_under(root);
+  auto count_fds = [] {
+    int n = 0;
+    for (auto& e : std::filesystem::directory_iterator("/proc/self/fd")) n += e.exists() ? 1 : 0;
+    return n;
+  };
+  // Warm up (lazily opened descriptors: client connection, server worker state), then count.
+  std::string warm = create();
+  sh(warm, "true");
+  call("DELETE", "/v1/sandboxes/" + warm);
+  int fds_before = count_fds();
+  for (int i = 0; i < 20; ++i) {
+    std::string id = create();
+    std::thread t([&, id] {
+      http::HttpClient c("127.0.0.1", server_->port());
+      (void)c.request("POST", "/v1/sandboxes/" + id + "/exec", R"({"shell":"sleep 161.8","timeout_s":30})");
+    });
+    ASSERT_EQ(sh(id, "echo hi")["stdout"], "hi\n");
+    ASSERT_EQ(call("DELETE", "/v1/sandboxes/" + id).status, 200);
+    t.join();  // the running exec ended with the sandbox
+  }
+  EXPECT_EQ(count_host_processes("sleep 161.8"), 0);
+  EXPECT_EQ(count_my_zombies(), 0);
+  EXPECT_EQ(count_mounts_under(root), mounts_before);
+  EXPECT_EQ(count_fds(), fds_before);  // no leaked pidfd, pipe, socket or cgroup file
+  EXPECT_EQ(manager_->n_live(), 0u);
+  std::error_code ec;
+  EXPECT_TRUE(std::filesystem::is_empty(root + "/sandboxes", ec));
+}
+
+}  // namespace
+}  // namespace tidal::sandbox::testing
+
+namespace tidal::sandbox::testing {
+namespace {
+
+// A daemon that dies without cleaning up leaves mounts and cgroups; the next one with the same
+// root finds and removes them, and the dead daemon's sandbox processes died with it.
+TEST(Restart, LeftoversOfACrashedDaemonAreCleaned) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  std::string root = "/tmp/tidal-sandbox-restart-" + std::to_string(getpid());
+  pid_t pid = fork();
+  if (pid == 0) {
+    ManagerOptions opts;
+    opts.root = root;
+    auto m = SandboxManager::open(opts);
+    if (!m) _exit(1);
+    for (int i = 0; i < 3; ++i) {
+      auto sb = (*m)->create(SandboxSpec{});
+      if (sb && i == 0 && (*m)->cgroups_enabled()) (void)(*sb)->pause();  // frozen: only cleanup can kill it
+      if (!sb) {
+        fprintf(stderr, "create failed: %s\n", sb.status().to_string().c_str());
+        _exit(2);
+      }
+    }
+    _exit(0);  // "crash": no destructor runs
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  std::string canonical = std::filesystem::canonical(root).string();
+  EXPECT_EQ(count_mounts_under(canonical + "/sandboxes/"), 6);  // tmpfs + overlay each
+  // The running sandboxes died with their daemon (the frozen one waits for the thaw).
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_LE(count_orphans_named("tidal-init"), 1);
+  {
+    ManagerOptions opts;
+    opts.root = root;
+    auto m = SandboxManager::open(opts);
+    ASSERT_TRUE(m.has_value()) << m.status().to_string();
+    EXPECT_EQ(count_mounts_under(canonical + "/sandboxes/"), 0);
+    EXPECT_TRUE(std::filesystem::is_empty(canonical + "/sandboxes"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(count_orphans_named("tidal-init"), 0);  // the frozen one too
+  }
+  std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace tidal::sandbox::testing
