@@ -99,7 +99,8 @@ int main(int argc, char** argv) {
     std::stringstream ss;
     ss << in.rdbuf();
     if (!tok || ss.str().empty()) {
-      std::fprintf(stderr, "--text needs a readable file and a tokenizer.json in the model folder\n");
+      std::fprintf(stderr, "--text needs a readable file and a tokenizer.json Tidal can load: %s\n",
+                   tok ? "empty file" : tok.status().to_string().c_str());
       return 1;
     }
     const auto enc = tok->encode(ss.str(), false);
