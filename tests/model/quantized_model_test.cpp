@@ -3,7 +3,9 @@
 // the "tidal" layout written by write_quantized_checkpoint) load to the same logits bit for bit,
 // and bad inputs or combinations fail with one line naming tensor and reason.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -22,9 +24,27 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+// Removes this process's folders (below) when the test program ends.
+class TempDirCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    const std::string prefix = "tidal_quant_" + std::to_string(::getpid()) + "_";
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(fs::temp_directory_path(), ec)) {
+      if (e.path().filename().string().starts_with(prefix)) fs::remove_all(e.path(), ec);
+    }
+  }
+};
+const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new TempDirCleanup);
+
+// A fresh folder per test (and process): ctest runs tests in parallel, each in its own process.
 std::string make_model(const std::string& family, DType dt, bool tied, const std::string& tag = "") {
-  const auto dir = fs::temp_directory_path() /
-                   ("tidal_quant_" + family + "_" + dtype_name(dt) + (tied ? "_tied" : "") + tag);
+  const ::testing::TestInfo* ti = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string test = std::string(ti->test_suite_name()) + "_" + ti->name();
+  for (char& ch : test) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+  const auto dir =
+      fs::temp_directory_path() / ("tidal_quant_" + std::to_string(::getpid()) + "_" + test + "_" + family +
+                                   "_" + dtype_name(dt) + (tied ? "_tied" : "") + tag);
   RandomModelSpec s;
   s.family = family;
   s.n_layers = 2;
@@ -96,8 +116,8 @@ struct FormatCase {
 class QuantizedModelTest : public ::testing::TestWithParam<FormatCase> {};
 
 // Tolerances are ~1.5-2x what was measured on this model (llama, 2 layers, hidden 128, BF16, 64
-// tokens): int8 mean |dlogp| 0.047 / KL 0.0013 / top-1 0.95; fp8_e4m3 0.21 / 0.024 / 0.87;
-// fp8_e5m2 0.39 / 0.096 / 0.75; fp8 32x32 blocks 0.20 / 0.026 / 0.94; nvfp4 0.79 / 0.33 / 0.54;
+// tokens): int8 mean |dlogp| 0.047 / KL 0.0013 / top-1 0.95; w8a8 0.076 / 0.0034 / 0.98; fp8_e4m3 0.21 /
+// 0.024 / 0.87; fp8_e5m2 0.39 / 0.096 / 0.75; fp8 32x32 blocks 0.20 / 0.026 / 0.94; nvfp4 0.79 / 0.33 / 0.54;
 // mxfp4 1.0 / 0.43 / 0.62. A tiny random model is far more sensitive to weight noise than a
 // trained one (docs/quantization.md reports larger models); the test guards the ordering and
 // catches a broken format (wrong scales give KL of several nats).
@@ -170,9 +190,9 @@ TEST_P(QuantizedModelTest, CheckpointRoundTripIsBitIdentical) {
     const Model& m = **on_load;
     const std::string out = dir + "_q_" + fc.format;
     fs::remove_all(out);
-    ASSERT_TRUE(write_quantized_checkpoint(dir, m.store(), m.quantized_matrices(),
-                                           *quant(fc.format, exclude).quantization.quantize,
-                                           quant(fc.format, exclude).quantization.exclude, out)
+    const QuantizationOptions qo = quant(fc.format, exclude).quantization;
+    ASSERT_TRUE(write_quantized_checkpoint(dir, m.store(), m.quantized_matrices(), *qo.quantize, qo.exclude,
+                                           qo.int8_activations, out)
                     .is_ok());
     auto back = Model::load(out, {.n_threads = 2, .quantization = {}});
     ASSERT_TRUE(back) << back.status().to_string();
@@ -202,9 +222,10 @@ TEST_P(QuantizedModelTest, CheckpointRoundTripIsBitIdentical) {
 
 INSTANTIATE_TEST_SUITE_P(
     Formats, QuantizedModelTest,
-    ::testing::Values(FormatCase{"int8", 0.1, 3e-3, 0.9}, FormatCase{"fp8_e4m3", 0.4, 0.05, 0.8},
-                      FormatCase{"fp8_e5m2", 0.7, 0.2, 0.65}, FormatCase{"fp8:block32", 0.4, 0.05, 0.85},
-                      FormatCase{"nvfp4", 1.4, 0.6, 0.45}, FormatCase{"mxfp4", 1.8, 0.8, 0.5}),
+    ::testing::Values(FormatCase{"int8", 0.1, 3e-3, 0.9}, FormatCase{"w8a8", 0.15, 7e-3, 0.9},
+                      FormatCase{"fp8_e4m3", 0.4, 0.05, 0.8}, FormatCase{"fp8_e5m2", 0.7, 0.2, 0.65},
+                      FormatCase{"fp8:block32", 0.4, 0.05, 0.85}, FormatCase{"nvfp4", 1.4, 0.6, 0.45},
+                      FormatCase{"mxfp4", 1.8, 0.8, 0.5}),
     [](const ::testing::TestParamInfo<FormatCase>& i) {
       std::string s = i.param.format;
       for (char& ch : s) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';

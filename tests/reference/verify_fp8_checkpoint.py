@@ -2,7 +2,8 @@
 """Pre-quantized Hugging Face FP8 checkpoints: `tidal score` on an FP8 folder written by
 make_fp8_checkpoint.py (numpy, no Tidal code) vs the torch reference (float64) on its dequantized
 twin, with compare_score's f32 rule (every log-probability within 1e-3). Plus the bad-input
-contract: a NaN code and a mismatched scale grid fail with one line naming the tensor.
+contract: a NaN code and a mismatched scale grid fail with one line naming the tensor. Also
+`tidal quantize` through the CLI: scoring its output equals scoring the source with --quantization.
 
     /usr/bin/python3 tests/reference/verify_fp8_checkpoint.py --tidal build/tools/tidal/tidal --workdir /tmp/fp8
 
@@ -103,6 +104,22 @@ def main(argv=None):
     write_with_header(os.path.join(bad, "model.safetensors"), h, raw, start)
     ok = expect_error(a.tidal, bad, f"tensor '{s}' has shape", "scale grid mismatch")
     n_pass, n_fail = n_pass + ok, n_fail + (not ok)
+
+    # `tidal quantize` round trip through the CLI: scoring the written checkpoint prints exactly what
+    # scoring the source with --quantization prints (bit-identical logits -> identical JSON).
+    dense = os.path.join(a.workdir, CASES[0][0], "dense")
+    ids = ",".join(str(i) for i in range(1, 40, 3))
+    for fmt in ("int8", "fp8:block128", "nvfp4", "mxfp4"):
+        out = os.path.join(a.workdir, "quantized_" + fmt.replace(":", "_"))
+        p = subprocess.run([a.tidal, "quantize", "--model", dense, "--format", fmt, out], capture_output=True,
+                           text=True, timeout=300)
+        want = subprocess.run([a.tidal, "score", "--model", dense, "--token-ids", ids, "--json", "--quantization", fmt],
+                              capture_output=True, text=True, timeout=300).stdout
+        got = subprocess.run([a.tidal, "score", "--model", out, "--token-ids", ids, "--json"], capture_output=True,
+                             text=True, timeout=300).stdout
+        ok = p.returncode == 0 and want != "" and want == got
+        print(f"{'PASS' if ok else 'FAIL'} tidal quantize {fmt} round trip: {p.stdout.strip() or p.stderr.strip()}")
+        n_pass, n_fail = n_pass + ok, n_fail + (not ok)
     print(f"{n_pass} passed, {n_fail} failed")
     return 0 if n_fail == 0 else 1
 

@@ -17,7 +17,7 @@ model.safetensors (codes X.weight, scales X.weight_scale, nvfp4 global X.weight_
 tensors as stored), config.json with a quantization_config {"quant_method": "tidal", ...}, and
 DIR's other files (tokenizer, generation config). `tidal score --model OUT` then gives the same
 logits, bit for bit, as `tidal score --model DIR --quantization F`.
-  --format F                  int8, fp8 (= fp8_e4m3), fp8_e5m2, nvfp4, mxfp4; 8-bit formats take
+  --format F                  int8, w8a8, fp8 (= fp8_e4m3), fp8_e5m2, nvfp4, mxfp4; 8-bit formats take
                               :channel (default), :tensor or :block<R>x<C> (e.g. fp8:block128)
   --quantization-exclude L    comma list of tensor-name substrings kept as stored
                               (default lm_head,embed_tokens; "none" quantizes every matrix)
@@ -48,7 +48,7 @@ int run_quantize(tidal::cli::Args& args) {
   if (!model) return tidal::cli::fail(args, model.status());
   const tidal::Model& m = **model;
   tidal::Status st = tidal::write_quantized_checkpoint(*model_dir, m.store(), m.quantized_matrices(),
-                                                       *q->quantize, q->exclude, out);
+                                                       *q->quantize, q->exclude, q->int8_activations, out);
   if (!st.is_ok()) return tidal::cli::fail(args, st);
   std::error_code ec;
   const auto in_bytes = m.store().total_bytes();

@@ -201,7 +201,7 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = weights_.layers[size_t(l)];
     ops::rms_norm(x, L.attn_norm.data(), eps, h, T, H);
-    ops::linear_many(pool_, h, T, {{&L.wq, q}, {&L.wk, k}, {&L.wv, v}});
+    ops::linear_many(pool_, h, T, {{&L.wq, q}, {&L.wk, k}, {&L.wv, v}}, activations_);
     if (c.qkv_bias) {
       add_bias(q, L.bq, T);
       add_bias(k, L.bk, T);
@@ -220,18 +220,18 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
       store_kv(*kv.storage, l, kv.block_table[size_t(m.pos / bs)], m.pos % bs, k + t * kv_dim, v + t * kv_dim);
     }
     attention(pool_, c, l, meta, q, attn, scores_);
-    ops::linear(pool_, attn, T, L.wo, proj);
+    ops::linear(pool_, attn, T, L.wo, proj, activations_);
     if (c.o_bias) add_bias(proj, L.bo, T);
     ops::add(x, proj, T * H);
 
     ops::rms_norm(x, L.ffn_norm.data(), eps, h, T, H);
-    ops::linear_many(pool_, h, T, {{&L.w_gate, gate}, {&L.w_up, up}});
+    ops::linear_many(pool_, h, T, {{&L.w_gate, gate}, {&L.w_up, up}}, activations_);
     if (c.mlp_bias) {
       add_bias(gate, L.b_gate, T);
       add_bias(up, L.b_up, T);
     }
     ops::silu_mul(gate, up, gate, T * F);
-    ops::linear(pool_, gate, T, L.w_down, proj);
+    ops::linear(pool_, gate, T, L.w_down, proj, activations_);
     if (c.mlp_bias) add_bias(proj, L.b_down, T);
     ops::add(x, proj, T * H);
   }
@@ -242,7 +242,7 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
   }
   ops::rms_norm(sel, weights_.out_norm.data(), eps, sel, R, H);
   logits->resize(size_t(R * V));
-  ops::linear(pool_, sel, R, weights_.lm_head, logits->data());
+  ops::linear(pool_, sel, R, weights_.lm_head, logits->data(), activations_);
   return Status::ok();
 }
 

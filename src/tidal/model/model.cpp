@@ -62,9 +62,11 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadO
   auto config = ModelConfig::load(dir);
   if (!config) return config.status();
   if (config->quantization.is_quantized() && options.quantization.quantize) {
-    return invalid_argument(dir + ": the checkpoint is already quantized (quant_method " +
-                            config->quantization.method_name + "); --quantization " +
-                            quant_options_name(*options.quantization.quantize) + " cannot be applied on top");
+    return invalid_argument(
+        dir + ": the checkpoint is already quantized (quant_method " + config->quantization.method_name +
+        "); --quantization " +
+        quantization_name(*options.quantization.quantize, options.quantization.int8_activations) +
+        " cannot be applied on top");
   }
   auto store = WeightStore::open(dir);
   if (!store) return store.status();
@@ -99,7 +101,8 @@ Status Model::bind_weights(const QuantizationOptions& qopt) {
     matrix_names.push_back(name);
     *w = ops::LinearWeight{};
     if (ckpt.is_quantized()) {
-      TIDAL_ASSIGN_OR_RETURN(std::optional<QuantMatrix> qm, read_quantized_matrix(store_, ckpt, name, n_out, n_in));
+      TIDAL_ASSIGN_OR_RETURN(std::optional<QuantMatrix> qm,
+                             read_quantized_matrix(store_, ckpt, name, n_out, n_in));
       if (qm) {
         adopt(name, std::move(*qm), w);
         return Status::ok();
@@ -180,14 +183,19 @@ Status Model::bind_weights(const QuantizationOptions& qopt) {
     for (const std::string& e : qopt.exclude) {
       bool hit = false;
       for (const std::string& n : matrix_names) hit = hit || n.find(e) != std::string::npos;
-      if (!hit) return invalid_argument("--quantization-exclude: '" + e + "' matches no weight matrix of " + c.architecture);
+      if (!hit) {
+        return invalid_argument("--quantization-exclude: '" + e + "' matches no weight matrix of " +
+                                c.architecture);
+      }
     }
     // NOTE: matrices are independent; each thread takes the next one (dynamic, biggest first would
     // balance better but load time is dominated by the largest few anyway).
     std::vector<std::optional<Expected<QuantMatrix>>> results(pending.size());
     std::atomic<size_t> next{0};
     pool_.run([&](int, int) {
-      for (size_t i = next++; i < pending.size(); i = next++) results[i] = quantize_matrix(pending[i].source, *qopt.quantize);
+      for (size_t i = next++; i < pending.size(); i = next++) {
+        results[i] = quantize_matrix(pending[i].source, *qopt.quantize);
+      }
     });
     for (size_t i = 0; i < pending.size(); ++i) {
       if (!*results[i]) return results[i]->status();
@@ -195,11 +203,16 @@ Status Model::bind_weights(const QuantizationOptions& qopt) {
       for (ops::LinearWeight* w : pending[i].targets) w->quant = &quant_storage_.back()->tensor;
       quantized_[pending[i].name] = &quant_storage_.back()->tensor;
     }
-    quantization_desc_ = quant_options_name(*qopt.quantize) + " on load (" + std::to_string(quantized_.size()) +
-                         " matrices; kept as stored: " + (qopt.exclude.empty() ? "none" : join(qopt.exclude)) + ")";
+    if (qopt.int8_activations) activations_ = ops::Activations::kInt8;
+    quantization_desc_ = quantization_name(*qopt.quantize, qopt.int8_activations) + " on load (" +
+                         std::to_string(quantized_.size()) + " matrices; kept as stored: " +
+                         (qopt.exclude.empty() ? "none" : join(qopt.exclude)) + ")";
   } else if (ckpt.is_quantized()) {
     std::string how = ckpt.method_name;
-    if (ckpt.method == CheckpointQuantization::Method::kTidal) how.append(" ").append(quant_options_name(ckpt.options));
+    if (ckpt.method == CheckpointQuantization::Method::kTidal) {
+      how.append(" ").append(quantization_name(ckpt.options, ckpt.int8_activations));
+    }
+    if (ckpt.int8_activations) activations_ = ops::Activations::kInt8;
     if (ckpt.fp8_block) {
       how.append(" block ").append(std::to_string(ckpt.fp8_block->first)).append("x");
       how.append(std::to_string(ckpt.fp8_block->second));
@@ -215,7 +228,8 @@ uint64_t Model::matrix_bytes_per_token() const {
   };
   uint64_t n = bytes(weights_.lm_head);
   for (const LayerWeights& L : weights_.layers) {
-    for (const ops::LinearWeight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) n += bytes(*w);
+    for (const ops::LinearWeight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      n += bytes(*w);
   }
   return n;
 }

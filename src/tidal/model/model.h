@@ -97,6 +97,7 @@ class Model {
   std::string quantization_desc_ = "none";
   std::vector<std::unique_ptr<QuantMatrix>> quant_storage_;  // owns what quantized_ points to
   std::map<std::string, const QuantizedTensor*> quantized_;
+  ops::Activations activations_ = ops::Activations::kF32;  // kInt8 for W8A8
   std::vector<float> inv_freq_;  // RoPE, [head_dim / 2]
   ThreadPool pool_;
   // Activations, grown on demand and reused across calls (no allocation per decode step).

@@ -282,7 +282,7 @@ Expected<std::optional<QuantMatrix>> read_quantized_matrix(const WeightStore& st
 Status write_quantized_checkpoint(const std::string& src_dir, const WeightStore& store,
                                   const std::map<std::string, const QuantizedTensor*>& quantized,
                                   const QuantOptions& options, const std::vector<std::string>& exclude,
-                                  const std::string& out_dir) {
+                                  bool int8_activations, const std::string& out_dir) {
   const fs::path src(src_dir), out(out_dir);
   std::error_code ec;
   if (fs::exists(out) && fs::equivalent(src, out, ec)) {
@@ -342,7 +342,7 @@ Status write_quantized_checkpoint(const std::string& src_dir, const WeightStore&
   }
   TIDAL_RETURN_IF_ERROR(write_safetensors((out / "model.safetensors").string(), tensors, {{"format", "pt"}}));
 
-  config["quantization_config"] = tidal_quantization_config(options, exclude);
+  config["quantization_config"] = tidal_quantization_config(options, exclude, int8_activations);
   if (untie) config["tie_word_embeddings"] = false;
   const fs::path cfg = out / "config.json";
   {

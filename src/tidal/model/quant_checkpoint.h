@@ -45,6 +45,6 @@ Expected<std::optional<QuantMatrix>> read_quantized_matrix(const WeightStore& st
 Status write_quantized_checkpoint(const std::string& src_dir, const WeightStore& store,
                                   const std::map<std::string, const QuantizedTensor*>& quantized,
                                   const QuantOptions& options, const std::vector<std::string>& exclude,
-                                  const std::string& out_dir);
+                                  bool int8_activations, const std::string& out_dir);
 
 }  // namespace tidal

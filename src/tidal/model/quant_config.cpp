@@ -30,7 +30,7 @@ bool parse_i64(std::string_view s, int64_t* out) {
   return ec == std::errc() && p == s.data() + s.size() && *out > 0;
 }
 
-constexpr const char* kFormatList = "int8, fp8, fp8_e4m3, fp8_e5m2, nvfp4, mxfp4";
+constexpr const char* kFormatList = "int8, w8a8, fp8, fp8_e4m3, fp8_e5m2, nvfp4, mxfp4";
 
 }  // namespace
 
@@ -49,6 +49,11 @@ Expected<QuantizationOptions> parse_quantization_flags(std::string_view format,
   }
   if (format.empty() || format == "none") {
     if (exclude) return invalid_argument("--quantization-exclude needs --quantization");
+    return o;
+  }
+  if (format == "w8a8") {
+    o.quantize = QuantOptions{QuantFormat::kInt8, Granularity::kPerChannel, 128, 128};
+    o.int8_activations = true;
     return o;
   }
   const size_t colon = format.find(':');
@@ -112,6 +117,10 @@ std::string quant_options_name(const QuantOptions& o) {
   return s;
 }
 
+std::string quantization_name(const QuantOptions& o, bool int8_activations) {
+  return int8_activations ? std::string("w8a8") : quant_options_name(o);
+}
+
 Expected<CheckpointQuantization> parse_checkpoint_quantization(const json& config, const std::string& label) {
   CheckpointQuantization q;
   auto it = config.find("quantization_config");
@@ -170,12 +179,22 @@ Expected<CheckpointQuantization> parse_checkpoint_quantization(const json& confi
       return invalid_argument(at + ".granularity '" + g +
                               "' is not default, per_channel, per_tensor or block");
     }
+    const std::string act = qc.value("activations", std::string("f32"));
+    if (act == "int8") {
+      if (q.options.format != QuantFormat::kInt8 || q.options.granularity != Granularity::kPerChannel) {
+        return invalid_argument(at + ": activations 'int8' needs format int8 with granularity per_channel");
+      }
+      q.int8_activations = true;
+    } else if (act != "f32") {
+      return invalid_argument(at + ".activations '" + act + "' is not f32 or int8");
+    }
     return q;
   }
   return unimplemented(at + ".quant_method '" + q.method_name + "' is not supported (supported: fp8, tidal)");
 }
 
-json tidal_quantization_config(const QuantOptions& o, const std::vector<std::string>& exclude) {
+json tidal_quantization_config(const QuantOptions& o, const std::vector<std::string>& exclude,
+                               bool int8_activations) {
   json qc = {{"quant_method", "tidal"}, {"format", quant_format_info(o.format).name}};
   switch (o.granularity) {
     case Granularity::kDefault:
@@ -193,6 +212,7 @@ json tidal_quantization_config(const QuantOptions& o, const std::vector<std::str
       break;
   }
   qc["modules_to_not_convert"] = exclude;
+  qc["activations"] = int8_activations ? "int8" : "f32";
   return qc;
 }
 

@@ -35,10 +35,13 @@ struct QuantizationOptions {
   // A matrix whose tensor name contains one of these substrings is kept as stored ("lm_head"
   // matches the output projection, tied or not; "layers.0." the first layer; "mlp.down_proj"...).
   std::vector<std::string> exclude = kDefaultQuantizationExclude;
+  // W8A8 (--quantization w8a8): int8 per-channel weights and activations quantized to int8 per
+  // token before each product (int8 dot products); otherwise activations stay F32 (W8A16 style).
+  bool int8_activations = false;
   bool excludes(std::string_view tensor_name) const;
 };
 
-// Parses the CLI spelling: FORMAT[:GRANULARITY] with FORMAT one of int8, fp8 (= fp8_e4m3),
+// Parses the CLI spelling: FORMAT[:GRANULARITY] with FORMAT one of int8, w8a8, fp8 (= fp8_e4m3),
 // fp8_e5m2, nvfp4, mxfp4 (or "none"), GRANULARITY channel | tensor | block<R>x<C> (8-bit formats
 // only; default channel); `exclude` is a comma list of substrings ("none": quantize everything;
 // nullopt: the default list). Errors name the flag and the bad value.
@@ -47,6 +50,8 @@ Expected<QuantizationOptions> parse_quantization_flags(std::string_view format,
 
 // "int8", "fp8_e4m3:block128x128", ... (what parse_quantization_flags accepts back).
 std::string quant_options_name(const QuantOptions& o);
+// The same, "w8a8" for int8 activations.
+std::string quantization_name(const QuantOptions& o, bool int8_activations);
 
 // config.json's quantization_config.
 struct CheckpointQuantization {
@@ -57,6 +62,7 @@ struct CheckpointQuantization {
   QuantOptions options;
   // kFp8: weight_block_size [block_rows, block_cols]; absent: one scale per tensor.
   std::optional<std::pair<int64_t, int64_t>> fp8_block;
+  bool int8_activations = false;  // kTidal: "activations": "int8" (W8A8)
   bool is_quantized() const { return method != Method::kNone; }
 };
 
@@ -65,7 +71,7 @@ struct CheckpointQuantization {
 Expected<CheckpointQuantization> parse_checkpoint_quantization(const nlohmann::json& config,
                                                                const std::string& label);
 // The quantization_config object `tidal quantize` writes for `options` (and the excluded names).
-nlohmann::json tidal_quantization_config(const QuantOptions& options,
-                                         const std::vector<std::string>& exclude);
+nlohmann::json tidal_quantization_config(const QuantOptions& options, const std::vector<std::string>& exclude,
+                                         bool int8_activations);
 
 }  // namespace tidal
