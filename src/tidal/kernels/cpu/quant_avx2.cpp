@@ -40,9 +40,10 @@ inline float f32_scale(const QuantView& w, int64_t i) {
 struct Int8 {
   static constexpr int kStep = 8, kStepBytes = 8, kVecs = 1, kNt = 4, kMt = 3;
   static float mult(const QuantView& w, int64_t i) { return f32_scale(w, i); }
+  template <bool kScale>
   static void decode(const uint8_t* p, __m256 mult, __m256* out) {
     const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-    out[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(q), mult);
+    out[0] = kScale ? _mm256_mul_ps(_mm256_cvtepi32_ps(q), mult) : _mm256_cvtepi32_ps(q);
   }
 };
 
@@ -50,12 +51,13 @@ template <int kShift, uint32_t kMask, uint32_t kPow2Bits>
 struct Fp8 {
   static constexpr int kStep = 8, kStepBytes = 8, kVecs = 1, kNt = 4, kMt = 3;
   static float mult(const QuantView& w, int64_t i) { return f32_scale(w, i); }
+  template <bool kScale>
   static void decode(const uint8_t* p, __m256 mult, __m256* out) {
     const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
     const __m256i b = _mm256_and_si256(_mm256_slli_epi32(q, kShift), _mm256_set1_epi32(int(kMask)));
     const __m256 v =
         _mm256_mul_ps(_mm256_castsi256_ps(b), _mm256_castsi256_ps(_mm256_set1_epi32(int(kPow2Bits))));
-    out[0] = _mm256_mul_ps(v, mult);
+    out[0] = kScale ? _mm256_mul_ps(v, mult) : v;
   }
 };
 // E4M3: s.eeee.mmm -> bits 31, 26..20; x 2^120.  E5M2: s.eeeee.mm -> bits 31, 27..21; x 2^112.
@@ -87,7 +89,11 @@ inline float hsum(__m256 v) {
 }
 
 // y[a, b] for the MT rows at x and the NT weight rows starting at row j.
-template <class F, int MT, int NT>
+// kOneBlock (the row has one scale: per channel or per tensor): codes are decoded unscaled and the
+// row's scale multiplies the final sum, saving one multiply per 8 weights; otherwise each block's
+// decoded vectors are multiplied by its scale. Which one is fixed by the layout, never by m or the
+// tiling, so batch invariance holds.
+template <class F, int MT, int NT, bool kOneBlock>
 inline void tile(const float* x, int64_t ldx, const QuantView& w, int64_t j, float* y, int64_t ldy) {
   const QuantLayout& l = w.layout;
   const int64_t k = l.n_in, bc = l.block_cols;
@@ -104,7 +110,7 @@ inline void tile(const float* x, int64_t ldx, const QuantView& w, int64_t j, flo
   auto step = [&](const uint8_t* const* wp, int64_t off, const float* const* xp, int64_t kk,
                   const __m256* mult) {
     __m256 wv[NT][F::kVecs];
-    for (int b = 0; b < NT; ++b) F::decode(wp[b] + off, mult[b], wv[b]);
+    for (int b = 0; b < NT; ++b) F::template decode<!kOneBlock>(wp[b] + off, mult[b], wv[b]);
     for (int v = 0; v < F::kVecs; ++v) {
       for (int a = 0; a < MT; ++a) {
         const __m256 xv = _mm256_loadu_ps(xp[a] + kk + 8 * v);
@@ -141,16 +147,28 @@ inline void tile(const float* x, int64_t ldx, const QuantView& w, int64_t j, flo
       step(wp, 0, xp, 0, mult);
     }
   }
-  for (int a = 0; a < MT; ++a)
-    for (int b = 0; b < NT; ++b) y[a * ldy + b] = hsum(acc[a][b]);
+  for (int a = 0; a < MT; ++a) {
+    for (int b = 0; b < NT; ++b) {
+      y[a * ldy + b] = kOneBlock ? hsum(acc[a][b]) * F::mult(w, srow[b]) : hsum(acc[a][b]);
+    }
+  }
 }
 
-template <class F, int NT>
+template <class F, int NT, bool kOneBlock>
 inline void rows(const float* x, int64_t ldx, const QuantView& w, int64_t j, float* y, int64_t ldy,
                  int64_t m) {
   int64_t i = 0;
-  for (; i + F::kMt <= m; i += F::kMt) tile<F, F::kMt, NT>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
-  for (; i < m; ++i) tile<F, 1, NT>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
+  for (; i + F::kMt <= m; i += F::kMt)
+    tile<F, F::kMt, NT, kOneBlock>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
+  for (; i < m; ++i) tile<F, 1, NT, kOneBlock>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
+}
+
+template <class F, bool kOneBlock>
+void cols(const float* xb, int64_t ldx, const QuantView& w, float* yb, int64_t ldy, int64_t mb, int64_t j0,
+          int64_t j1) {
+  int64_t j = j0;
+  for (; j + F::kNt <= j1; j += F::kNt) rows<F, F::kNt, kOneBlock>(xb, ldx, w, j, yb + j, ldy, mb);
+  for (; j < j1; ++j) rows<F, 1, kOneBlock>(xb, ldx, w, j, yb + j, ldy, mb);
 }
 
 constexpr int64_t kRowBlock = 48;  // x rows kept in L2 while W streams
@@ -160,11 +178,11 @@ void matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t l
             int64_t j1) {
   for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
     const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
-    const float* xb = x + i0 * ldx;
-    float* yb = y + i0 * ldy;
-    int64_t j = j0;
-    for (; j + F::kNt <= j1; j += F::kNt) rows<F, F::kNt>(xb, ldx, w, j, yb + j, ldy, mb);
-    for (; j < j1; ++j) rows<F, 1>(xb, ldx, w, j, yb + j, ldy, mb);
+    if (w.layout.n_scale_cols == 1) {
+      cols<F, true>(x + i0 * ldx, ldx, w, y + i0 * ldy, ldy, mb, j0, j1);
+    } else {
+      cols<F, false>(x + i0 * ldx, ldx, w, y + i0 * ldy, ldy, mb, j0, j1);
+    }
   }
 }
 
