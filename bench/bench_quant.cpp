@@ -6,6 +6,8 @@
 // the same binary with the same thread count (counter "read_GB/s"). "Mweights/s" is the
 // format-independent rate (weights per second). GEMM rows (m = 64) report GFLOP/s.
 // Threads: 1 and 2 (ops::quant_matmul / ops::matmul on a ThreadPool).
+// "decode/<format>" rows: 1 thread, m = 1, W [512, 2048] kept in L2: the decode compute limit
+// (Mweights/s); a format is memory-bound on DRAM when that exceeds read bandwidth / bytes per weight.
 // NOTE: each iteration uses the next of several copies of the weights, together >= 256 MiB, so
 // weights come from DRAM as in a real model's decode step, not from a last-level cache that would
 // hold one matrix (32 MiB on the development machine).
@@ -116,13 +118,13 @@ void report(benchmark::State& state, int threads, double bytes, int64_t m, int64
 constexpr size_t kWorkingSetBytes = size_t(256) << 20;
 size_t n_copies(size_t bytes) { return std::max<size_t>(1, (kWorkingSetBytes + bytes - 1) / bytes); }
 
-void BM_Bf16(benchmark::State& state) {
+void BM_Bf16(benchmark::State& state, bool in_cache) {
   const int threads = int(state.range(0));
   Problem p = make_problem(state.range(1), state.range(2), state.range(3));
   std::vector<uint16_t> w16(p.w.size());
   for (size_t i = 0; i < w16.size(); ++i) w16[i] = tidal::f32_to_bf16(p.w[i]);
   const size_t bytes = w16.size() * 2;
-  std::vector<std::vector<uint16_t>> copies(n_copies(bytes), w16);
+  std::vector<std::vector<uint16_t>> copies(in_cache ? 1 : n_copies(bytes), w16);
   size_t it = 0;
   for (auto _ : state) {
     const tidal::ops::Weight w{copies[it++ % copies.size()].data(), tidal::DType::kBF16, p.n, p.k};
@@ -132,7 +134,10 @@ void BM_Bf16(benchmark::State& state) {
   report(state, threads, double(bytes), p.m, p.n, p.k);
 }
 
-void BM_Quant(benchmark::State& state, QuantFormat f, tidal::Granularity g, tidal::ops::Activations act) {
+// in_cache: one copy of the weights, small enough to stay in L2 ("decode/" rows): the rate at which
+// one core decodes and multiplies, i.e. the compute limit the DRAM rows are held to.
+void BM_Quant(benchmark::State& state, QuantFormat f, tidal::Granularity g, tidal::ops::Activations act,
+              bool in_cache = false) {
   const int threads = int(state.range(0));
   Problem p = make_problem(state.range(1), state.range(2), state.range(3));
   auto q = tidal::quantize(p.w.data(), p.n, p.k, {f, g, 128, 128});
@@ -144,7 +149,7 @@ void BM_Quant(benchmark::State& state, QuantFormat f, tidal::Granularity g, tida
     std::vector<uint8_t> data, scales;
     tidal::QuantizedTensor t;
   };
-  std::vector<Copy> copies(n_copies(q->nbytes()));
+  std::vector<Copy> copies(in_cache ? 1 : n_copies(q->nbytes()));
   for (Copy& c : copies) {
     c.data.assign(q->data(), q->data() + q->data_bytes());
     c.scales.assign(q->scales(), q->scales() + q->scale_bytes());
@@ -161,6 +166,13 @@ void BM_Quant(benchmark::State& state, QuantFormat f, tidal::Granularity g, tida
   report(state, threads, double(q->nbytes()), p.m, p.n, p.k);
 }
 
+// Decode rows: best of 20 short repetitions (NOTE: on a shared machine the minimum is the stable
+// statistic; means and medians move with the neighbours' load). Read the "_min" rows.
+void min_of_reps(benchmark::internal::Benchmark* b) {
+  b->Repetitions(20)->MinTime(0.02)->ReportAggregatesOnly(true)->ComputeStatistics(
+      "min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
+}
+
 void register_all() {
   using tidal::Granularity;
   using tidal::ops::Activations;
@@ -174,7 +186,11 @@ void register_all() {
     b->Args({2, 64, 2048, 2048});
     b->Unit(benchmark::kMicrosecond)->UseRealTime();
   };
-  shapes(benchmark::RegisterBenchmark("gemv/bf16", BM_Bf16));
+  shapes(benchmark::RegisterBenchmark("gemv/bf16", [](benchmark::State& s) { BM_Bf16(s, false); }));
+  benchmark::RegisterBenchmark("decode/bf16", [](benchmark::State& s) { BM_Bf16(s, true); })
+      ->Args({1, 1, 512, 2048})
+      ->Unit(benchmark::kMicrosecond)
+      ->Apply(min_of_reps);
   struct Case {
     const char* name;
     QuantFormat f;
@@ -191,6 +207,11 @@ void register_all() {
         Case{"mxfp4", QuantFormat::kMxFp4, Granularity::kDefault, Activations::kF32}}) {
     shapes(benchmark::RegisterBenchmark((std::string("gemv/") + c.name).c_str(),
                                         [c](benchmark::State& s) { BM_Quant(s, c.f, c.g, c.a); }));
+    benchmark::RegisterBenchmark((std::string("decode/") + c.name).c_str(),
+                                 [c](benchmark::State& s) { BM_Quant(s, c.f, c.g, c.a, true); })
+        ->Args({1, 1, 512, 2048})
+        ->Unit(benchmark::kMicrosecond)
+        ->Apply(min_of_reps);
   }
 }
 

@@ -105,7 +105,10 @@ TEST(DTypeTest, F16NarrowMatchesCompilerEverywhere) {
 TEST(DTypeTest, Names) {
   EXPECT_EQ(dtype_from_name("BF16"), DType::kBF16);
   EXPECT_EQ(dtype_from_name("bf16"), DType::kBF16);
-  EXPECT_EQ(dtype_from_name("F8_E4M3"), std::nullopt);
+  EXPECT_EQ(dtype_from_name("F8_E4M3"), DType::kF8E4M3);
+  EXPECT_STREQ(dtype_name(DType::kF8E5M2), "F8_E5M2");
+  EXPECT_EQ(dtype_size(DType::kF8E8M0), 1u);
+  EXPECT_EQ(dtype_from_name("F8_E9M9"), std::nullopt);
   EXPECT_STREQ(dtype_name(DType::kF16), "F16");
   EXPECT_EQ(dtype_size(DType::kBF16), 2u);
 }

@@ -39,7 +39,7 @@ std::vector<int32_t> tokens(int n, int salt) {
 class ForwardTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ForwardTest, IncrementalEqualsFullSequence) {
-  auto m = Model::load(make_model(GetParam(), DType::kBF16), {.n_threads = 2});
+  auto m = Model::load(make_model(GetParam(), DType::kBF16), {.n_threads = 2, .quantization = {}});
   ASSERT_TRUE(m) << m.status().to_string();
   const int64_t V = (*m)->config().vocab_size;
   auto ids = tokens(20, 1);
@@ -62,7 +62,7 @@ TEST_P(ForwardTest, IncrementalEqualsFullSequence) {
 }
 
 TEST_P(ForwardTest, BatchInvariant) {
-  auto m = Model::load(make_model(GetParam(), DType::kF32), {.n_threads = 2});
+  auto m = Model::load(make_model(GetParam(), DType::kF32), {.n_threads = 2, .quantization = {}});
   ASSERT_TRUE(m) << m.status().to_string();
   const ModelConfig& c = (*m)->config();
   const int64_t V = c.vocab_size;
@@ -84,7 +84,7 @@ TEST_P(ForwardTest, BatchInvariant) {
 }
 
 TEST_P(ForwardTest, RejectsBadInputWithoutTouchingCaches) {
-  auto m = Model::load(make_model(GetParam(), DType::kF16), {.n_threads = 1});
+  auto m = Model::load(make_model(GetParam(), DType::kF16), {.n_threads = 1, .quantization = {}});
   ASSERT_TRUE(m) << m.status().to_string();
   const ModelConfig& c = (*m)->config();
   KvCache ok(c, 4), small(c, 2);
@@ -100,7 +100,7 @@ TEST_P(ForwardTest, RejectsBadInputWithoutTouchingCaches) {
 }
 
 TEST_P(ForwardTest, PagedBlocksEqualContiguous) {
-  auto m = Model::load(make_model(GetParam(), DType::kBF16), {.n_threads = 2});
+  auto m = Model::load(make_model(GetParam(), DType::kBF16), {.n_threads = 2, .quantization = {}});
   ASSERT_TRUE(m) << m.status().to_string();
   const ModelConfig& c = (*m)->config();
   const int64_t V = c.vocab_size;

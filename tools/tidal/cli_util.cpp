@@ -57,7 +57,34 @@ const char* const kEngineFlagsHelp = R"(engine flags:
   --no-prefix-caching         do not reuse cached prompt prefixes
   --max-model-len N           context limit (default: the model's max_position_embeddings)
   --threads N                 compute threads (default: all cores)
+  --quantization F            quantize weight matrices on load: int8, fp8 (= fp8_e4m3), fp8_e5m2,
+                              nvfp4, mxfp4; 8-bit formats take :channel (default), :tensor or
+                              :block128 / :block<R>x<C> (e.g. fp8:block128); w8a8 = int8 weights
+                              and int8 activations (per token) with int8 dot products
+  --quantization-exclude L    comma list of tensor-name substrings kept as stored
+                              (default lm_head,embed_tokens; "none" quantizes every matrix)
 )";
+
+const char* const kQuantizationFlagsHelp = R"(quantization flags:
+  --quantization F            quantize weight matrices on load: int8, fp8 (= fp8_e4m3), fp8_e5m2,
+                              nvfp4, mxfp4; 8-bit formats take :channel (default), :tensor or
+                              :block128 / :block<R>x<C> (e.g. fp8:block128); w8a8 = int8 weights
+                              and int8 activations (per token) with int8 dot products
+  --quantization-exclude L    comma list of tensor-name substrings kept as stored
+                              (default lm_head,embed_tokens; "none" quantizes every matrix)
+)";
+
+bool read_quantization_flags(Args& args, QuantizationOptions* out) {
+  const std::string format = args.get_or("quantization", "");
+  const std::optional<std::string> exclude = args.get("quantization-exclude");
+  auto q = parse_quantization_flags(format, exclude);
+  if (!q) {
+    args.error(q.status().message());
+    return false;
+  }
+  *out = std::move(q).value();
+  return true;
+}
 
 bool read_engine_flags(Args& args, EngineConfig* c) {
   c->model_dir = args.get_or("model", "");
@@ -75,6 +102,7 @@ bool read_engine_flags(Args& args, EngineConfig* c) {
   c->max_num_seqs = int32_t(args.get_int("max-num-seqs", c->max_num_seqs));
   c->max_model_len = args.get_int("max-model-len", 0);
   c->prefix_caching = !args.has("no-prefix-caching");
+  if (!read_quantization_flags(args, &c->quantization)) return false;
   const std::string kv_dtype = args.get_or("kv-dtype", "auto");
   if (kv_dtype != "auto") {
     auto dt = dtype_from_name(kv_dtype);

@@ -24,10 +24,15 @@ int threads_flag(Args& args);
 // "4GiB", "512MiB", "1.5G", "1000000" -> bytes.
 Expected<uint64_t> parse_bytes(const std::string& text);
 
+// --quantization FORMAT[:GRANULARITY] and --quantization-exclude LIST (model/quant_config.h) into
+// *out. Returns false after printing a problem.
+bool read_quantization_flags(Args& args, QuantizationOptions* out);
+extern const char* const kQuantizationFlagsHelp;
+
 // The engine flags shared by generate, bench-engine and serve:
 //   --kv-cache-memory SIZE (default 1GiB)  --block-size N (16)  --max-num-batched-tokens N (512)
 //   --max-num-seqs N (64)  --kv-dtype auto|f32|f16|bf16  --no-prefix-caching  --max-model-len N
-//   --threads N
+//   --threads N  --quantization F  --quantization-exclude LIST
 // Reads them into *config (model_dir from --model). Returns false after printing a problem.
 bool read_engine_flags(Args& args, EngineConfig* config);
 extern const char* const kEngineFlagsHelp;

@@ -12,7 +12,7 @@
 
 namespace {
 
-constexpr const char* kHelp = R"(usage: tidal bench --model DIR [--prompt-tokens 128,512] [--gen-tokens 128] [--reps 5] [--threads N] [--json]
+constexpr const char* kHelp = R"(usage: tidal bench --model DIR [--prompt-tokens 128,512] [--gen-tokens 128] [--reps 5] [--threads N] [--json] [--quantization F]
 Measures, like llama-bench: pp<N> = N prompt tokens in one forward call; tg<N> = N tokens decoded
 one at a time from an empty cache. Reports the median over --reps runs (after one warm-up).
 Token ids are fixed pseudo-random values; the weights' content does not affect speed.
@@ -25,7 +25,7 @@ double median(std::vector<double> v) {
 
 int run_bench(tidal::cli::Args& args) {
   if (args.has("help")) {
-    std::printf("%s", kHelp);
+    std::printf("%s%s", kHelp, tidal::cli::kQuantizationFlagsHelp);
     return 0;
   }
   const auto model_dir = args.get("model");
@@ -34,6 +34,8 @@ int run_bench(tidal::cli::Args& args) {
   const long long reps = args.get_int("reps", 5);
   const bool as_json = args.has("json");
   const int threads = tidal::cli::threads_flag(args);
+  tidal::QuantizationOptions quantization;
+  if (!tidal::cli::read_quantization_flags(args, &quantization)) return 2;
   if (!args.finish()) return 2;
   if (!model_dir || reps < 1 || tg < 0) {
     args.error("--model is required; --reps >= 1, --gen-tokens >= 0");
@@ -41,7 +43,7 @@ int run_bench(tidal::cli::Args& args) {
   }
   auto pps = tidal::cli::parse_id_list(pp_text);
   if (!pps) return tidal::cli::fail(args, pps.status());
-  auto model = tidal::Model::load(*model_dir, {.n_threads = threads});
+  auto model = tidal::Model::load(*model_dir, {.n_threads = threads, .quantization = quantization});
   if (!model) return tidal::cli::fail(args, model.status());
   const tidal::ModelConfig& c = (*model)->config();
   auto ids_for = [&](int64_t n) {
@@ -61,9 +63,10 @@ int run_bench(tidal::cli::Args& args) {
     if (!as_json) std::printf("%-8s %10.2f tok/s  (min %.2f, max %.2f, %zu reps)\n", test.c_str(), med, mn, mx, secs.size());
   };
   if (!as_json) {
-    std::printf("model %s: %s, %lld layers, hidden %lld, weights %s, kernels %s, threads %d\n", model_dir->c_str(),
-                c.architecture.c_str(), (long long)c.n_layers, (long long)c.hidden_size,
-                tidal::dtype_name((*model)->weight_dtype()), tidal::kernels().name, (*model)->pool().n_threads());
+    std::printf("model %s: %s, %lld layers, hidden %lld, weights %s, quantization %s (%.1f MiB of matrices per token), kernels %s, threads %d\n",
+                model_dir->c_str(), c.architecture.c_str(), (long long)c.n_layers, (long long)c.hidden_size,
+                tidal::dtype_name((*model)->weight_dtype()), (*model)->quantization().c_str(),
+                double((*model)->matrix_bytes_per_token()) / (1 << 20), tidal::kernels().name, (*model)->pool().n_threads());
   }
   for (int32_t pp : *pps) {
     if (pp <= 0) continue;

@@ -11,7 +11,7 @@
 
 namespace {
 
-constexpr const char* kHelp = R"(usage: tidal score --model DIR --token-ids 1,2,3 [--top K] [--json] [--threads N]
+constexpr const char* kHelp = R"(usage: tidal score --model DIR --token-ids 1,2,3 [--top K] [--json] [--threads N] [--quantization F]
 Scores a token sequence: for each position i, log p(ids[i+1] | ids[..i]) and the K most likely
 next tokens (natural-log softmax over the full vocabulary). --json prints one JSON array:
   [{"position": i, "next_id": .., "next_logprob": .., "top": [[id, logprob], ...]}, ...]
@@ -20,7 +20,7 @@ next tokens (natural-log softmax over the full vocabulary). --json prints one JS
 
 int run_score(tidal::cli::Args& args) {
   if (args.has("help")) {
-    std::printf("%s", kHelp);
+    std::printf("%s%s", kHelp, tidal::cli::kQuantizationFlagsHelp);
     return 0;
   }
   const auto model_dir = args.get("model");
@@ -28,6 +28,8 @@ int run_score(tidal::cli::Args& args) {
   const long long top = args.get_int("top", 5);
   const bool as_json = args.has("json");
   const int threads = tidal::cli::threads_flag(args);
+  tidal::QuantizationOptions quantization;
+  if (!tidal::cli::read_quantization_flags(args, &quantization)) return 2;
   if (!args.finish()) return 2;
   if (!model_dir || !ids_text) {
     args.error("--model and --token-ids are required (see --help)");
@@ -35,7 +37,7 @@ int run_score(tidal::cli::Args& args) {
   }
   auto ids = tidal::cli::parse_id_list(*ids_text);
   if (!ids) return tidal::cli::fail(args, ids.status());
-  auto model = tidal::Model::load(*model_dir, {.n_threads = threads});
+  auto model = tidal::Model::load(*model_dir, {.n_threads = threads, .quantization = quantization});
   if (!model) return tidal::cli::fail(args, model.status());
   const tidal::ModelConfig& c = (*model)->config();
   const int64_t V = c.vocab_size;

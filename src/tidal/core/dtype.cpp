@@ -11,6 +11,9 @@ size_t dtype_size(DType t) {
     case DType::kI64: return 8;
     case DType::kU8: return 1;
     case DType::kI8: return 1;
+    case DType::kF8E4M3: return 1;
+    case DType::kF8E5M2: return 1;
+    case DType::kF8E8M0: return 1;
   }
   return 0;
 }
@@ -24,6 +27,9 @@ const char* dtype_name(DType t) {
     case DType::kI64: return "I64";
     case DType::kU8: return "U8";
     case DType::kI8: return "I8";
+    case DType::kF8E4M3: return "F8_E4M3";
+    case DType::kF8E5M2: return "F8_E5M2";
+    case DType::kF8E8M0: return "F8_E8M0";
   }
   return "?";
 }
@@ -36,6 +42,9 @@ std::optional<DType> dtype_from_name(std::string_view s) {
   if (s == "I64" || s == "i64" || s == "int64") return DType::kI64;
   if (s == "U8" || s == "u8" || s == "uint8") return DType::kU8;
   if (s == "I8" || s == "i8" || s == "int8") return DType::kI8;
+  if (s == "F8_E4M3" || s == "f8_e4m3" || s == "float8_e4m3fn") return DType::kF8E4M3;
+  if (s == "F8_E5M2" || s == "f8_e5m2" || s == "float8_e5m2") return DType::kF8E5M2;
+  if (s == "F8_E8M0" || s == "f8_e8m0" || s == "float8_e8m0fnu") return DType::kF8E8M0;
   return std::nullopt;
 }
 

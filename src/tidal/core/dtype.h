@@ -13,7 +13,9 @@
 
 namespace tidal {
 
-enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8, kI8 };
+// kF8E4M3 / kF8E5M2 / kF8E8M0: 8-bit storage types of quantized checkpoints (core/fp8.h, e8m0.h);
+// stored and passed around, never computed on directly.
+enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8, kI8, kF8E4M3, kF8E5M2, kF8E8M0 };
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);                          // "F32", "BF16", ... (safetensors spelling)

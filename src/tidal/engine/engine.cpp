@@ -26,7 +26,7 @@ Expected<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
   }
   std::unique_ptr<Engine> e(new Engine());
   e->config_ = config;
-  auto model = Model::load(config.model_dir, {.n_threads = config.n_threads});
+  auto model = Model::load(config.model_dir, {.n_threads = config.n_threads, .quantization = config.quantization});
   if (!model) return model.status();
   e->model_ = std::move(model).value();
   const ModelConfig& c = e->model_->config();

@@ -39,6 +39,7 @@ struct EngineConfig {
   int32_t max_num_seqs = 64;            // running sequences per step
   bool prefix_caching = true;
   int64_t max_model_len = 0;            // 0: config.max_position_embeddings
+  QuantizationOptions quantization;     // quantize weights on load (model/quant_config.h)
 };
 
 struct RequestOutput {

@@ -1,6 +1,8 @@
 #include "tidal/kernels/quant_ops.h"
 
 #include <algorithm>
+#include <array>
+#include <cassert>
 #include <vector>
 
 #include "tidal/kernels/kernel_table.h"
@@ -73,6 +75,85 @@ void quant_matmul(ThreadPool& pool, const float* x, int64_t m, const QuantizedTe
   } else {
     split_columns(pool, m, n, k, [&](int64_t j0, int64_t j1) { generic_matmul(kt, x, m, w, y, j0, j1); });
   }
+}
+
+void linear(ThreadPool& pool, const float* x, int64_t m, const LinearWeight& w, float* y,
+            Activations activations) {
+  if (w.quant) {
+    quant_matmul(pool, x, m, *w.quant, y, activations);
+  } else {
+    matmul(pool, x, m, w.dense, y);
+  }
+}
+
+void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_list<LinearJob> jobs,
+                 Activations activations) {
+  assert(jobs.size() <= kMaxLinearJobs);
+  const KernelTable& kt = kernels();
+  const QuantKernelTable& qt = *kt.quant;
+  // Per job: the quantized kernel (or nullptr: generic path) and its view, resolved once.
+  struct Resolved {
+    const LinearWeight* w;
+    float* y;
+    QuantView view;
+    QuantMatmulFn qfn;
+    MatmulFn dfn;
+    bool w8a8;
+  };
+  std::array<Resolved, kMaxLinearJobs> rs;
+  size_t n_jobs = 0;
+  int64_t total = 0, k = 0;
+  bool any_w8a8 = false;
+  for (const LinearJob& j : jobs) {
+    Resolved& r = rs[n_jobs++];
+    r.w = j.w;
+    r.y = j.y;
+    r.qfn = nullptr;
+    r.dfn = nullptr;
+    r.w8a8 = false;
+    if (j.w->quant) {
+      const QuantizedTensor& q = *j.w->quant;
+      r.view = q.view();
+      r.w8a8 = activations == Activations::kInt8 && w8a8_ok(q);
+      r.qfn = q.zero_points() ? nullptr : qt.matmul_for(q.format());
+      any_w8a8 = any_w8a8 || r.w8a8;
+    } else {
+      r.dfn = kt.matmul_for(j.w->dense.dtype);
+    }
+    total += j.w->n_out();
+    k = j.w->n_in();
+  }
+  // W8A8: x is quantized once for every job that uses it (same rows, same result as quant_matmul).
+  thread_local std::vector<int8_t> xq;
+  thread_local std::vector<float> xs;
+  if (any_w8a8) {
+    xq.resize(size_t(m * k));
+    xs.resize(size_t(m));
+    qt.quantize_rows_i8(x, k, m, k, xq.data(), k, xs.data());
+  }
+  const int8_t* xqp = xq.data();
+  const float* xsp = xs.data();
+  pool.run([&](int ith, int nth) {
+    int64_t c0, c1;
+    ThreadPool::split(total, ith, nth, 16, &c0, &c1);
+    int64_t base = 0;
+    for (size_t i = 0; i < n_jobs; ++i) {
+      const Resolved& r = rs[i];
+      const int64_t n = r.w->n_out(), kk = r.w->n_in();
+      const int64_t lo = std::max(c0 - base, int64_t(0)), hi = std::min(c1 - base, n);
+      base += n;
+      if (lo >= hi) continue;
+      if (!r.w->quant) {
+        r.dfn(x, kk, r.w->dense.data, kk, r.y, n, m, kk, lo, hi);
+      } else if (r.w8a8) {
+        qt.matmul_i8_i8(xqp, kk, xsp, r.view, r.y, n, m, lo, hi);
+      } else if (r.qfn) {
+        r.qfn(x, kk, r.view, r.y, n, m, lo, hi);
+      } else {
+        generic_matmul(kt, x, m, *r.w->quant, r.y, lo, hi);
+      }
+    }
+  });
 }
 
 }  // namespace tidal::ops

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "tidal/core/quantized_tensor.h"
 #include "tidal/core/thread_pool.h"
+#include "tidal/kernels/ops.h"
 
 namespace tidal::ops {
 
@@ -22,6 +24,33 @@ enum class Activations : uint8_t {
 // problem seen and is then reused: no allocation per call in steady state.
 void quant_matmul(ThreadPool& pool, const float* x, int64_t m, const QuantizedTensor& w, float* y,
                   Activations activations = Activations::kF32);
+
+// A weight matrix as the forward pass holds it: dense (F32/F16/BF16, ops::Weight) or quantized.
+// When `quant` is set it is used and `dense` is ignored (it may still view the source weights, e.g.
+// for an embedding gathered from a quantized-on-load model). Does not own `quant`.
+struct LinearWeight {
+  Weight dense;
+  const QuantizedTensor* quant = nullptr;
+  int64_t n_out() const { return quant ? quant->n_out() : dense.n_out; }
+  int64_t n_in() const { return quant ? quant->n_in() : dense.n_in; }
+  bool is_quantized() const { return quant != nullptr; }
+};
+
+// y[m, n_out] = x[m, n_in] @ w^T for either kind of weight: the one call the decoder makes.
+// Dense weights go to ops::matmul, quantized ones to quant_matmul. Batch invariant.
+void linear(ThreadPool& pool, const float* x, int64_t m, const LinearWeight& w, float* y,
+            Activations activations = Activations::kF32);
+
+// Several products of the same x in one parallel region (threads split the concatenated output
+// columns), dense and quantized weights mixed freely; same results as separate linear() calls.
+// At most kMaxLinearJobs jobs (NOTE: per-call state lives on the stack; no allocation per token).
+struct LinearJob {
+  const LinearWeight* w;
+  float* y;
+};
+constexpr size_t kMaxLinearJobs = 8;
+void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_list<LinearJob> jobs,
+                 Activations activations = Activations::kF32);
 
 // True when `w` runs on a fast kernel of the current table for `activations` (false: generic path).
 bool quant_matmul_has_kernel(const QuantizedTensor& w, Activations activations = Activations::kF32);

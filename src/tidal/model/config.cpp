@@ -108,6 +108,7 @@ Expected<ModelConfig> ModelConfig::parse(const std::string& text, const std::str
       for (const auto& e : *t) if (e.is_number_integer()) c.eos_token_ids.push_back(e.get<int32_t>());
     }
   }
+  TIDAL_ASSIGN_OR_RETURN(c.quantization, parse_checkpoint_quantization(j, label));
   if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) {
     if (!rs->is_object()) return invalid_argument(label + ": field 'rope_scaling' is not an object");
     std::string type;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tidal/core/status.h"
+#include "tidal/model/quant_config.h"
 
 namespace tidal {
 
@@ -39,6 +40,7 @@ struct ModelConfig {
   std::string torch_dtype;  // as written ("bfloat16", ...), informational
   std::optional<int32_t> bos_token_id;
   std::vector<int32_t> eos_token_ids;
+  CheckpointQuantization quantization;  // quantization_config (pre-quantized checkpoints)
 
   // Reads and validates DIR/config.json (or a config.json path). Errors name the file and field.
   static Expected<ModelConfig> load(const std::string& path);

@@ -12,6 +12,9 @@
 //     x += (silu(h Wg^T) * (h Wu^T)) Wd^T
 //   logits = rms_norm(x[selected rows]) * out_norm @ lm_head^T      [R, n_vocab]
 //
+// Every product goes through ops::linear / ops::linear_many, which take dense and quantized
+// weights alike (kernels/quant_ops.h).
+//
 // T is the total number of new tokens of all sequences in the batch: the matrix products run
 // once over all of them; only attention looks at each sequence's own cache.
 #include <algorithm>
@@ -30,11 +33,16 @@ struct TokenMeta {
   int64_t pos;
 };
 
-void embed_rows(const ops::Weight& e, std::span<const int32_t> ids, float* out) {
-  const int64_t H = e.n_in;
+void embed_rows(const ops::LinearWeight& w, std::span<const int32_t> ids, float* out) {
+  const int64_t H = w.n_in();
+  const ops::Weight& e = w.dense;
   for (size_t t = 0; t < ids.size(); ++t) {
     float* o = out + int64_t(t) * H;
     const int64_t row = ids[t];
+    if (w.quant) {
+      w.quant->dequantize_row(row, o);  // the reference decoding: exact, O(n_embd) per token
+      continue;
+    }
     switch (e.dtype) {
       case DType::kF32:
         std::memcpy(o, static_cast<const float*>(e.data) + row * H, size_t(H) * sizeof(float));
@@ -193,7 +201,7 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = weights_.layers[size_t(l)];
     ops::rms_norm(x, L.attn_norm.data(), eps, h, T, H);
-    ops::matmul_many(pool_, h, T, {{&L.wq, q}, {&L.wk, k}, {&L.wv, v}});
+    ops::linear_many(pool_, h, T, {{&L.wq, q}, {&L.wk, k}, {&L.wv, v}}, activations_);
     if (c.qkv_bias) {
       add_bias(q, L.bq, T);
       add_bias(k, L.bk, T);
@@ -212,18 +220,18 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
       store_kv(*kv.storage, l, kv.block_table[size_t(m.pos / bs)], m.pos % bs, k + t * kv_dim, v + t * kv_dim);
     }
     attention(pool_, c, l, meta, q, attn, scores_);
-    ops::matmul(pool_, attn, T, L.wo, proj);
+    ops::linear(pool_, attn, T, L.wo, proj, activations_);
     if (c.o_bias) add_bias(proj, L.bo, T);
     ops::add(x, proj, T * H);
 
     ops::rms_norm(x, L.ffn_norm.data(), eps, h, T, H);
-    ops::matmul_many(pool_, h, T, {{&L.w_gate, gate}, {&L.w_up, up}});
+    ops::linear_many(pool_, h, T, {{&L.w_gate, gate}, {&L.w_up, up}}, activations_);
     if (c.mlp_bias) {
       add_bias(gate, L.b_gate, T);
       add_bias(up, L.b_up, T);
     }
     ops::silu_mul(gate, up, gate, T * F);
-    ops::matmul(pool_, gate, T, L.w_down, proj);
+    ops::linear(pool_, gate, T, L.w_down, proj, activations_);
     if (c.mlp_bias) add_bias(proj, L.b_down, T);
     ops::add(x, proj, T * H);
   }
@@ -234,7 +242,7 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
   }
   ops::rms_norm(sel, weights_.out_norm.data(), eps, sel, R, H);
   logits->resize(size_t(R * V));
-  ops::matmul(pool_, sel, R, weights_.lm_head, logits->data());
+  ops::linear(pool_, sel, R, weights_.lm_head, logits->data(), activations_);
   return Status::ok();
 }
 

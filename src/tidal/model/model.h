@@ -3,9 +3,13 @@
 //
 // Weights stay memory-mapped in the dtype they are stored in (F32, F16 or BF16; zero-copy);
 // small vectors (norms, biases) are converted to F32 at load. Activations are F32.
+// Weight matrices may instead be quantized (ops::LinearWeight holds either kind): on load
+// (LoadOptions::quantization) or as stored by a pre-quantized checkpoint (quant_config.h), whose
+// codes and scales stay memory-mapped too.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -14,27 +18,30 @@
 #include "tidal/core/arena.h"
 #include "tidal/core/thread_pool.h"
 #include "tidal/kernels/ops.h"
+#include "tidal/kernels/quant_ops.h"
 #include "tidal/model/config.h"
 #include "tidal/model/kv_cache.h"
+#include "tidal/model/quant_checkpoint.h"
+#include "tidal/model/quant_config.h"
 #include "tidal/model/weight_store.h"
 
 namespace tidal {
 
 struct LayerWeights {
   std::vector<float> attn_norm, ffn_norm;  // [n_embd]
-  ops::Weight wq, wk, wv, wo;              // [n_heads*hd, n_embd], [n_kv*hd, n_embd] x2, [n_embd, n_heads*hd]
+  ops::LinearWeight wq, wk, wv, wo;        // [n_heads*hd, n_embd], [n_kv*hd, n_embd] x2, [n_embd, n_heads*hd]
   std::vector<float> bq, bk, bv;           // q/k/v biases when config.qkv_bias
   std::vector<float> bo;                   // o_proj bias when config.o_bias
   std::vector<float> q_norm, k_norm;       // [head_dim] when config.qk_norm
-  ops::Weight w_gate, w_up, w_down;        // [n_ff, n_embd] x2, [n_embd, n_ff]
+  ops::LinearWeight w_gate, w_up, w_down;  // [n_ff, n_embd] x2, [n_embd, n_ff]
   std::vector<float> b_gate, b_up, b_down; // when config.mlp_bias
 };
 
 struct ModelWeights {
-  ops::Weight embed;              // [n_vocab, n_embd] (rows gathered, not multiplied)
+  ops::LinearWeight embed;        // [n_vocab, n_embd] (rows gathered, not multiplied)
   std::vector<LayerWeights> layers;
   std::vector<float> out_norm;    // [n_embd]
-  ops::Weight lm_head;            // [n_vocab, n_embd]; the embedding when tied
+  ops::LinearWeight lm_head;      // [n_vocab, n_embd]; the embedding when tied
 };
 
 // One sequence's share of a forward batch: its new tokens take positions kv.n_past, ... and their
@@ -47,6 +54,9 @@ struct SequenceChunk {
 
 struct LoadOptions {
   int n_threads = 0;  // 0: all hardware threads
+  // Quantize weight matrices on load (all but the excluded ones). Combining it with a checkpoint
+  // that is already quantized is an error.
+  QuantizationOptions quantization;
 };
 
 class Model {
@@ -55,7 +65,16 @@ class Model {
   static Expected<std::unique_ptr<Model>> load(const std::string& dir, const LoadOptions& options = {});
 
   const ModelConfig& config() const { return config_; }
-  DType weight_dtype() const { return weights_.embed.dtype; }
+  // The dtype of the dense (unquantized) weights: as stored, or the checkpoint's torch_dtype.
+  DType weight_dtype() const { return dense_dtype_; }
+  // "none", "int8 on load (kept: lm_head, embed_tokens)", "fp8 checkpoint (block 128x128)", ...
+  const std::string& quantization() const { return quantization_desc_; }
+  // The quantized matrices by tensor name ("lm_head.weight" for a tied lm_head quantized apart
+  // from its embedding). Valid while the Model lives.
+  const std::map<std::string, const QuantizedTensor*>& quantized_matrices() const { return quantized_; }
+  // Bytes of weight matrices one token's forward pass reads (quantized: codes + scales).
+  uint64_t matrix_bytes_per_token() const;
+  const WeightStore& store() const { return store_; }
   ThreadPool& pool() { return pool_; }
 
   // Runs every chunk's tokens through the model, writes their K/V into the chunk's blocks, and
@@ -73,11 +92,16 @@ class Model {
 
  private:
   Model(ModelConfig config, WeightStore store, int n_threads);
-  Status bind_weights();
+  Status bind_weights(const QuantizationOptions& quantization);
 
   ModelConfig config_;
   WeightStore store_;
   ModelWeights weights_;
+  DType dense_dtype_ = DType::kBF16;
+  std::string quantization_desc_ = "none";
+  std::vector<std::unique_ptr<QuantMatrix>> quant_storage_;  // owns what quantized_ points to
+  std::map<std::string, const QuantizedTensor*> quantized_;
+  ops::Activations activations_ = ops::Activations::kF32;  // kInt8 for W8A8
   std::vector<float> inv_freq_;  // RoPE, [head_dim / 2]
   ThreadPool pool_;
   // Activations, grown on demand and reused across calls (no allocation per decode step).

@@ -90,6 +90,23 @@ Expected<TensorRef> WeightStore::get(const std::string& name, const std::vector<
   return TensorRef{info, files_[k]->data(*info), &files_[k]->path()};
 }
 
+Expected<TensorRef> WeightStore::get_any(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) {
+    return not_found("missing tensor '" + name + "' (looked in " + files_[0]->path() +
+                     (files_.size() > 1 ? " and the other shards)" : ")"));
+  }
+  const auto& [k, info] = it->second;
+  return TensorRef{info, files_[k]->data(*info), &files_[k]->path()};
+}
+
+std::vector<std::string> WeightStore::names() const {
+  std::vector<std::string> out;
+  out.reserve(index_.size());
+  for (const auto& [name, e] : index_) out.push_back(name);
+  return out;
+}
+
 uint64_t WeightStore::total_bytes() const {
   uint64_t n = 0;
   for (const auto& [name, e] : index_) n += e.second->nbytes;

@@ -26,6 +26,11 @@ class WeightStore {
   bool contains(const std::string& name) const { return index_.count(name) > 0; }
   // The tensor `name`, which must have exactly `shape`; errors name tensor, file and shapes.
   Expected<TensorRef> get(const std::string& name, const std::vector<int64_t>& shape) const;
+  // The tensor `name` whatever its shape (quantized checkpoints: codes and scales are checked
+  // against the layout by the caller).
+  Expected<TensorRef> get_any(const std::string& name) const;
+  // Every tensor name, sorted.
+  std::vector<std::string> names() const;
   size_t n_tensors() const { return index_.size(); }
   size_t n_files() const { return files_.size(); }
   uint64_t total_bytes() const;

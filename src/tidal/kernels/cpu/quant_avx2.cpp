@@ -9,6 +9,7 @@
 // instruction sequence whatever MT, NT, m or the column range: batch invariance by construction.
 #include <immintrin.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "tidal/kernels/quant_kernel_table.h"
@@ -39,9 +40,10 @@ inline float f32_scale(const QuantView& w, int64_t i) {
 struct Int8 {
   static constexpr int kStep = 8, kStepBytes = 8, kVecs = 1, kNt = 4, kMt = 3;
   static float mult(const QuantView& w, int64_t i) { return f32_scale(w, i); }
+  template <bool kScale>
   static void decode(const uint8_t* p, __m256 mult, __m256* out) {
     const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-    out[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(q), mult);
+    out[0] = kScale ? _mm256_mul_ps(_mm256_cvtepi32_ps(q), mult) : _mm256_cvtepi32_ps(q);
   }
 };
 
@@ -49,47 +51,32 @@ template <int kShift, uint32_t kMask, uint32_t kPow2Bits>
 struct Fp8 {
   static constexpr int kStep = 8, kStepBytes = 8, kVecs = 1, kNt = 4, kMt = 3;
   static float mult(const QuantView& w, int64_t i) { return f32_scale(w, i); }
+  template <bool kScale>
   static void decode(const uint8_t* p, __m256 mult, __m256* out) {
     const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
     const __m256i b = _mm256_and_si256(_mm256_slli_epi32(q, kShift), _mm256_set1_epi32(int(kMask)));
     const __m256 v =
         _mm256_mul_ps(_mm256_castsi256_ps(b), _mm256_castsi256_ps(_mm256_set1_epi32(int(kPow2Bits))));
-    out[0] = _mm256_mul_ps(v, mult);
+    out[0] = kScale ? _mm256_mul_ps(v, mult) : v;
   }
 };
 // E4M3: s.eeee.mmm -> bits 31, 26..20; x 2^120.  E5M2: s.eeeee.mm -> bits 31, 27..21; x 2^112.
 using E4M3 = Fp8<20, 0x87f00000u, uint32_t(127 + 120) << 23>;
 using E5M2 = Fp8<21, 0x8fe00000u, uint32_t(127 + 112) << 23>;
 
-// FP4 E2M1: 16 codes (8 bytes) per step. NOTE: nibbles are split, interleaved back into element
-// order (low nibble first) and mapped by one pshufb to int8 = 2 * value (exact: values are
-// multiples of 0.5 up to 6); the 0.5 is folded into mult. Two F32 vectors per step.
-struct Fp4Base {
-  static constexpr int kStep = 16, kStepBytes = 8, kVecs = 2, kNt = 4, kMt = 2;
-  static void decode(const uint8_t* p, __m256 mult, __m256* out) {
-    const __m128i lut = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
-    const __m128i nib = _mm_set1_epi8(0x0f);
-    const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-    const __m128i lo = _mm_and_si128(v, nib), hi = _mm_and_si128(_mm_srli_epi16(v, 4), nib);
-    const __m128i codes = _mm_shuffle_epi8(lut, _mm_unpacklo_epi8(lo, hi));
-    out[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), mult);
-    out[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(codes, 8))), mult);
+// FP4 E2M1 scale multipliers: scale code -> F32 (the codes are decoded by tile_fp4 below).
+struct NvFp4 {
+  static float mult(uint8_t code, float global_scale) {
+    // E4M3 scale, decoded like the FP8 vector path above (finite codes only).
+    const float s = bits_to_f32((uint32_t(int32_t(int8_t(code))) << 20) & 0x87f00000u) *
+                    bits_to_f32(uint32_t(127 + 120) << 23);
+    return s * global_scale;
   }
 };
-struct NvFp4 : Fp4Base {
-  static float mult(const QuantView& w, int64_t i) {
-    // E4M3 scale, decoded like the vector path above (finite codes only).
-    const int8_t c = static_cast<const int8_t*>(w.scales)[i];
-    const float s =
-        bits_to_f32((uint32_t(int32_t(c)) << 20) & 0x87f00000u) * bits_to_f32(uint32_t(127 + 120) << 23);
-    return s * w.global_scale * 0.5f;
-  }
-};
-struct MxFp4 : Fp4Base {
-  static float mult(const QuantView& w, int64_t i) {
-    const uint8_t e = static_cast<const uint8_t*>(w.scales)[i];
+struct MxFp4 {
+  static float mult(uint8_t e, float) {
     const float s = e == 0 ? bits_to_f32(0x00400000u) : bits_to_f32(uint32_t(e) << 23);  // 2^(e - 127)
-    return s * 0.5f;
+    return s;
   }
 };
 
@@ -102,7 +89,11 @@ inline float hsum(__m256 v) {
 }
 
 // y[a, b] for the MT rows at x and the NT weight rows starting at row j.
-template <class F, int MT, int NT>
+// kOneBlock (the row has one scale: per channel or per tensor): codes are decoded unscaled and the
+// row's scale multiplies the final sum, saving one multiply per 8 weights; otherwise each block's
+// decoded vectors are multiplied by its scale. Which one is fixed by the layout, never by m or the
+// tiling, so batch invariance holds.
+template <class F, int MT, int NT, bool kOneBlock>
 inline void tile(const float* x, int64_t ldx, const QuantView& w, int64_t j, float* y, int64_t ldy) {
   const QuantLayout& l = w.layout;
   const int64_t k = l.n_in, bc = l.block_cols;
@@ -119,7 +110,7 @@ inline void tile(const float* x, int64_t ldx, const QuantView& w, int64_t j, flo
   auto step = [&](const uint8_t* const* wp, int64_t off, const float* const* xp, int64_t kk,
                   const __m256* mult) {
     __m256 wv[NT][F::kVecs];
-    for (int b = 0; b < NT; ++b) F::decode(wp[b] + off, mult[b], wv[b]);
+    for (int b = 0; b < NT; ++b) F::template decode<!kOneBlock>(wp[b] + off, mult[b], wv[b]);
     for (int v = 0; v < F::kVecs; ++v) {
       for (int a = 0; a < MT; ++a) {
         const __m256 xv = _mm256_loadu_ps(xp[a] + kk + 8 * v);
@@ -156,16 +147,28 @@ inline void tile(const float* x, int64_t ldx, const QuantView& w, int64_t j, flo
       step(wp, 0, xp, 0, mult);
     }
   }
-  for (int a = 0; a < MT; ++a)
-    for (int b = 0; b < NT; ++b) y[a * ldy + b] = hsum(acc[a][b]);
+  for (int a = 0; a < MT; ++a) {
+    for (int b = 0; b < NT; ++b) {
+      y[a * ldy + b] = kOneBlock ? hsum(acc[a][b]) * F::mult(w, srow[b]) : hsum(acc[a][b]);
+    }
+  }
 }
 
-template <class F, int NT>
+template <class F, int NT, bool kOneBlock>
 inline void rows(const float* x, int64_t ldx, const QuantView& w, int64_t j, float* y, int64_t ldy,
                  int64_t m) {
   int64_t i = 0;
-  for (; i + F::kMt <= m; i += F::kMt) tile<F, F::kMt, NT>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
-  for (; i < m; ++i) tile<F, 1, NT>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
+  for (; i + F::kMt <= m; i += F::kMt)
+    tile<F, F::kMt, NT, kOneBlock>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
+  for (; i < m; ++i) tile<F, 1, NT, kOneBlock>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
+}
+
+template <class F, bool kOneBlock>
+void cols(const float* xb, int64_t ldx, const QuantView& w, float* yb, int64_t ldy, int64_t mb, int64_t j0,
+          int64_t j1) {
+  int64_t j = j0;
+  for (; j + F::kNt <= j1; j += F::kNt) rows<F, F::kNt, kOneBlock>(xb, ldx, w, j, yb + j, ldy, mb);
+  for (; j < j1; ++j) rows<F, 1, kOneBlock>(xb, ldx, w, j, yb + j, ldy, mb);
 }
 
 constexpr int64_t kRowBlock = 48;  // x rows kept in L2 while W streams
@@ -175,11 +178,175 @@ void matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t l
             int64_t j1) {
   for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
     const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
-    const float* xb = x + i0 * ldx;
-    float* yb = y + i0 * ldy;
-    int64_t j = j0;
-    for (; j + F::kNt <= j1; j += F::kNt) rows<F, F::kNt>(xb, ldx, w, j, yb + j, ldy, mb);
-    for (; j < j1; ++j) rows<F, 1>(xb, ldx, w, j, yb + j, ldy, mb);
+    if (w.layout.n_scale_cols == 1) {
+      cols<F, true>(x + i0 * ldx, ldx, w, y + i0 * ldy, ldy, mb, j0, j1);
+    } else {
+      cols<F, false>(x + i0 * ldx, ldx, w, y + i0 * ldy, ldy, mb, j0, j1);
+    }
+  }
+}
+
+// ---- FP4 (NVFP4, MXFP4): 32 codes per step ----
+//
+// NOTE: one step decodes 16 bytes = 32 codes of a row without any int -> float conversion. FP4
+// values are exact in BF16, so the two upper bytes of each value's F32 bit pattern come from two
+// 16-entry tables (one pshufb each) indexed by the nibbles: low nibbles in the low 128-bit lane,
+// high nibbles in the high lane. Interleaving the two bytes (unpack 8) and then zero low halves
+// (unpack 16) yields four F32 vectors, each holding 8 consecutive elements in the order
+// {0, 2, 4, 6, 1, 3, 5, 7} (the in-lane unpack order). Instead of restoring element order, x is
+// permuted once per call into the same order (xperm, per thread, O(k)): x is shared by every row,
+// so the cost vanishes next to the n_out x k decoding. Scales come from a per-call table of code ->
+// F32 multiplier and are applied to 16-column partial sums (t = x.w over a half step; acc += t *
+// scale), not to every decoded vector. Every output sees the same sequence for any MT, NT, m or
+// column range (batch invariance).
+inline void permute_x_fp4(const float* x, int64_t k, float* out) {
+  static constexpr int kPerm[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+  const int64_t kp = (k + 31) / 32 * 32;
+  for (int64_t c = 0; c < kp; c += 8) {
+    for (int i = 0; i < 8; ++i) out[c + i] = c + kPerm[i] < k ? x[c + kPerm[i]] : 0.0f;
+  }
+}
+
+inline void decode_fp4_32(const uint8_t* p, __m256* out) {
+  // F32 bits of E2M1 code c: byte 3 (sign, exponent) and byte 2 (exponent low bit, mantissa).
+  const __m256i b3 = _mm256_setr_epi8(0, 0x3f, 0x3f, 0x3f, 0x40, 0x40, 0x40, 0x40, char(0x80), char(0xbf),
+                                      char(0xbf), char(0xbf), char(0xc0), char(0xc0), char(0xc0), char(0xc0),
+                                      0, 0x3f, 0x3f, 0x3f, 0x40, 0x40, 0x40, 0x40, char(0x80), char(0xbf),
+                                      char(0xbf), char(0xbf), char(0xc0), char(0xc0), char(0xc0), char(0xc0));
+  const __m256i b2 =
+      _mm256_setr_epi8(0, 0, char(0x80), char(0xc0), 0, 0x40, char(0x80), char(0xc0), 0, 0, char(0x80),
+                       char(0xc0), 0, 0x40, char(0x80), char(0xc0), 0, 0, char(0x80), char(0xc0), 0, 0x40,
+                       char(0x80), char(0xc0), 0, 0, char(0x80), char(0xc0), 0, 0x40, char(0x80), char(0xc0));
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1);
+  const __m256i nib = _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+  const __m256i hi = _mm256_shuffle_epi8(b3, nib), lo = _mm256_shuffle_epi8(b2, nib);
+  const __m256i h0 = _mm256_unpacklo_epi8(lo, hi),
+                h1 = _mm256_unpackhi_epi8(lo, hi);  // BF16 of bytes 0-7, 8-15
+  const __m256i z = _mm256_setzero_si256();
+  out[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, h0));  // elements 0..7   (bytes 0-3)
+  out[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, h0));  // elements 8..15  (bytes 4-7)
+  out[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, h1));  // elements 16..23 (bytes 8-11)
+  out[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, h1));  // elements 24..31 (bytes 12-15)
+}
+
+// kOneScale: every step lies in one scale block (blocks >= 32 columns wide, or one block per row):
+// then the step's 32 products are summed first and scaled once.
+template <bool kOneScale, int MT, int NT>
+inline void tile_fp4(const float* xp, int64_t ldxp, const QuantView& w, const float* mult_of, int64_t j,
+                     float* y, int64_t ldy) {
+  const QuantLayout& l = w.layout;
+  const int64_t k = l.n_in, bc = l.block_cols, last_cb = l.n_scale_cols - 1;
+  const uint8_t* wr[NT];
+  const uint8_t* sr[NT];  // the row's scale codes
+  for (int b = 0; b < NT; ++b) {
+    wr[b] = w.data + (j + b) * l.row_bytes;
+    sr[b] = static_cast<const uint8_t*>(w.scales) + ((j + b) / l.block_rows) * l.n_scale_cols;
+  }
+  __m256 acc[MT][NT];
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_setzero_ps();
+  auto step = [&](const uint8_t* const* wp, int64_t kk) {
+    // Scales of the step's two 16-column halves (the same block when blocks are >= 32 wide),
+    // looked up in the per-call table of code -> F32 multiplier (NOTE: two loads, no decoding).
+    const int64_t c0 = kk / bc, c1 = (kk + 16) / bc < last_cb ? (kk + 16) / bc : last_cb;
+    __m256 wv[NT][4], m0[NT], m1[NT];
+    for (int b = 0; b < NT; ++b) {
+      decode_fp4_32(wp[b], wv[b]);
+      m0[b] = _mm256_broadcast_ss(mult_of + sr[b][c0]);
+      if constexpr (!kOneScale) m1[b] = _mm256_broadcast_ss(mult_of + sr[b][c1]);
+    }
+    for (int a = 0; a < MT; ++a) {
+      const float* xa = xp + a * ldxp + kk;
+      const __m256 x0 = _mm256_loadu_ps(xa), x1 = _mm256_loadu_ps(xa + 8), x2 = _mm256_loadu_ps(xa + 16),
+                   x3 = _mm256_loadu_ps(xa + 24);
+      for (int b = 0; b < NT; ++b) {
+        const __m256 t0 = _mm256_fmadd_ps(x1, wv[b][1], _mm256_mul_ps(x0, wv[b][0]));  // columns kk..kk+15
+        if constexpr (kOneScale) {
+          const __m256 t = _mm256_fmadd_ps(x3, wv[b][3], _mm256_fmadd_ps(x2, wv[b][2], t0));
+          acc[a][b] = _mm256_fmadd_ps(t, m0[b], acc[a][b]);
+        } else {
+          const __m256 t1 = _mm256_fmadd_ps(x3, wv[b][3], _mm256_mul_ps(x2, wv[b][2]));  // kk+16..kk+31
+          acc[a][b] = _mm256_fmadd_ps(t1, m1[b], _mm256_fmadd_ps(t0, m0[b], acc[a][b]));
+        }
+      }
+    }
+  };
+  int64_t kk = 0;
+  const uint8_t* wp[NT];
+  for (; kk + 32 <= k; kk += 32) {
+    for (int b = 0; b < NT; ++b) wp[b] = wr[b] + kk / 2;
+    step(wp, kk);
+  }
+  if (kk < k) {
+    // The k tail: codes copied into a zero-padded buffer (x is zero-padded by permute_x_fp4).
+    alignas(32) uint8_t wbuf[NT][16];
+    for (int b = 0; b < NT; ++b) {
+      std::memset(wbuf[b], 0, 16);
+      std::memcpy(wbuf[b], wr[b] + kk / 2, size_t(l.row_bytes - kk / 2));
+      wp[b] = wbuf[b];
+    }
+    step(wp, kk);
+  }
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) y[a * ldy + b] = hsum(acc[a][b]);
+}
+
+template <bool kOneScale, int NT>
+inline void rows_fp4(const float* xp, int64_t ldxp, const QuantView& w, const float* mult_of, int64_t j,
+                     float* y, int64_t ldy, int64_t m) {
+  int64_t i = 0;
+  // NOTE: 4 x rows per tile for small GEMMs (prefill): the decoded weights are reused 4 times
+  // (1.4x over 2 rows at m = 4); the results do not depend on the tile shape.
+  for (; i + 4 <= m; i += 4) tile_fp4<kOneScale, 4, NT>(xp + i * ldxp, ldxp, w, mult_of, j, y + i * ldy, ldy);
+  for (; i + 2 <= m; i += 2) tile_fp4<kOneScale, 2, NT>(xp + i * ldxp, ldxp, w, mult_of, j, y + i * ldy, ldy);
+  for (; i < m; ++i) tile_fp4<kOneScale, 1, NT>(xp + i * ldxp, ldxp, w, mult_of, j, y + i * ldy, ldy);
+}
+
+template <bool kOneScale>
+void cols_fp4(const float* xp, int64_t ldxp, const QuantView& w, const float* mult_of, float* yb, int64_t ldy,
+              int64_t mb, int64_t j0, int64_t j1) {
+  int64_t j = j0;
+  for (; j + 4 <= j1; j += 4) rows_fp4<kOneScale, 4>(xp, ldxp, w, mult_of, j, yb + j, ldy, mb);
+  for (; j < j1; ++j) rows_fp4<kOneScale, 1>(xp, ldxp, w, mult_of, j, yb + j, ldy, mb);
+}
+
+// Per-thread scratch for the permuted x. NOTE: a plain malloc'd buffer in a type local to this file,
+// not std::vector: its inline members would be compiled with AVX2 here and could be picked by the
+// linker for the baseline code (the ODR rule at the top of the file).
+struct Scratch {
+  float* data = nullptr;
+  size_t size = 0;
+  float* get(size_t n) {
+    if (n > size) {
+      std::free(data);
+      data = static_cast<float*>(std::malloc(n * sizeof(float)));
+      size = n;
+    }
+    return data;
+  }
+  ~Scratch() { std::free(data); }
+};
+
+template <class F>
+void matmul_fp4(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m, int64_t j0,
+                int64_t j1) {
+  const int64_t k = w.layout.n_in, ldxp = (k + 31) / 32 * 32;
+  // Scale code -> F32 multiplier (scale x global), built once per call: 256 entries, in L1.
+  alignas(64) float mult_of[256];
+  for (int c = 0; c < 256; ++c) mult_of[c] = F::mult(uint8_t(c), w.global_scale);
+  const bool one_scale = w.layout.block_cols % 32 == 0 || w.layout.n_scale_cols == 1;
+  // NOTE: grows to the largest x block seen, then reused: no allocation per call in steady state.
+  thread_local Scratch scratch;
+  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
+    const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
+    float* xperm = scratch.get(size_t(mb * ldxp));
+    for (int64_t i = 0; i < mb; ++i) permute_x_fp4(x + (i0 + i) * ldx, k, xperm + i * ldxp);
+    if (one_scale) {
+      cols_fp4<true>(xperm, ldxp, w, mult_of, y + i0 * ldy, ldy, mb, j0, j1);
+    } else {
+      cols_fp4<false>(xperm, ldxp, w, mult_of, y + i0 * ldy, ldy, mb, j0, j1);
+    }
   }
 }
 
@@ -299,8 +466,8 @@ void matmul_i8_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantVie
 
 }  // namespace
 
-extern const QuantKernelTable kQuantKernelTableAvx2 = {"avx2",           matmul<Int8>,  matmul<E4M3>,
-                                                       matmul<E5M2>,     matmul<NvFp4>, matmul<MxFp4>,
+extern const QuantKernelTable kQuantKernelTableAvx2 = {"avx2",           matmul<Int8>,      matmul<E4M3>,
+                                                       matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
                                                        quantize_rows_i8, matmul_i8_i8};
 
 }  // namespace tidal
