@@ -71,6 +71,7 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadO
   auto store = WeightStore::open(dir);
   if (!store) return store.status();
   std::unique_ptr<Model> m(new Model(std::move(config).value(), std::move(store).value(), options.n_threads));
+  m->quantization_options_ = options.quantization;
   TIDAL_RETURN_IF_ERROR(m->bind_weights(options.quantization));
   m->inv_freq_ = m->config_.rope_inv_freq();
   return m;
@@ -254,7 +255,7 @@ Status Model::reload_weights(const std::string& path) {
   ModelWeights old_weights = std::move(weights_);
   store_ = std::move(store).value();
   weights_ = ModelWeights{};
-  Status st = bind_weights();
+  Status st = bind_weights(quantization_options_);
   if (!st.is_ok()) {
     store_ = std::move(old_store);
     weights_ = std::move(old_weights);

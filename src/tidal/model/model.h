@@ -99,6 +99,7 @@ class Model {
   ModelWeights weights_;
   DType dense_dtype_ = DType::kBF16;
   std::string quantization_desc_ = "none";
+  QuantizationOptions quantization_options_;  // kept for reload_weights()
   std::vector<std::unique_ptr<QuantMatrix>> quant_storage_;  // owns what quantized_ points to
   std::map<std::string, const QuantizedTensor*> quantized_;
   ops::Activations activations_ = ops::Activations::kF32;  // kInt8 for W8A8
