@@ -12,8 +12,18 @@ namespace {
 
 using namespace quant_detail;
 
-template <float kMax, uint8_t (*kEncode)(float)>
+// NOTE: the largest finite value comes from a traits struct, not a `float` template parameter:
+// clang 14 (the fuzz build's compiler) does not accept floating-point non-type template parameters.
+struct E4M3 {
+  static constexpr float kMax = kFp8E4M3Max;
+};
+struct E5M2 {
+  static constexpr float kMax = kFp8E5M2Max;
+};
+
+template <class Fmt, uint8_t (*kEncode)(float)>
 void encode(const float* w, const QuantLayout& l, uint8_t* data, uint8_t* scales, float* /*global*/) {
+  constexpr float kMax = Fmt::kMax;
   for (int64_t rb = 0; rb < l.n_scale_rows; ++rb) {
     for (int64_t cb = 0; cb < l.n_scale_cols; ++cb) {
       const float scale = block_amax(w, l, rb, cb) / kMax;
@@ -33,13 +43,13 @@ void decode(const QuantView& v, int64_t r, float* out) {
 extern const QuantFormatInfo kQuantFormatFp8E4M3 = {
     QuantFormat::kFp8E4M3,    "fp8_e4m3", 8,
     ScaleType::kF32,          false,      false,
-    Granularity::kPerChannel, 0,          encode<kFp8E4M3Max, f32_to_fp8_e4m3>,
+    Granularity::kPerChannel, 0,          encode<E4M3, f32_to_fp8_e4m3>,
     decode<fp8_e4m3_to_f32>};
 
 extern const QuantFormatInfo kQuantFormatFp8E5M2 = {
     QuantFormat::kFp8E5M2,    "fp8_e5m2", 8,
     ScaleType::kF32,          false,      false,
-    Granularity::kPerChannel, 0,          encode<kFp8E5M2Max, f32_to_fp8_e5m2_satfinite>,
+    Granularity::kPerChannel, 0,          encode<E5M2, f32_to_fp8_e5m2_satfinite>,
     decode<fp8_e5m2_to_f32>};
 
 }  // namespace tidal
