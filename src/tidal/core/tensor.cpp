@@ -35,13 +35,17 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
-std::string Tensor::shape_string() const {
+std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "[";
-  for (int i = 0; i < ndim; ++i) {
+  for (size_t i = 0; i < shape.size(); ++i) {
     if (i) s += ", ";
     s += std::to_string(shape[i]);
   }
   return s + "]";
+}
+
+std::string Tensor::shape_string() const {
+  return tidal::shape_string(std::vector<int64_t>(shape.begin(), shape.begin() + ndim));
 }
 
 }  // namespace tidal

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "tidal/core/dtype.h"
 
@@ -39,5 +40,8 @@ struct Tensor {
   }
   std::string shape_string() const;  // "[4, 64]"
 };
+
+// "[4, 64]" for any list of dimensions (error messages).
+std::string shape_string(const std::vector<int64_t>& shape);
 
 }  // namespace tidal

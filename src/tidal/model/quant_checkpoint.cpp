@@ -11,6 +11,8 @@
 #include "tidal/core/e8m0.h"
 #include "tidal/core/fp8.h"
 
+#include "tidal/core/tensor.h"
+
 namespace tidal {
 
 namespace fs = std::filesystem;
@@ -18,11 +20,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
 
 std::string where(const TensorRef& t) { return *t.file + ": tensor '" + t.info->name + "'"; }
 
@@ -118,9 +115,9 @@ Expected<TensorRef> get_scales(const WeightStore& store, const std::string& name
   const std::vector<int64_t>& got = any->info->shape;
   const bool scalar_ok = shape == std::vector<int64_t>{1, 1} && any->info->numel() == 1 && got.size() <= 2;
   if (got != shape && !scalar_ok) {
-    return data_loss(*any->file + ": tensor '" + name + "' has shape " + shape_str(got) + "; weight '" +
-                     weight.info->name + "' " + shape_str(weight.info->shape) + " " + why + " needs " +
-                     shape_str(shape));
+    return data_loss(*any->file + ": tensor '" + name + "' has shape " + shape_string(got) + "; weight '" +
+                     weight.info->name + "' " + shape_string(weight.info->shape) + " " + why + " needs " +
+                     shape_string(shape));
   }
   return any;
 }
@@ -195,9 +192,9 @@ Expected<std::optional<QuantMatrix>> read_tidal(const WeightStore& store, const 
   const DType want = code_dtype(l.format);
   const std::vector<int64_t> want_shape = {n_out, l.row_bytes};
   if (w.info->dtype != want || w.info->shape != want_shape) {
-    return data_loss(where(w) + " is " + dtype_name(w.info->dtype) + " " + shape_str(w.info->shape) + "; " +
+    return data_loss(where(w) + " is " + dtype_name(w.info->dtype) + " " + shape_string(w.info->shape) + "; " +
                      info.name + " codes of a [" + std::to_string(n_out) + ", " + std::to_string(n_in) +
-                     "] matrix are " + dtype_name(want) + " " + shape_str(want_shape));
+                     "] matrix are " + dtype_name(want) + " " + shape_string(want_shape));
   }
   TIDAL_RETURN_IF_ERROR(check_codes(w, l.format, n_in));
   const std::string base = name.substr(0, name.size() - std::string("weight").size());
@@ -261,16 +258,16 @@ Expected<std::optional<QuantMatrix>> read_quantized_matrix(const WeightStore& st
   TIDAL_ASSIGN_OR_RETURN(TensorRef w, store.get_any(name));
   if (is_dense(w.info->dtype)) {
     if (w.info->shape != std::vector<int64_t>{n_out, n_in}) {
-      return data_loss(where(w) + " has shape " + shape_str(w.info->shape) + ", the config implies " +
-                       shape_str({n_out, n_in}));
+      return data_loss(where(w) + " has shape " + shape_string(w.info->shape) + ", the config implies " +
+                       shape_string({n_out, n_in}));
     }
     return std::optional<QuantMatrix>();
   }
   if (!name.ends_with(".weight")) return data_loss(where(w) + ": only '.weight' matrices can be quantized");
   if (q.method == CheckpointQuantization::Method::kFp8) {
     if (w.info->shape != std::vector<int64_t>{n_out, n_in}) {
-      return data_loss(where(w) + " has shape " + shape_str(w.info->shape) + ", the config implies " +
-                       shape_str({n_out, n_in}));
+      return data_loss(where(w) + " has shape " + shape_string(w.info->shape) + ", the config implies " +
+                       shape_string({n_out, n_in}));
     }
     return read_fp8(store, q, w, n_out, n_in);
   }

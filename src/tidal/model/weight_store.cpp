@@ -7,17 +7,14 @@
 #include <set>
 #include <sstream>
 
+#include "tidal/core/tensor.h"
+
 namespace tidal {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
 }  // namespace
 
 Expected<WeightStore> WeightStore::open(const std::string& model_dir) {
@@ -84,8 +81,8 @@ Expected<TensorRef> WeightStore::get(const std::string& name, const std::vector<
   }
   const auto& [k, info] = it->second;
   if (info->shape != shape) {
-    return data_loss(files_[k]->path() + ": tensor '" + name + "' has shape " + shape_str(info->shape) +
-                     ", the config implies " + shape_str(shape));
+    return data_loss(files_[k]->path() + ": tensor '" + name + "' has shape " + shape_string(info->shape) +
+                     ", the config implies " + shape_string(shape));
   }
   return TensorRef{info, files_[k]->data(*info), &files_[k]->path()};
 }
