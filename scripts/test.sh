@@ -3,7 +3,7 @@
 #   1. release build: all CTest tests (unit, CLI, tokenizer/PyTorch references, every kernel level)
 #   2. ASan + UBSan build: the unit tests
 #   3. libFuzzer (clang): each fuzz target for a bounded time on its seed corpus
-# Env: TIDAL_FUZZ_SECONDS (default 60 per target), TIDAL_SKIP_SANITIZERS=1, TIDAL_SKIP_FUZZ=1.
+# Env: TIDAL_FUZZ_SECONDS (default 30 per target), TIDAL_SKIP_SANITIZERS=1, TIDAL_SKIP_FUZZ=1.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -31,7 +31,7 @@ fi
 if [ "${TIDAL_SKIP_FUZZ:-0}" != 1 ]; then
   step "fuzz build (clang + libFuzzer)"
   ./scripts/build.sh fuzz
-  secs=${TIDAL_FUZZ_SECONDS:-60}
+  secs=${TIDAL_FUZZ_SECONDS:-30}
   for target in build/fuzz/fuzz/fuzz_*; do
     [ -x "$target" ] || continue
     name=$(basename "$target"); corpus=fuzz/corpus/${name#fuzz_}
