@@ -15,8 +15,7 @@ gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 cmake -S "$root" -B "$root/build/$kind" "${gen[@]}" "${flags[@]}" >/dev/null
 targets=()
-if [ "$kind" = fuzz ]; then  # only the fuzz targets (and what they link), not every library
-  mapfile -t names < <(grep -oP 'add_executable\(\K\w+' "$root/fuzz/CMakeLists.txt")
-  for t in "${names[@]}"; do targets+=(--target "$t"); done
+if [ "$kind" = fuzz ]; then  # only the fuzz targets (fuzz/fuzz_<name>.cpp) and what they link
+  for f in "$root"/fuzz/fuzz_*.cpp; do targets+=(--target "$(basename "$f" .cpp)"); done
 fi
 cmake --build "$root/build/$kind" -j "$jobs" "${targets[@]}"
