@@ -57,8 +57,16 @@ class KernelConsistency : public ::testing::TestWithParam<std::tuple<CpuIsa, DTy
 TEST_P(KernelConsistency, MatmulMatchesReference) {
   const auto [isa, dt] = GetParam();
   const KernelTable& kt = kernels_for(isa);
-  for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-           {1, 1, 1}, {1, 7, 5}, {3, 5, 16}, {4, 8, 17}, {5, 9, 33}, {7, 13, 64}, {9, 4, 127}, {70, 11, 200}}) {
+  for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 1, 1},
+                                                                           {1, 7, 5},
+                                                                           {3, 5, 16},
+                                                                           {4, 8, 17},
+                                                                           {5, 9, 33},
+                                                                           {7, 13, 64},
+                                                                           {9, 4, 127},
+                                                                           {70, 11, 200},
+                                                                           {6, 29, 264},
+                                                                           {67, 50, 520}}) {
     Problem p = make_problem(m, n, k, dt, uint32_t(m * 1000 + n * 10 + k));
     std::vector<float> y(size_t(m * n), NAN);
     kt.matmul_for(dt)(p.x.data(), k, weights(p), k, y.data(), n, m, k, 0, n);
@@ -70,7 +78,8 @@ TEST_P(KernelConsistency, MatmulMatchesReference) {
           mag += std::fabs(double(p.x[size_t(i * k + q)]) * p.wd[size_t(j * k + q)]);
         }
         ASSERT_NEAR(y[size_t(i * n + j)], ref, 1e-5 * mag + 1e-6)
-            << kt.name << " " << dtype_name(dt) << " m=" << m << " n=" << n << " k=" << k << " at " << i << "," << j;
+            << kt.name << " " << dtype_name(dt) << " m=" << m << " n=" << n << " k=" << k << " at " << i
+            << "," << j;
       }
     }
   }
@@ -79,22 +88,26 @@ TEST_P(KernelConsistency, MatmulMatchesReference) {
 TEST_P(KernelConsistency, MatmulIsBatchInvariant) {
   const auto [isa, dt] = GetParam();
   const KernelTable& kt = kernels_for(isa);
-  const int64_t n = 11, k = 77, m_max = 9;
-  Problem p = make_problem(m_max, n, k, dt, 42);
-  // Reference: each row alone, all columns at once.
-  std::vector<float> single(size_t(m_max * n));
-  for (int64_t i = 0; i < m_max; ++i) {
-    kt.matmul_for(dt)(p.x.data() + i * k, k, weights(p), k, single.data() + i * n, n, 1, k, 0, n);
-  }
-  for (int64_t m = 1; m <= m_max; ++m) {
-    for (int64_t split : {int64_t(1), int64_t(3), int64_t(5)}) {  // columns computed as [0,split) + [split,n)
-      std::vector<float> y(size_t(m * n));
-      kt.matmul_for(dt)(p.x.data(), k, weights(p), k, y.data(), n, m, k, 0, split);
-      kt.matmul_for(dt)(p.x.data(), k, weights(p), k, y.data(), n, m, k, split, n);
-      for (int64_t i = 0; i < m; ++i) {
-        for (int64_t j = 0; j < n; ++j) {
-          ASSERT_EQ(f32_bits(y[size_t(i * n + j)]), f32_bits(single[size_t(i * n + j)]))
-              << kt.name << " m=" << m << " split=" << split << " at " << i << "," << j;
+  // k = 77 exercises the padded k tail; k = 520 (> one 256-value panel, whole 8-value steps) and
+  // m up to 70 / n = 53 exercise the blocked path for m >= 4 (row blocks of 64, panels of 24 columns).
+  for (auto [n, k, m_max] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{11, 77, 9}, {53, 520, 70}}) {
+    Problem p = make_problem(m_max, n, k, dt, 42);
+    // Reference: each row alone, all columns at once.
+    std::vector<float> single(size_t(m_max * n));
+    for (int64_t i = 0; i < m_max; ++i) {
+      kt.matmul_for(dt)(p.x.data() + i * k, k, weights(p), k, single.data() + i * n, n, 1, k, 0, n);
+    }
+    for (int64_t m = 1; m <= m_max; ++m) {
+      for (int64_t split :
+           {int64_t(1), int64_t(3), int64_t(5)}) {  // columns computed as [0,split) + [split,n)
+        std::vector<float> y(size_t(m * n));
+        kt.matmul_for(dt)(p.x.data(), k, weights(p), k, y.data(), n, m, k, 0, split);
+        kt.matmul_for(dt)(p.x.data(), k, weights(p), k, y.data(), n, m, k, split, n);
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t j = 0; j < n; ++j) {
+            ASSERT_EQ(f32_bits(y[size_t(i * n + j)]), f32_bits(single[size_t(i * n + j)]))
+                << kt.name << " m=" << m << " k=" << k << " split=" << split << " at " << i << "," << j;
+          }
         }
       }
     }
@@ -109,15 +122,26 @@ TEST_P(VectorKernels, DotAndAxpy) {
   std::normal_distribution<float> nd;
   for (int64_t n : {1, 5, 16, 17, 64, 100}) {
     std::vector<float> a(static_cast<size_t>(n)), b(a), y(a);
-    for (int64_t i = 0; i < n; ++i) { a[size_t(i)] = nd(rng); b[size_t(i)] = nd(rng); y[size_t(i)] = nd(rng); }
+    for (int64_t i = 0; i < n; ++i) {
+      a[size_t(i)] = nd(rng);
+      b[size_t(i)] = nd(rng);
+      y[size_t(i)] = nd(rng);
+    }
     double ref = 0, mag = 0;
-    for (int64_t i = 0; i < n; ++i) { ref += double(a[size_t(i)]) * b[size_t(i)]; mag += std::fabs(double(a[size_t(i)]) * b[size_t(i)]); }
+    for (int64_t i = 0; i < n; ++i) {
+      ref += double(a[size_t(i)]) * b[size_t(i)];
+      mag += std::fabs(double(a[size_t(i)]) * b[size_t(i)]);
+    }
     EXPECT_NEAR(kt.dot(a.data(), b.data(), n), ref, 1e-5 * mag + 1e-6) << kt.name << " n=" << n;
     std::vector<float> y2 = y;
     kt.axpy(0.5f, a.data(), y2.data(), n);
-    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y2[size_t(i)], y[size_t(i)] + 0.5 * a[size_t(i)], 1e-5) << kt.name;
+    for (int64_t i = 0; i < n; ++i)
+      EXPECT_NEAR(y2[size_t(i)], y[size_t(i)] + 0.5 * a[size_t(i)], 1e-5) << kt.name;
     std::vector<uint16_t> h(static_cast<size_t>(n)), bh(h);
-    for (int64_t i = 0; i < n; ++i) { h[size_t(i)] = f32_to_f16(a[size_t(i)]); bh[size_t(i)] = f32_to_bf16(a[size_t(i)]); }
+    for (int64_t i = 0; i < n; ++i) {
+      h[size_t(i)] = f32_to_f16(a[size_t(i)]);
+      bh[size_t(i)] = f32_to_bf16(a[size_t(i)]);
+    }
     std::vector<float> y3 = y, y4 = y;
     kt.axpy_f16(-2.0f, h.data(), y3.data(), n);
     kt.axpy_bf16(-2.0f, bh.data(), y4.data(), n);

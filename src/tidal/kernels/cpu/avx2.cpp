@@ -2,6 +2,7 @@
 // same ODR rule as avx512.cpp: everything in an anonymous namespace, intrinsics only.
 #include <immintrin.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "tidal/kernels/kernel_table.h"
@@ -87,11 +88,140 @@ inline void rows(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw_byte
 
 constexpr int64_t kRowBlock = 48;
 
+// ---- Blocked path for m >= kPackedMinRows (prefill, batched decode) ----
+// The same dot products in the same order as tile<> above, so results are bit-identical to the
+// direct path (and so to decode with m = 1): lane l of each (i, j) accumulator sums the products
+// at k = l, l + 8, l + 16, ... in increasing k, and one hsum closes it. What changes is where the
+// operands come from: a panel of kPanelCols weight rows x kPanelK values is widened to F32 once
+// into a small buffer and swept by every x row, the (rows x panel) accumulators are parked in a
+// buffer between k panels (storing and reloading a __m256 is exact), and 4 x 3 tiles
+// (12 accumulators + 3 weights + 1 x = 16 registers) keep the two FMA pipes busy without
+// reloading or re-widening weights per x row.
+constexpr int64_t kPackedMinRows = 4;
+constexpr int64_t kPanelK = 512;     // k values per panel (multiple of 8)
+constexpr int64_t kPanelCols = 24;   // weight rows per panel (multiple of 3)
+
+// A 64-byte aligned float array that only grows. Local to this file on purpose: header templates
+// instantiated in a -mavx2 translation unit could be picked by the linker for other callers.
+struct ScratchFloats {
+  float* p = nullptr;
+  size_t n = 0;
+  ScratchFloats() = default;
+  ScratchFloats(const ScratchFloats&) = delete;
+  ScratchFloats& operator=(const ScratchFloats&) = delete;
+  ~ScratchFloats() { std::free(p); }
+  float* reserve(size_t want) {
+    if (want > n) {
+      std::free(p);
+      p = static_cast<float*>(std::aligned_alloc(64, (want * sizeof(float) + 63) / 64 * 64));
+      if (p == nullptr) std::abort();
+      n = want;
+    }
+    return p;
+  }
+};
+
+// Per-thread buffers of the blocked path, shared by every weight dtype, reused across calls.
+struct PackScratch {
+  ScratchFloats w;    // kPanelCols x kPanelK widened weights
+  ScratchFloats acc;  // m x kPanelCols x 8 partial accumulators (grows to the largest m)
+};
+PackScratch& pack_scratch() {
+  thread_local PackScratch scratch;
+  return scratch;
+}
+
+template <class W>
+inline void widen_panel(const uint8_t* w, int64_t ldw_bytes, int64_t cols, int64_t kk, int64_t kc,
+                        float* out) {
+  for (int64_t c = 0; c < cols; ++c) {
+    const uint8_t* src = w + c * ldw_bytes + kk * W::kBytes;
+    float* dst = out + c * kPanelK;
+    for (int64_t t = 0; t < kc; t += 8) _mm256_store_ps(dst + t, W::load(src + t * W::kBytes));
+  }
+}
+
+// One MT x NT tile over one k panel. `first`: start from zero; `last`: finish into y.
+template <int MT, int NT>
+inline void packed_tile(const float* x, int64_t ldx, const float* wp, float* acc_buf, float* y,
+                        int64_t ldy, int64_t kc, bool first, bool last) {
+  __m256 acc[MT][NT];
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b)
+      acc[a][b] = first ? _mm256_setzero_ps() : _mm256_load_ps(acc_buf + (a * kPanelCols + b) * 8);
+  for (int64_t t = 0; t < kc; t += 8) {
+    __m256 wv[NT];
+    for (int b = 0; b < NT; ++b) wv[b] = _mm256_load_ps(wp + b * kPanelK + t);
+    for (int a = 0; a < MT; ++a) {
+      const __m256 xv = _mm256_loadu_ps(x + a * ldx + t);
+      for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_fmadd_ps(xv, wv[b], acc[a][b]);
+    }
+  }
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) {
+      if (last) {
+        y[a * ldy + b] = hsum(acc[a][b]);
+      } else {
+        _mm256_store_ps(acc_buf + (a * kPanelCols + b) * 8, acc[a][b]);
+      }
+    }
+}
+
+template <int MT>
+inline void packed_rows(const float* x, int64_t ldx, const float* wp, float* acc_buf, float* y,
+                        int64_t ldy, int64_t cols, int64_t kc, bool first, bool last) {
+  int64_t c = 0;
+  for (; c + 3 <= cols; c += 3)
+    packed_tile<MT, 3>(x, ldx, wp + c * kPanelK, acc_buf + c * 8, y + c, ldy, kc, first, last);
+  switch (cols - c) {
+    case 2: packed_tile<MT, 2>(x, ldx, wp + c * kPanelK, acc_buf + c * 8, y + c, ldy, kc, first, last); break;
+    case 1: packed_tile<MT, 1>(x, ldx, wp + c * kPanelK, acc_buf + c * 8, y + c, ldy, kc, first, last); break;
+    default: break;
+  }
+}
+
+template <class W>
+void matmul_packed(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw_bytes, float* y,
+                   int64_t ldy, int64_t m, int64_t k, int64_t j0, int64_t j1) {
+  PackScratch& scratch = pack_scratch();
+  float* acc = scratch.acc.reserve(static_cast<size_t>(m) * kPanelCols * 8);
+  float* wp = scratch.w.reserve(kPanelCols * kPanelK);
+  // Each weight panel is widened once and swept by every x row; x rows come from L2/L3 four at a
+  // time and are reused across the panel's column tiles from L1.
+  for (int64_t jb = j0; jb < j1; jb += kPanelCols) {
+    const int64_t cols = (j1 - jb < kPanelCols) ? j1 - jb : kPanelCols;
+    for (int64_t kk = 0; kk < k; kk += kPanelK) {
+      const int64_t kc = (k - kk < kPanelK) ? k - kk : kPanelK;
+      const bool first = kk == 0, last = kk + kc == k;
+      widen_panel<W>(w + jb * ldw_bytes, ldw_bytes, cols, kk, kc, wp);
+      int64_t i = 0;
+      for (; i + 4 <= m; i += 4) {
+        packed_rows<4>(x + i * ldx + kk, ldx, wp, acc + i * kPanelCols * 8, y + i * ldy + jb,
+                       ldy, cols, kc, first, last);
+      }
+      const float* xr = x + i * ldx + kk;
+      float* accr = acc + i * kPanelCols * 8;
+      float* yr = y + i * ldy + jb;
+      switch (m - i) {
+        case 3: packed_rows<3>(xr, ldx, wp, accr, yr, ldy, cols, kc, first, last); break;
+        case 2: packed_rows<2>(xr, ldx, wp, accr, yr, ldy, cols, kc, first, last); break;
+        case 1: packed_rows<1>(xr, ldx, wp, accr, yr, ldy, cols, kc, first, last); break;
+        default: break;
+      }
+    }
+  }
+}
+
 template <class W>
 void matmul(const float* x, int64_t ldx, const void* wv, int64_t ldw, float* y, int64_t ldy,
             int64_t m, int64_t k, int64_t j0, int64_t j1) {
   const uint8_t* w = static_cast<const uint8_t*>(wv);
   const int64_t ldw_bytes = ldw * W::kBytes;
+  // The blocked path needs whole 8-value k steps (the direct path pads the tail instead).
+  if (m >= kPackedMinRows && k % 8 == 0) {
+    matmul_packed<W>(x, ldx, w, ldw_bytes, y, ldy, m, k, j0, j1);
+    return;
+  }
   for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
     const int64_t mb = (m - i0 < kRowBlock) ? m - i0 : kRowBlock;
     const float* xb = x + i0 * ldx;
