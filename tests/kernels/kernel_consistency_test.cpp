@@ -152,6 +152,44 @@ TEST_P(VectorKernels, DotAndAxpy) {
   }
 }
 
+// axpy_rows must be exactly one axpy per row, in row order (attention's P x V relies on it to
+// keep a token's output independent of how its positions are grouped).
+TEST_P(VectorKernels, AxpyRowsIsAxpyPerRow) {
+  const KernelTable& kt = kernels_for(GetParam());
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd;
+  for (int64_t n : {1, 7, 8, 40, 64, 100, 128}) {
+    for (int64_t rows : {1, 3, 16}) {
+      const int64_t ldv = n + 5;
+      std::vector<float> a(static_cast<size_t>(rows)), v32(static_cast<size_t>(rows * ldv)), y(static_cast<size_t>(n));
+      for (auto& e : a) e = nd(rng);
+      for (auto& e : v32) e = nd(rng);
+      for (auto& e : y) e = nd(rng);
+      std::vector<uint16_t> v16(v32.size()), vb16(v32.size());
+      for (size_t i = 0; i < v32.size(); ++i) {
+        v16[i] = f32_to_f16(v32[i]);
+        vb16[i] = f32_to_bf16(v32[i]);
+      }
+      for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
+        std::vector<float> want = y, got = y;
+        for (int64_t r = 0; r < rows; ++r) {
+          if (dt == DType::kF32) kt.axpy(a[size_t(r)], v32.data() + r * ldv, want.data(), n);
+          if (dt == DType::kF16) kt.axpy_f16(a[size_t(r)], v16.data() + r * ldv, want.data(), n);
+          if (dt == DType::kBF16) kt.axpy_bf16(a[size_t(r)], vb16.data() + r * ldv, want.data(), n);
+        }
+        const void* v = dt == DType::kF32 ? static_cast<const void*>(v32.data())
+                        : dt == DType::kF16 ? static_cast<const void*>(v16.data())
+                                            : static_cast<const void*>(vb16.data());
+        kt.axpy_rows(dt, a.data(), v, ldv, rows, got.data(), n);
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_EQ(f32_bits(got[size_t(i)]), f32_bits(want[size_t(i)]))
+              << kt.name << " " << dtype_name(dt) << " n=" << n << " rows=" << rows << " at " << i;
+        }
+      }
+    }
+  }
+}
+
 std::string name_of(const ::testing::TestParamInfo<std::tuple<CpuIsa, DType>>& info) {
   return std::string(cpu_isa_name(std::get<0>(info.param))) + "_" + dtype_name(std::get<1>(info.param));
 }

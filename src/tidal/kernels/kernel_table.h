@@ -9,6 +9,9 @@
 //   on j0/j1 or on how a caller tiles the work: every table reduces each dot product in one fixed
 //   order. Tests (tests/kernels) check this bit-for-bit.
 // - dot / axpy: plain F32 vectors of length n; same fixed-order rule as matmul.
+// - axpy_rows: y += sum_r a[r] * widen(v row r) for r = 0, 1, ..., rows - 1 in that order; every
+//   element's result is bit-identical to calling the table's axpy / axpy_f16 / axpy_bf16 once
+//   per row (attention's P x V; the accumulator stays in registers across rows).
 // - quant: the quantized-weight kernels, with their own contracts in quant_kernel_table.h.
 #pragma once
 
@@ -32,6 +35,8 @@ struct KernelTable {
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
   void (*axpy_f16)(float a, const uint16_t* x, float* y, int64_t n);   // y += a * widen(x)
   void (*axpy_bf16)(float a, const uint16_t* x, float* y, int64_t n);  // y += a * widen(x)
+  // v: `rows` rows of n values of type vt (F32/F16/BF16), row stride ldv elements.
+  void (*axpy_rows)(DType vt, const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n);
   const QuantKernelTable* quant;  // quantized weights (quant_kernel_table.h); never nullptr
 
   MatmulFn matmul_for(DType w) const {

@@ -92,9 +92,16 @@ void store_kv(PagedKvStorage& st, int64_t layer, int64_t block, int64_t slot, co
 }
 
 // Causal attention of each new token's queries over its sequence's paged K/V (positions <= its
-// own). One work item is (token, kv head): the `group` query heads sharing that kv head are
-// scored together, block by block, with the matmul kernel (K rows are the "weights"):
-//   s[g, p] = q_g . k_p / sqrt(hd);  out_g = sum_p softmax_p(s[g]) v_p
+// own):  s[p] = q . k_p / sqrt(hd);  out = sum_p softmax_p(s) v_p.
+// One work item is (tile of up to kQueryTile consecutive tokens of one chunk, kv head). Scores of
+// every query row of the tile against a KV block come from one matmul call per query head of the
+// group (K rows are the "weights"), so K is read once per tile instead of once per token; rows
+// past a token's own position are computed but never used. P x V accumulates block by block with
+// axpy_rows, the output row staying in registers. Both kernels promise results that depend only
+// on the row's own inputs (kernel_table.h), so a token's output is bit-identical whatever tile,
+// chunk or batch it is computed in.
+constexpr int64_t kQueryTile = 16;
+
 void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std::vector<TokenMeta>& meta,
                const float* q, float* out, std::vector<float>& scores) {
   const int64_t T = int64_t(meta.size());
@@ -102,40 +109,54 @@ void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std:
   const float scale = float(1.0 / std::sqrt(double(hd)));
   int64_t max_ctx = 0;
   for (const auto& m : meta) max_ctx = std::max(max_ctx, m.pos + 1);
-  const size_t per_thread = size_t(group * max_ctx);
+  struct Tile {
+    int64_t t0, n;
+  };
+  std::vector<Tile> tiles;
+  for (int64_t t = 0; t < T;) {
+    int64_t e = t + 1;
+    while (e < T && e - t < kQueryTile && meta[size_t(e)].chunk == meta[size_t(t)].chunk) ++e;
+    tiles.push_back({t, e - t});
+    t = e;
+  }
+  const int64_t ld = group * max_ctx;  // scores of token ti, head g: s + ti * ld + g * max_ctx
+  const size_t per_thread = size_t(kQueryTile * ld);
   if (scores.size() < size_t(pool.n_threads()) * per_thread) scores.resize(size_t(pool.n_threads()) * per_thread);
   const KernelTable& kt = kernels();
   pool.run([&](int ith, int nth) {
     float* s = scores.data() + size_t(ith) * per_thread;
     int64_t begin, end;
-    ThreadPool::split(T * nkv, ith, nth, 1, &begin, &end);
+    ThreadPool::split(int64_t(tiles.size()) * nkv, ith, nth, 1, &begin, &end);
     for (int64_t w = begin; w < end; ++w) {
-      const int64_t t = w / nkv, kvh = w % nkv;
-      const KvSlots& kv = meta[size_t(t)].chunk->kv;
+      const Tile tile = tiles[size_t(w / nkv)];
+      const int64_t kvh = w % nkv;
+      const KvSlots& kv = meta[size_t(tile.t0)].chunk->kv;
       PagedKvStorage& st = *kv.storage;
       const int64_t bs = st.block_size(), row = st.row_size();
       const size_t esz = dtype_size(st.dtype());
       const MatmulFn qk = kt.matmul_for(st.dtype());
-      const int64_t n_ctx = meta[size_t(t)].pos + 1;
-      const float* qg = q + (t * nh + kvh * group) * hd;  // [group, hd]
-      for (int64_t b = 0; b * bs < n_ctx; ++b) {
-        const int64_t n_valid = std::min(bs, n_ctx - b * bs);
+      int64_t tile_ctx = 0;
+      for (int64_t ti = 0; ti < tile.n; ++ti) tile_ctx = std::max(tile_ctx, meta[size_t(tile.t0 + ti)].pos + 1);
+      for (int64_t b = 0; b * bs < tile_ctx; ++b) {
+        const int64_t n_valid = std::min(bs, tile_ctx - b * bs);
         const uint8_t* kb = static_cast<const uint8_t*>(st.k(layer, kv.block_table[size_t(b)])) + size_t(kvh * hd) * esz;
-        qk(qg, hd, kb, row, s + b * bs, max_ctx, group, hd, 0, n_valid);
+        for (int64_t g = 0; g < group; ++g) {
+          const float* qg = q + (tile.t0 * nh + kvh * group + g) * hd;  // rows: the tile's tokens
+          qk(qg, nh * hd, kb, row, s + g * max_ctx + b * bs, ld, tile.n, hd, 0, n_valid);
+        }
       }
-      for (int64_t g = 0; g < group; ++g) {
-        float* sg = s + g * max_ctx;
-        for (int64_t p = 0; p < n_ctx; ++p) sg[p] *= scale;
-        ops::softmax(sg, n_ctx);
-        float* o = out + (t * nh + kvh * group + g) * hd;
-        std::memset(o, 0, size_t(hd) * sizeof(float));
-        for (int64_t p = 0; p < n_ctx; ++p) {
-          const int64_t blk = kv.block_table[size_t(p / bs)], slot = p % bs;
-          const void* vp = static_cast<const uint8_t*>(st.v(layer, blk)) + size_t(slot * row + kvh * hd) * esz;
-          switch (st.dtype()) {
-            case DType::kF32: kt.axpy(sg[p], static_cast<const float*>(vp), o, hd); break;
-            case DType::kF16: kt.axpy_f16(sg[p], static_cast<const uint16_t*>(vp), o, hd); break;
-            default: kt.axpy_bf16(sg[p], static_cast<const uint16_t*>(vp), o, hd); break;
+      for (int64_t ti = 0; ti < tile.n; ++ti) {
+        const int64_t t = tile.t0 + ti, n_ctx = meta[size_t(t)].pos + 1;
+        for (int64_t g = 0; g < group; ++g) {
+          float* sg = s + ti * ld + g * max_ctx;
+          for (int64_t p = 0; p < n_ctx; ++p) sg[p] *= scale;
+          ops::softmax(sg, n_ctx);
+          float* o = out + (t * nh + kvh * group + g) * hd;
+          std::memset(o, 0, size_t(hd) * sizeof(float));
+          for (int64_t b = 0; b * bs < n_ctx; ++b) {
+            const int64_t nb = std::min(bs, n_ctx - b * bs);
+            const void* vp = static_cast<const uint8_t*>(st.v(layer, kv.block_table[size_t(b)])) + size_t(kvh * hd) * esz;
+            kt.axpy_rows(st.dtype(), sg + b * bs, vp, row, nb, o, hd);
           }
         }
       }

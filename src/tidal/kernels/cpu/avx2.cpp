@@ -269,8 +269,60 @@ void axpy_w(float a, const uint16_t* x, float* y, int64_t n) {
   }
 }
 
+// y += sum_r a[r] * v_r with y held in registers across rows: 32 columns at a time, then 8, then
+// the padded tail. Each element sees fma(a[r], v_r[e], y[e]) for r in order, exactly as axpy_w.
+template <class W>
+void axpy_rows_w(const float* a, const uint8_t* v, int64_t ldv_bytes, int64_t rows, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256 y0 = _mm256_loadu_ps(y + i), y1 = _mm256_loadu_ps(y + i + 8);
+    __m256 y2 = _mm256_loadu_ps(y + i + 16), y3 = _mm256_loadu_ps(y + i + 24);
+    const uint8_t* vr = v + i * W::kBytes;
+    for (int64_t r = 0; r < rows; ++r, vr += ldv_bytes) {
+      const __m256 av = _mm256_set1_ps(a[r]);
+      y0 = _mm256_fmadd_ps(av, W::load(vr), y0);
+      y1 = _mm256_fmadd_ps(av, W::load(vr + 8 * W::kBytes), y1);
+      y2 = _mm256_fmadd_ps(av, W::load(vr + 16 * W::kBytes), y2);
+      y3 = _mm256_fmadd_ps(av, W::load(vr + 24 * W::kBytes), y3);
+    }
+    _mm256_storeu_ps(y + i, y0);
+    _mm256_storeu_ps(y + i + 8, y1);
+    _mm256_storeu_ps(y + i + 16, y2);
+    _mm256_storeu_ps(y + i + 24, y3);
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m256 y0 = _mm256_loadu_ps(y + i);
+    const uint8_t* vr = v + i * W::kBytes;
+    for (int64_t r = 0; r < rows; ++r, vr += ldv_bytes) y0 = _mm256_fmadd_ps(_mm256_set1_ps(a[r]), W::load(vr), y0);
+    _mm256_storeu_ps(y + i, y0);
+  }
+  if (i < n) {
+    const int64_t rest = n - i;
+    alignas(32) float ybuf[8] = {0};
+    alignas(32) uint8_t vbuf[8 * 4] = {0};
+    std::memcpy(ybuf, y + i, size_t(rest) * 4);
+    __m256 y0 = _mm256_load_ps(ybuf);
+    const uint8_t* vr = v + i * W::kBytes;
+    for (int64_t r = 0; r < rows; ++r, vr += ldv_bytes) {
+      std::memcpy(vbuf, vr, size_t(rest * W::kBytes));
+      y0 = _mm256_fmadd_ps(_mm256_set1_ps(a[r]), W::load(vbuf), y0);
+    }
+    _mm256_store_ps(ybuf, y0);
+    std::memcpy(y + i, ybuf, size_t(rest) * 4);
+  }
+}
+
+void axpy_rows(DType vt, const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n) {
+  const uint8_t* vb = static_cast<const uint8_t*>(v);
+  switch (vt) {
+    case DType::kF32: axpy_rows_w<WF32>(a, vb, ldv * 4, rows, y, n); break;
+    case DType::kF16: axpy_rows_w<WF16>(a, vb, ldv * 2, rows, y, n); break;
+    default: axpy_rows_w<WBF16>(a, vb, ldv * 2, rows, y, n); break;
+  }
+}
+
 const KernelTable kTable = {"avx2", matmul<WF32>, matmul<WF16>, matmul<WBF16>, dot, axpy,
-                            axpy_w<WF16>, axpy_w<WBF16>, &kQuantKernelTableAvx2};
+                            axpy_w<WF16>, axpy_w<WBF16>, axpy_rows, &kQuantKernelTableAvx2};
 
 }  // namespace
 

@@ -132,8 +132,19 @@ void axpy_w(float a, const uint16_t* x, float* y, int64_t n) {
   }
 }
 
+// One axpy per row, in row order: the contract's definition, used as is by this level.
+void axpy_rows(DType vt, const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    switch (vt) {
+      case DType::kF32: axpy(a[r], static_cast<const float*>(v) + r * ldv, y, n); break;
+      case DType::kF16: axpy_w<WF16>(a[r], static_cast<const uint16_t*>(v) + r * ldv, y, n); break;
+      default: axpy_w<WBF16>(a[r], static_cast<const uint16_t*>(v) + r * ldv, y, n); break;
+    }
+  }
+}
+
 const KernelTable kTable = {"avx512", matmul<WF32>, matmul<WF16>, matmul<WBF16>, dot, axpy,
-                            axpy_w<WF16>, axpy_w<WBF16>, &kQuantKernelTableAvx2};
+                            axpy_w<WF16>, axpy_w<WBF16>, axpy_rows, &kQuantKernelTableAvx2};
 
 }  // namespace
 

@@ -44,8 +44,19 @@ void axpy_w(float a, const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * load_w(w, i);
 }
 
+// One axpy per row, in row order: the contract's definition, used as is by this level.
+void axpy_rows(DType vt, const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    switch (vt) {
+      case DType::kF32: axpy(a[r], static_cast<const float*>(v) + r * ldv, y, n); break;
+      case DType::kF16: axpy_w<F16>(a[r], static_cast<const uint16_t*>(v) + r * ldv, y, n); break;
+      default: axpy_w<BF16>(a[r], static_cast<const uint16_t*>(v) + r * ldv, y, n); break;
+    }
+  }
+}
+
 const KernelTable kTable = {"scalar", matmul<float>, matmul<F16>, matmul<BF16>, dot, axpy,
-                            axpy_w<F16>, axpy_w<BF16>, &kQuantKernelTableScalar};
+                            axpy_w<F16>, axpy_w<BF16>, axpy_rows, &kQuantKernelTableScalar};
 
 }  // namespace
 
