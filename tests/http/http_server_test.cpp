@@ -23,7 +23,7 @@ using namespace std::chrono_literals;
 
 // Sends raw bytes on a fresh connection and returns everything the server sends back until it
 // closes (or `timeout`).
-std::string raw_exchange(uint16_t port, const std::string& bytes, int timeout_ms = 2000) {
+std::string raw_exchange(uint16_t port, const std::string& bytes, int timeout_ms = 2000, bool half_close = true) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -38,7 +38,7 @@ std::string raw_exchange(uint16_t port, const std::string& bytes, int timeout_ms
     if (n <= 0) break;
     off += static_cast<size_t>(n);
   }
-  shutdown(fd, SHUT_WR);  // the server sees EOF instead of waiting for more
+  if (half_close) shutdown(fd, SHUT_WR);  // the server sees EOF instead of waiting for more
   std::string out;
   char buf[4096];
   while (true) {
@@ -74,6 +74,24 @@ class HttpServerTest : public ::testing::Test {
         w.write_event("multi\nline");
       });
     });
+    router.add("GET", "/async", [](HttpRequest& r) {
+      const int n = std::stoi(r.query_or("n", "3"));
+      return HttpResponse::async_sse([n](std::shared_ptr<ChunkSink> sink) {
+        // A producer on another thread, as the engine thread is for the model server.
+        std::thread([sink, n] {
+          for (int i = 0; i < n; ++i) sink->write(sse_event("{\"i\":" + std::to_string(i) + "}"));
+          sink->end();
+        }).detach();
+      });
+    });
+    router.add("GET", "/async_hold", [this](HttpRequest&) {
+      return HttpResponse::async_sse([this](std::shared_ptr<ChunkSink> sink) {
+        sink->write(sse_event("first"));
+        sink->on_close([this] { async_closed_.store(true); });
+        held_sink_ = sink;  // never ended: only the client can close it
+      });
+    });
+    router.add_inline("GET", "/inline", [](HttpRequest&) { return HttpResponse::text(200, "inline"); });
     opts.port = 0;
     server_ = std::make_unique<HttpServer>(std::move(router), opts);
     ASSERT_TRUE(server_->start().is_ok());
@@ -86,7 +104,63 @@ class HttpServerTest : public ::testing::Test {
   std::unique_ptr<HttpServer> server_;
   uint16_t port_ = 0;
   std::atomic<bool> slow_started_{false};
+  std::atomic<bool> async_closed_{false};
+  std::shared_ptr<ChunkSink> held_sink_;
 };
+
+TEST_F(HttpServerTest, AsyncStreamsAndKeepAlive) {
+  HttpServerOptions opts;
+  opts.worker_threads = 1;
+  start(opts);
+  HttpClient client("127.0.0.1", port_);
+  auto a = client.request("GET", "/async?n=3");
+  ASSERT_TRUE(a.has_value()) << a.status().to_string();
+  EXPECT_EQ(a->status, 200);
+  EXPECT_EQ(a->headers["content-type"], "text/event-stream");
+  EXPECT_EQ(a->body, "data: {\"i\":0}\n\ndata: {\"i\":1}\n\ndata: {\"i\":2}\n\n");
+  // The same connection serves the next requests (the stream ended cleanly).
+  auto r1 = client.request("GET", "/remote");
+  auto b = client.request("GET", "/async?n=200");
+  auto r2 = client.request("GET", "/remote");
+  ASSERT_TRUE(r1 && b && r2);
+  EXPECT_EQ(r1->body, r2->body);
+  std::string want;
+  for (int i = 0; i < 200; ++i) want += "data: {\"i\":" + std::to_string(i) + "}\n\n";
+  EXPECT_EQ(b->body, want);
+  EXPECT_EQ(client.request("GET", "/inline")->body, "inline");
+  // HTTP/1.0: no chunking, the body ends when the server closes. (No half-close: while a stream
+  // runs, EOF from the client means it went away.)
+  std::string old = raw_exchange(port_, "GET /async?n=2 HTTP/1.0\r\n\r\n", 2000, /*half_close=*/false);
+  EXPECT_NE(old.find("Connection: close"), std::string::npos) << old;
+  EXPECT_NE(old.find("\r\n\r\ndata: {\"i\":0}\n\ndata: {\"i\":1}\n\n"), std::string::npos) << old;
+  EXPECT_EQ(server_->in_flight(), 0);
+}
+
+TEST_F(HttpServerTest, AsyncStreamSeesTheClientLeave) {
+  start();
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port_);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string req = "GET /async_hold HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(send(fd, req.data(), req.size(), 0), ssize_t(req.size()));
+  char buf[512];
+  ASSERT_GT(recv(fd, buf, sizeof(buf), 0), 0);
+  for (int i = 0; i < 200 && !held_sink_; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(held_sink_);
+  EXPECT_TRUE(held_sink_->open());
+  EXPECT_FALSE(async_closed_.load());
+  close(fd);  // no write is pending: the server must notice from the socket alone
+  for (int i = 0; i < 300 && !async_closed_.load(); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(async_closed_.load());
+  EXPECT_FALSE(held_sink_->open());
+  EXPECT_FALSE(held_sink_->write("late"));
+  for (int i = 0; i < 100 && server_->in_flight() > 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(server_->in_flight(), 0);
+  held_sink_.reset();
+}
 
 TEST_F(HttpServerTest, JsonRoundTripWithParamsAndQuery) {
   start();

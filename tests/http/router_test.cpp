@@ -73,6 +73,21 @@ TEST(Router, ReAddReplaces) {
   EXPECT_EQ(router.dispatch(req).body, "2");
 }
 
+TEST(Router, InlineRoutesAreMarked) {
+  Router router;
+  router.add_inline("GET", "/health", answer("ok"));
+  router.add("GET", "/slow", answer("s"));
+  auto h = make("GET", "/health");
+  auto s = make("GET", "/slow");
+  auto none = make("GET", "/nope");
+  EXPECT_TRUE(router.runs_inline(h));
+  EXPECT_FALSE(router.runs_inline(s));
+  EXPECT_FALSE(router.runs_inline(none));
+  EXPECT_EQ(router.dispatch(h).body, "ok");
+  router.add("GET", "/health", answer("again"));  // re-added as a normal route
+  EXPECT_FALSE(router.runs_inline(h));
+}
+
 TEST(Query, ParsesAndDecodes) {
   auto q = parse_query("path=%2Ftmp%2Fa+b.txt&x=1&x=2&flag&=v");
   ASSERT_TRUE(q.has_value());
@@ -92,6 +107,10 @@ TEST(Response, ErrorShape) {
   EXPECT_EQ(j["error"]["message"], "no sandbox 'x'");
   EXPECT_EQ(j["error"]["type"], "not_found_error");
   EXPECT_EQ(j["error"]["code"], 404);
+  EXPECT_TRUE(j["error"]["param"].is_null());
+  j = nlohmann::json::parse(HttpResponse::error(400, "'x' must be a number", {}, "x").body);
+  EXPECT_EQ(j["error"]["param"], "x");
+  EXPECT_EQ(j["error"]["type"], "invalid_request_error");
   EXPECT_EQ(HttpResponse::from_status(invalid_argument("bad")).status, 400);
   EXPECT_EQ(HttpResponse::from_status(resource_exhausted("full")).status, 429);
   EXPECT_EQ(HttpResponse::from_status(unimplemented("later")).status, 501);

@@ -56,14 +56,35 @@ function assert(c, msg) { if (!c) throw new Error(msg || 'assertion failed'); }
     const r = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools, max_tokens: 8 });
     assert(['stop', 'length', 'tool_calls'].includes(r.choices[0].finish_reason));
   });
-  await check('errors map to client error classes', async () => {
-    let e1; try { await client.completions.create({ model: 'tiny', prompt: 'x', temperature: -1 }); } catch (e) { e1 = e; }
-    assert(e1 instanceof OpenAI.BadRequestError, 'expected BadRequestError, got ' + e1);
-    let e2; try { await client.completions.create({ model: 'nope', prompt: 'x' }); } catch (e) { e2 = e; }
-    assert(e2 instanceof OpenAI.NotFoundError, 'expected NotFoundError, got ' + e2);
+  await check('errors map to client error classes and name the field (param)', async () => {
+    const fail = async (fn) => { try { await fn(); } catch (e) { return e; } throw new Error('request succeeded'); };
+    const expectErr = (e, cls, status, param) => {
+      assert(e instanceof cls, `expected ${cls.name}, got ${e && e.constructor && e.constructor.name}: ${e}`);
+      assert(e.status === status, `status ${e.status}, want ${status}`);
+      assert(e.param === param, `param ${JSON.stringify(e.param)}, want ${JSON.stringify(param)} (${e.message})`);
+      assert(typeof e.type === 'string' && e.type.length > 0, 'no error type');
+    };
+    expectErr(await fail(() => client.completions.create({ model: 'tiny', prompt: 'x', temperature: -1 })),
+              OpenAI.BadRequestError, 400, 'temperature');
+    expectErr(await fail(() => client.completions.create({ model: 'tiny', prompt: 'x', max_tokens: 0 })),
+              OpenAI.BadRequestError, 400, 'max_tokens');
+    expectErr(await fail(() => client.completions.create({ model: 'tiny', prompt: [1, 2, 100000] })),
+              OpenAI.BadRequestError, 400, 'prompt[2]');
+    expectErr(await fail(() => client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 5 }] })),
+              OpenAI.BadRequestError, 400, 'messages[1].content');
+    expectErr(await fail(() => client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'a' }], top_logprobs: 2 })),
+              OpenAI.BadRequestError, 400, 'top_logprobs');
+    // A streaming request that is invalid fails before any event, with the same class.
+    expectErr(await fail(async () => { for await (const _ of await client.completions.create({ model: 'tiny', prompt: 'x', n: 0, stream: true })) {} }),
+              OpenAI.BadRequestError, 400, 'n');
+    const e404 = await fail(() => client.completions.create({ model: 'nope', prompt: 'x' }));
+    expectErr(e404, OpenAI.NotFoundError, 404, 'model');
     const bad = new OpenAI({ baseURL, apiKey: 'wrong', maxRetries: 0 });
-    let e3; try { await bad.models.list(); } catch (e) { e3 = e; }
-    assert(e3 instanceof OpenAI.AuthenticationError, 'expected AuthenticationError, got ' + e3);
+    const e401 = await fail(() => bad.models.list());
+    assert(e401 instanceof OpenAI.AuthenticationError, 'expected AuthenticationError, got ' + e401);
+    assert(e401.type === 'authentication_error', 'type ' + e401.type);
+    const e413 = await fail(() => client.completions.create({ model: 'tiny', prompt: 'x'.repeat(9 << 20) }));
+    assert(e413 instanceof OpenAI.APIError && e413.status === 413, 'expected a 413 APIError, got ' + e413);
   });
   await check('200 concurrent streams complete with the right token counts', async () => {
     const N = 200, T = 8;

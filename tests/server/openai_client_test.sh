@@ -18,6 +18,20 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 NODE_PATH="$npm_dir/node_modules" node "$here/openai_client_test.cjs" "http://127.0.0.1:$port/v1" k1
 rc=$?
+# SIGTERM drains: a stream in flight when the signal arrives still runs to its end ([DONE]).
+out="$work/drain.sse"
+curl -sN -H "Authorization: Bearer k1" -H 'Content-Type: application/json' \
+  -d '{"model":"tiny","prompt":[1,2,3],"max_tokens":1500,"ignore_eos":true,"stream":true,"stream_options":{"include_usage":true}}' \
+  "http://127.0.0.1:$port/v1/completions" > "$out" &
+cpid=$!
+for _ in $(seq 500); do [ -s "$out" ] && break; sleep 0.01; done
+at_signal=$(grep -c '^data: ' "$out")
 kill -TERM $pid; wait $pid; src=$?
+wait $cpid
+if grep -q '"completion_tokens":1500' "$out" && grep -q '^data: \[DONE\]' "$out"; then
+  echo "ok   SIGTERM drains an in-flight stream ($at_signal of ~1500 events sent when the signal came)"
+else
+  echo "FAIL SIGTERM drains an in-flight stream: $(tail -c 300 "$out")"; rc=1
+fi
 [ $src -eq 0 ] || { echo "server exited with $src"; cat "$work/serve.log"; rc=1; }
 exit $rc

@@ -82,6 +82,26 @@ class ServerTest : public ::testing::Test {
     return int64_t(std::stod(b.substr(at + name.size() + 2)));
   }
 
+  int connect_raw() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(server_->port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    return fd;
+  }
+  // Sends `request` on a fresh connection and returns everything read until the server closes.
+  std::string raw_exchange(const std::string& request) {
+    int fd = connect_raw();
+    EXPECT_EQ(::send(fd, request.data(), request.size(), 0), ssize_t(request.size()));
+    std::string out;
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) out.append(buf, size_t(n));
+    ::close(fd);
+    return out;
+  }
+
   std::string dir_;
   std::unique_ptr<EngineService> service_;
   std::unique_ptr<OpenAiApi> api_;
@@ -163,22 +183,42 @@ TEST_F(ServerTest, ChatBatchAndParallelSamples) {
   EXPECT_EQ(d["prompt"], "round trip ✓");
 }
 
-TEST_F(ServerTest, ErrorsAreClear) {
+TEST_F(ServerTest, ErrorsAreClearAndNameTheField) {
   json e = post("/v1/completions", {{"prompt", "x"}, {"temperature", -1}}, 400);
   EXPECT_NE(e["error"]["message"].get<std::string>().find("temperature"), std::string::npos);
+  EXPECT_EQ(e["error"]["param"], "temperature");
+  EXPECT_EQ(e["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(e["error"]["code"], 400);
   e = post("/v1/completions", {{"prompt", "x"}, {"top_p", "high"}}, 400);
   EXPECT_NE(e["error"]["message"].get<std::string>().find("'top_p' must be a number"), std::string::npos);
-  post("/v1/completions", {{"model", "other"}, {"prompt", "x"}}, 404);
-  post("/v1/completions", {{"max_tokens", 3}}, 400);
+  EXPECT_EQ(post("/v1/completions", {{"model", "other"}, {"prompt", "x"}}, 404)["error"]["param"], "model");
+  EXPECT_EQ(post("/v1/completions", {{"max_tokens", 3}}, 400)["error"]["param"], "prompt");
+  EXPECT_EQ(post("/v1/completions", {{"prompt", "x"}, {"max_tokens", 0}}, 400)["error"]["param"], "max_tokens");
+  EXPECT_EQ(post("/v1/completions", {{"prompt", "x"}, {"stream", "yes"}}, 400)["error"]["param"], "stream");
   std::vector<int32_t> too_long(600, 1);
   e = post("/v1/completions", {{"prompt", too_long}}, 400);
   EXPECT_NE(e["error"]["message"].get<std::string>().find("context"), std::string::npos);
+  EXPECT_EQ(e["error"]["param"], "prompt");
   post("/v1/chat/completions", {{"messages", json::array()}}, 400);
+  e = post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "hi"}}, {{"role", "user"}, {"content", 3}}}}}, 400);
+  EXPECT_EQ(e["error"]["param"], "messages[1].content");
+  e = post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_completion_tokens", -1}}, 400);
+  EXPECT_EQ(e["error"]["param"], "max_completion_tokens");
+  e = post("/detokenize", {{"tokens", {1, 2, 9999}}}, 400);
+  EXPECT_EQ(e["error"]["param"], "tokens[2]");
   auto bad = client_->request("POST", "/v1/completions", "{not json", {});
   EXPECT_EQ(bad->status, 400);
+  EXPECT_TRUE(json::parse(bad->body)["error"]["param"].is_null());
   http::HttpClient anon("127.0.0.1", server_->port());
-  EXPECT_EQ(anon.request("GET", "/v1/models")->status, 401);
+  auto unauth = anon.request("GET", "/v1/models");
+  EXPECT_EQ(unauth->status, 401);
+  EXPECT_EQ(json::parse(unauth->body)["error"]["type"], "authentication_error");
   EXPECT_EQ(anon.request("GET", "/health")->status, 200);
+  // A body over the limit (announced by Content-Length): 413 with the same error shape.
+  const std::string head = raw_exchange(
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekret\r\nContent-Length: 99999999\r\n\r\n");
+  EXPECT_EQ(head.rfind("HTTP/1.1 413", 0), 0u) << head;
+  EXPECT_NE(head.find("\"code\":413"), std::string::npos) << head;
 }
 
 TEST_F(ServerTest, OverloadAnswers429WithRetryAfter) {
@@ -199,12 +239,7 @@ TEST_F(ServerTest, OverloadAnswers429WithRetryAfter) {
 
 TEST_F(ServerTest, DisconnectAbortsAndFreesBlocks) {
   // A raw socket: send a streaming request, read the first bytes, then close.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(server_->port());
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  int fd = connect_raw();
   const std::string body = json({{"prompt", {1, 2, 3}}, {"max_tokens", 400}, {"stream", true}, {"ignore_eos", true}}).dump();
   const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekret\r\n"
                           "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
@@ -217,10 +252,101 @@ TEST_F(ServerTest, DisconnectAbortsAndFreesBlocks) {
   for (int i = 0; i < 200 && !freed; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     auto st = service_->stats();
-    freed = st.engine.kv_blocks_used == 0 && st.engine.n_running == 0;
+    freed = st.engine.kv_blocks_used == 0 && st.engine.n_running == 0 && server_->in_flight() == 0;
   }
   EXPECT_TRUE(freed);
   EXPECT_LT(service_->stats().engine.generated_tokens, 400);
+  // The metrics say the same: one aborted request, no KV in use, nothing running.
+  EXPECT_EQ(metric("tidal_requests_total{outcome=\"aborted\"}"), 1);
+  EXPECT_EQ(metric("tidal_kv_cache_usage_ratio"), 0);
+  EXPECT_EQ(metric("tidal_requests_running"), 0);
+}
+
+TEST_F(ServerTest, DisconnectIsNoticedWithoutAWrite) {
+  // Start a long stream, then freeze the engine so that nothing more is written. Closing the
+  // socket must still abort the request (the server watches the socket while streaming) and free
+  // its KV blocks, even while the engine stays frozen.
+  int fd = connect_raw();
+  const std::string body = json({{"prompt", {1, 2, 3}}, {"max_tokens", 400}, {"stream", true}, {"ignore_eos", true}}).dump();
+  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekret\r\n"
+                          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(::send(fd, req.data(), req.size(), 0), ssize_t(req.size()));
+  // Read until the first token event: the request has been scheduled and holds KV blocks.
+  std::string got;
+  char buf[256];
+  while (got.find("data: ") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    ASSERT_GT(n, 0);
+    got.append(buf, size_t(n));
+  }
+  ASSERT_TRUE(service_->pause(EngineService::PauseMode::kKeep).is_ok());
+  ASSERT_GT(service_->stats().engine.kv_blocks_used, 0);
+  ::close(fd);
+  for (int i = 0; i < 300 && (server_->in_flight() > 0 || service_->stats().engine.kv_blocks_used > 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(server_->in_flight(), 0);
+  EXPECT_EQ(service_->stats().engine.kv_blocks_used, 0);
+  EXPECT_EQ(service_->stats().engine.n_running + service_->stats().engine.n_waiting, 0);
+  EXPECT_TRUE(service_->paused());
+  service_->resume();
+}
+
+TEST_F(ServerTest, HealthMetricsAndResumeAnswerWhileEveryWorkerIsBlocked) {
+  // Paused: requests wait in submit() and hold their worker threads (16 here). Health, metrics and
+  // resume run on the I/O thread, so the server stays observable and can be resumed.
+  ASSERT_TRUE(service_->pause(EngineService::PauseMode::kKeep).is_ok());
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 24; ++i) {
+    clients.emplace_back([&, i] {
+      http::HttpClient c("127.0.0.1", server_->port());
+      c.set_api_key("sekret");
+      auto r = c.request("POST", "/v1/completions", json({{"prompt", {1 + i, 2}}, {"max_tokens", 2}}).dump());
+      if (r && r->status == 200) ok.fetch_add(1);
+    });
+  }
+  for (int i = 0; i < 500 && server_->in_flight() < 24; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(server_->in_flight(), 24);
+  EXPECT_EQ(client_->request("GET", "/health")->status, 200);
+  EXPECT_EQ(client_->request("GET", "/metrics")->status, 200);
+  EXPECT_EQ(metric("tidal_paused"), 1);
+  post("/admin/resume", json::object());
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 24);
+}
+
+TEST_F(ServerTest, StopDrainsInFlightStreams) {
+  // SIGTERM in `tidal serve` calls HttpServer::stop(grace): no new connections, in-flight streams
+  // run to the end. Freeze the engine so the stream is certainly in flight when stop begins.
+  ASSERT_TRUE(service_->pause(EngineService::PauseMode::kKeep).is_ok());
+  std::string sse;
+  std::thread reader([&] {
+    http::HttpClient c("127.0.0.1", server_->port());
+    c.set_api_key("sekret");
+    auto r = c.request("POST", "/v1/completions",
+                       json({{"prompt", {4, 5}}, {"max_tokens", 20}, {"ignore_eos", true}, {"stream", true},
+                             {"stream_options", {{"include_usage", true}}}})
+                           .dump());
+    ASSERT_TRUE(r) << r.status().to_string();
+    sse = r->body;
+  });
+  for (int i = 0; i < 500 && server_->in_flight() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(server_->in_flight(), 1);
+  std::thread stopper([&] { server_->stop(std::chrono::seconds(30)); });
+  // Stopping: the listener is closed, so a new connection is refused.
+  bool refused = false;
+  for (int i = 0; i < 200 && !refused; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    http::HttpClient c("127.0.0.1", server_->port());
+    refused = !c.request("GET", "/health");
+  }
+  EXPECT_TRUE(refused);
+  service_->resume();
+  reader.join();
+  stopper.join();
+  EXPECT_NE(sse.find("\"completion_tokens\":20"), std::string::npos) << sse;
+  EXPECT_NE(sse.find("data: [DONE]"), std::string::npos);
 }
 
 TEST_F(ServerTest, UpdateWeightsBumpsVersionAndChangesOutputs) {

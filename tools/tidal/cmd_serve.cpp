@@ -17,7 +17,9 @@ OpenAI-compatible HTTP server (see docs/server.md).
   --port P                 port (default 8000; 0 picks a free one)
   --served-model-name N    the model id clients use (default: the folder's name)
   --api-key KEY            require "Authorization: Bearer KEY" (except /health)
-  --http-workers N         handler threads = max concurrent requests (default 256)
+  --http-workers N         handler threads (default 256): request parsing, and non-streaming
+                           requests until they finish; streams hold no thread
+  --http-io-threads N      event-loop threads: sockets, SSE formatting and writes (default 1)
   --shutdown-grace-s S     on SIGTERM/SIGINT, let in-flight requests finish for S seconds (default 30)
   --max-waiting N          answer 429 (Retry-After: 1) while N sequences are waiting (default 1024)
 )";
@@ -37,6 +39,7 @@ int run_serve(tidal::cli::Args& args) {
   ho.port = uint16_t(args.get_int("port", 8000));
   ho.api_key = args.get_or("api-key", "");
   ho.worker_threads = int(args.get_int("http-workers", 256));
+  ho.io_threads = int(args.get_int("http-io-threads", 1));
   ho.public_paths = {"/health"};
   const long long grace = args.get_int("shutdown-grace-s", 30);
   const long long max_waiting = args.get_int("max-waiting", 1024);
@@ -51,7 +54,10 @@ int run_serve(tidal::cli::Args& args) {
     while (d.size() > 1 && d.back() == '/') d.pop_back();
     name = d.substr(d.find_last_of('/') == std::string::npos ? 0 : d.find_last_of('/') + 1);
   }
-  std::fprintf(stderr, "[tidal serve] loading %s ...\n", ec.model_dir.c_str());
+  // Each connection is a file descriptor: thousands of streams need more than the usual 1024.
+  const uint64_t max_files = tidal::http::raise_open_files_limit();
+  std::fprintf(stderr, "[tidal serve] loading %s ... (open-files limit %llu)\n", ec.model_dir.c_str(),
+               (unsigned long long)max_files);
   auto engine = tidal::Engine::create(ec);
   if (!engine) return tidal::cli::fail(args, engine.status());
   const auto st0 = (*engine)->stats();

@@ -2,6 +2,10 @@
 
 #include <algorithm>
 
+#if defined(__linux__)
+#include <pthread.h>
+#endif
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define TIDAL_CPU_RELAX() _mm_pause()
@@ -51,6 +55,10 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
 }
 
 void ThreadPool::worker(int ith) {
+#if defined(__linux__)
+  // Named so CPU accounting can tell kernel workers from other threads (server/cpu_accounting.h).
+  pthread_setname_np(pthread_self(), "tidal-pool");
+#endif
   uint64_t seen = 0;
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);

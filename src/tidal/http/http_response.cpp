@@ -2,8 +2,9 @@
 
 namespace tidal::http {
 
-bool StreamWriter::write_event(std::string_view data, std::string_view event) {
+std::string sse_event(std::string_view data, std::string_view event) {
   std::string out;
+  out.reserve(data.size() + 16);
   if (!event.empty()) {
     out += "event: ";
     out += event;
@@ -19,8 +20,10 @@ bool StreamWriter::write_event(std::string_view data, std::string_view event) {
     pos = nl + 1;
   }
   out += '\n';
-  return write(out);
+  return out;
 }
+
+bool StreamWriter::write_event(std::string_view data, std::string_view event) { return write(sse_event(data, event)); }
 
 HttpResponse HttpResponse::json(int status, const nlohmann::json& value) {
   HttpResponse r;
@@ -38,15 +41,17 @@ HttpResponse HttpResponse::text(int status, std::string body, std::string conten
   return r;
 }
 
-HttpResponse HttpResponse::error(int status, std::string message, std::string type) {
+HttpResponse HttpResponse::error(int status, std::string message, std::string type, std::string param) {
   if (type.empty()) {
     if (status == 401) type = "authentication_error";
     else if (status == 404) type = "not_found_error";
     else if (status == 429) type = "rate_limit_error";
+    else if (status == 503) type = "service_unavailable_error";
     else if (status >= 500) type = "server_error";
     else type = "invalid_request_error";
   }
-  return json(status, {{"error", {{"message", std::move(message)}, {"type", type}, {"code", status}}}});
+  nlohmann::json p = param.empty() ? nlohmann::json(nullptr) : nlohmann::json(std::move(param));
+  return json(status, {{"error", {{"message", std::move(message)}, {"type", type}, {"param", std::move(p)}, {"code", status}}}});
 }
 
 HttpResponse HttpResponse::from_status(const Status& status) {
@@ -70,6 +75,14 @@ HttpResponse HttpResponse::chunked(std::string content_type, std::function<void(
   HttpResponse r;
   r.content_type = std::move(content_type);
   r.stream = std::move(fn);
+  return r;
+}
+
+HttpResponse HttpResponse::async_sse(std::function<void(std::shared_ptr<ChunkSink>)> fn) {
+  HttpResponse r;
+  r.content_type = "text/event-stream";
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.async_stream = std::move(fn);
   return r;
 }
 

@@ -1,13 +1,19 @@
 #include "tidal/http/http_server.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -94,6 +100,52 @@ class SocketStreamWriter : public StreamWriter {
   bool ok_;
 };
 
+// The ChunkSink of one event-driven stream. Holds the session weakly: a producer that outlives its
+// connection (or the server) only gets false from write().
+class SessionSink : public ChunkSink {
+ public:
+  SessionSink(std::shared_ptr<Session> session, HttpServer::Impl* server) : session_(session), server_(server) {}
+
+  bool write(std::string data) override;
+  void end() override;
+  bool open() const override { return open_.load() && !server_aborting(); }
+  void post(std::function<void()> fn) override;
+  void on_close(std::function<void()> fn) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (cut_) {
+      lock.unlock();
+      if (fn) fn();
+      return;
+    }
+    on_close_ = std::move(fn);
+  }
+  size_t pending_bytes() const override { return pending_.load(); }
+
+  // Session side (strand).
+  void sub_pending(size_t n) { pending_.fetch_sub(n); }
+  void mark_closed(bool cut) {
+    open_.store(false);
+    std::function<void()> fn;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!cut || cut_) return;
+      cut_ = true;
+      fn = std::move(on_close_);
+    }
+    if (fn) fn();
+  }
+
+ private:
+  bool server_aborting() const;
+  std::weak_ptr<Session> session_;
+  HttpServer::Impl* server_;
+  std::atomic<bool> open_{true};
+  std::atomic<size_t> pending_{0};
+  std::mutex mu_;
+  bool cut_ = false;  // closed before end()
+  std::function<void()> on_close_;
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, HttpServer::Impl* server, uint64_t id)
@@ -151,6 +203,7 @@ class Session : public std::enable_shared_from_this<Session> {
         std::string auth(req[bhttp::field::authorization]);
         if (!constant_time_equal(auth, "Bearer " + opts().api_key)) {
           keep_alive_ = false;  // the body (if any) is left unread
+          linger_ = true;
           HttpResponse r = HttpResponse::error(401, "missing or invalid API key (send 'Authorization: Bearer <key>')");
           r.headers.emplace_back("WWW-Authenticate", "Bearer");
           return write_response(std::move(r));
@@ -177,6 +230,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_error(beast::error_code ec) {
     if (is_disconnect(ec)) return close();
     keep_alive_ = false;
+    linger_ = true;  // the rest of the request is unread
     if (ec == bhttp::error::header_limit) {
       return write_response(HttpResponse::error(
           431, "request headers exceed " + std::to_string(opts().max_header_bytes) + " bytes"));
@@ -212,9 +266,24 @@ class Session : public std::enable_shared_from_this<Session> {
     handler_running_ = true;
     server_->in_flight.fetch_add(1);
     stream_.expires_never();
+    if (server_->router.runs_inline(request)) {
+      // Quick, non-blocking handlers (health, metrics) run here, so they are answered even while
+      // every worker is busy.
+      HttpResponse response = server_->router.dispatch(request);
+      handler_running_ = false;
+      if (response.async_stream) return start_async_stream(std::move(response));
+      if (!response.stream) return write_response(std::move(response));
+      response = HttpResponse::error(500, "internal error: a blocking stream from an inline handler");
+      return write_response(std::move(response));
+    }
     net::post(*server_->workers, [self = shared_from_this(), request = std::move(request)]() mutable {
       HttpResponse response = self->server_->router.dispatch(request);
-      if (response.stream) {
+      if (response.async_stream) {
+        net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+          self->handler_running_ = false;
+          self->start_async_stream(std::move(response));
+        });
+      } else if (response.stream) {
         self->run_stream(response);
         net::post(self->stream_.get_executor(), [self] {
           self->handler_running_ = false;
@@ -255,6 +324,129 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!writer.ok() || ec || !res.keep_alive()) keep_alive_ = false;
   }
 
+  // ---- event-driven streams (HttpResponse::async_stream); everything below runs on the strand ----
+
+  void start_async_stream(HttpResponse r) {
+    if (closed_) return;
+    chunked_ = version_ >= 11;
+    if (!chunked_) keep_alive_ = false;
+    const bool keep = keep_alive_ && !server_->stopping.load();
+    std::string head = "HTTP/1.1 " + std::to_string(r.status) + " " + http_reason(r.status) + "\r\n";
+    head += "Server: tidal\r\nContent-Type: " + r.content_type + "\r\n";
+    for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
+    if (chunked_) head += "Transfer-Encoding: chunked\r\n";
+    head += keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+    if (!keep) keep_alive_ = false;
+    sink_ = std::make_shared<SessionSink>(shared_from_this(), server_);
+    queue_.push_back(std::move(head));
+    flush();
+    watch();
+    try {
+      r.async_stream(sink_);
+    } catch (...) {
+      keep_alive_ = false;
+      close();
+    }
+  }
+
+  // Producer side, posted by SessionSink.
+  void stream_write(std::string data) {
+    if (closed_ || !sink_) return;
+    queued_payload_ += data.size();
+    if (chunked_) {
+      char size[20];
+      std::snprintf(size, sizeof(size), "%zx\r\n", data.size());
+      data.insert(0, size);
+      data += "\r\n";
+    }
+    queue_.push_back(std::move(data));
+    flush();
+  }
+
+  void stream_end() {
+    if (closed_ || !sink_ || end_requested_) return;
+    end_requested_ = true;
+    if (chunked_) queue_.push_back("0\r\n\r\n");
+    flush();
+  }
+
+  void flush() {
+    if (writing_ || closed_) return;
+    if (queue_.empty()) {
+      if (end_requested_) end_async_stream(/*peer_gone=*/false);
+      return;
+    }
+    out_.clear();
+    for (auto& q : queue_) out_ += q;
+    queue_.clear();
+    writing_ = true;
+    const size_t payload = std::exchange(queued_payload_, 0);
+    net::async_write(stream_, net::buffer(out_), [self = shared_from_this(), payload](beast::error_code ec, size_t) {
+      self->writing_ = false;
+      if (self->sink_) self->sink_->sub_pending(payload);
+      if (ec) return self->close();  // peer gone (close() ends the stream)
+      self->flush();
+    });
+  }
+
+  // Reads while streaming: EOF or an error means the client went away; bytes (a pipelined next
+  // request) are kept in buffer_ for do_read().
+  void watch() {
+    if (watching_ || closed_ || buffer_.size() >= kMaxReadAhead) return;
+    watching_ = true;
+    stream_.socket().async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t n) {
+      self->watching_ = false;
+      if (!ec) self->buffer_.commit(n);
+      if (self->sink_) {  // still streaming
+        if (ec) return self->close();
+        return self->watch();
+      }
+      // The stream ended while this read was pending (it was cancelled, see end_async_stream).
+      if (self->closed_) return;
+      self->finish(!self->keep_alive_ || (ec && ec != net::error::operation_aborted));
+    });
+  }
+
+  // The stream is over: written to the end (peer_gone = false) or cut.
+  void end_async_stream(bool peer_gone) {
+    std::shared_ptr<SessionSink> sink = std::move(sink_);
+    sink_.reset();
+    if (!sink) return;
+    sink->mark_closed(peer_gone);
+    queue_.clear();
+    end_requested_ = false;
+    if (peer_gone) {
+      if (busy_) {
+        busy_ = false;
+        server_->request_done();
+      }
+      return;  // close() called us, or will be called
+    }
+    if (watching_) {
+      // finish() runs from the watch handler once the read is cancelled (one read at a time).
+      beast::error_code ec;
+      stream_.socket().cancel(ec);
+      return;
+    }
+    finish(!keep_alive_);
+  }
+
+ public:
+  void post_to_strand(std::function<void()> fn) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), fn = std::move(fn)] {
+      if (!self->closed_) fn();
+    });
+  }
+  void post_write(std::string data) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), data = std::move(data)]() mutable {
+      self->stream_write(std::move(data));
+    });
+  }
+  void post_end() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->stream_end(); });
+  }
+
+ private:
   void write_response(HttpResponse r) {
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>(static_cast<bhttp::status>(r.status), version_);
     fill_headers(res->base(), r);
@@ -272,13 +464,33 @@ class Session : public std::enable_shared_from_this<Session> {
       busy_ = false;
       server_->request_done();
     }
+    if (close_after && linger_ && !server_->stopping.load()) return linger_close();
     if (close_after || server_->stopping.load()) return close();
     do_read();
+  }
+
+  // After an error response to a request whose body was not read (401, 413, 431, 400): stop
+  // sending, then read and drop what the client still sends (up to 2 s / 64 MiB) before closing.
+  // Closing at once with unread data makes the kernel send a reset, and the client may lose the
+  // error response we just sent.
+  void linger_close() {
+    linger_ = false;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(2));
+    drain(std::make_shared<std::array<char, 16384>>(), 0);
+  }
+  void drain(std::shared_ptr<std::array<char, 16384>> buf, size_t total) {
+    stream_.async_read_some(net::buffer(*buf), [self = shared_from_this(), buf, total](beast::error_code ec, size_t n) {
+      if (ec || total + n > (64u << 20)) return self->close();
+      self->drain(buf, total + n);
+    });
   }
 
   void close() {
     if (closed_) return;
     closed_ = true;
+    if (sink_) end_async_stream(/*peer_gone=*/true);
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.close();
@@ -297,7 +509,42 @@ class Session : public std::enable_shared_from_this<Session> {
   bool busy_ = false;             // a request was read and its response is not yet written
   bool handler_running_ = false;  // a worker owns the request (and, while streaming, the socket)
   bool closed_ = false;
+  bool linger_ = false;  // close with linger_close()
+  // Event-driven stream state (strand only).
+  std::shared_ptr<SessionSink> sink_;
+  std::string out_;              // bytes being written
+  std::deque<std::string> queue_;  // framed chunks waiting for the write in progress
+  size_t queued_payload_ = 0;    // producer bytes in queue_ (for pending_bytes())
+  bool writing_ = false;
+  bool end_requested_ = false;   // the producer called end()
+  bool chunked_ = true;          // false for HTTP/1.0 peers: the body ends at connection close
+  bool watching_ = false;        // a read is pending that notices the peer going away
+  static constexpr size_t kMaxReadAhead = 64u << 10;  // bytes of a next request read while streaming
 };
+
+bool SessionSink::server_aborting() const { return server_->aborting.load(); }
+
+bool SessionSink::write(std::string data) {
+  if (!open()) return false;
+  if (data.empty()) return true;
+  auto s = session_.lock();
+  if (!s) {
+    open_.store(false);
+    return false;
+  }
+  pending_.fetch_add(data.size());
+  s->post_write(std::move(data));
+  return true;
+}
+
+void SessionSink::end() {
+  if (!open_.exchange(false)) return;
+  if (auto s = session_.lock()) s->post_end();
+}
+
+void SessionSink::post(std::function<void()> fn) {
+  if (auto s = session_.lock()) s->post_to_strand(std::move(fn));
+}
 
 }  // namespace
 
@@ -399,6 +646,17 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
   std::lock_guard<std::mutex> lock(s.mu);
   s.stopped = true;
   s.cv.notify_all();
+}
+
+uint64_t raise_open_files_limit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit want = rl;
+    want.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : uint64_t(rl.rlim_cur);
 }
 
 void HttpServer::wait() {

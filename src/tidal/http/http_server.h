@@ -2,8 +2,12 @@
 //
 // Model: `io_threads` threads run the event loop (accept, read, write, keep-alive, timeouts);
 // handlers run on a separate pool of `worker_threads`, so a handler may block (a sandbox exec, a
-// model forward) without stalling other connections. Requests on one connection are answered in
-// order (no pipelining in flight: the next request is read after the response is written).
+// model forward) without stalling other connections; handlers added with Router::add_inline()
+// (quick ones: health, metrics) run on the I/O thread and are answered even while every worker is
+// blocked. Event-driven streams (HttpResponse::async_stream) hold no thread: their chunks are
+// queued and written by the I/O thread, and the socket is watched so a disconnect is seen at once.
+// Requests on one connection are answered in order (no pipelining in flight: the next request is
+// read after the response is written).
 //
 // Per request, before the handler runs:
 //   - headers larger than max_header_bytes         -> 431, connection closed
@@ -67,5 +71,10 @@ class HttpServer {
  private:
   std::shared_ptr<Impl> impl_;
 };
+
+// Raises this process's soft limit on open files (RLIMIT_NOFILE) to its hard limit, so a server
+// can hold thousands of connections (the usual soft default is 1024). Returns the soft limit now
+// in force.
+uint64_t raise_open_files_limit();
 
 }  // namespace tidal::http

@@ -24,6 +24,19 @@ bool is_param(const std::string& segment) {
 }
 }  // namespace
 
+void Router::add_inline(const std::string& method, const std::string& pattern, HttpHandler handler) {
+  add(method, pattern, std::move(handler));
+  const std::vector<std::string> segments = split_path(pattern);
+  for (auto& r : routes_) {
+    if (r.method == method && r.segments == segments) r.run_inline = true;
+  }
+}
+
+bool Router::runs_inline(HttpRequest& request) const {
+  const Route* r = find(request, nullptr);
+  return r && r->run_inline;
+}
+
 void Router::add(const std::string& method, const std::string& pattern, HttpHandler handler) {
   Route r;
   r.method = method;
@@ -33,6 +46,7 @@ void Router::add(const std::string& method, const std::string& pattern, HttpHand
   for (auto& existing : routes_) {
     if (existing.method == r.method && existing.segments == r.segments) {
       existing.handler = std::move(r.handler);
+      existing.run_inline = false;
       return;
     }
   }
@@ -42,6 +56,11 @@ void Router::add(const std::string& method, const std::string& pattern, HttpHand
 }
 
 const HttpHandler* Router::route(HttpRequest& request, bool* path_matched) const {
+  const Route* r = find(request, path_matched);
+  return r ? &r->handler : nullptr;
+}
+
+const Router::Route* Router::find(HttpRequest& request, bool* path_matched) const {
   if (path_matched) *path_matched = false;
   if (request.path.empty() || request.path[0] != '/') return nullptr;
   std::vector<std::string> segments = split_path(request.path);
@@ -63,7 +82,7 @@ const HttpHandler* Router::route(HttpRequest& request, bool* path_matched) const
       continue;
     }
     request.params = std::move(params);
-    return &r.handler;
+    return &r;
   }
   return nullptr;
 }

@@ -1,5 +1,9 @@
 #include "tidal/server/engine_service.h"
 
+#include <pthread.h>
+
+#include "tidal/server/cpu_accounting.h"
+
 namespace tidal::server {
 
 bool RequestStream::next(std::vector<RequestOutput>* out, std::chrono::milliseconds wait) {
@@ -13,18 +17,41 @@ bool RequestStream::next(std::vector<RequestOutput>* out, std::chrono::milliseco
 }
 
 void RequestStream::push(RequestOutput o) {
+  std::function<void()> listener;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (o.finished()) --n_left_;
     queue_.push_back(std::move(o));
+    listener = listener_;
   }
   cv_.notify_all();
+  if (listener) listener();
+}
+
+bool RequestStream::done() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return n_left_ == 0 && queue_.empty();
+}
+
+void RequestStream::set_listener(std::function<void()> fn) {
+  bool now = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    listener_ = fn;
+    now = !queue_.empty() || n_left_ == 0;
+  }
+  if (now && fn) fn();
 }
 
 EngineService::EngineService(std::unique_ptr<Engine> engine, OutputObserver observer)
     : engine_(std::move(engine)), observer_(std::move(observer)) {
   stats_ = engine_->stats();
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+#if defined(__linux__)
+    pthread_setname_np(pthread_self(), "tidal-engine");
+#endif
+    loop();
+  });
 }
 
 EngineService::~EngineService() { stop(); }
@@ -104,7 +131,7 @@ void EngineService::resume() {
 
 ServiceStats EngineService::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return {stats_, paused(), weight_version_.load()};
+  return {stats_, paused(), weight_version_.load(), step_cpu_seconds_.load()};
 }
 
 void EngineService::deliver(std::vector<RequestOutput> outs) {
@@ -157,7 +184,12 @@ void EngineService::loop() {
     tasks.clear();
 
     deliver(engine_->take_pending_outputs());
-    if (pause_state_.load() != kFrozen && engine_->has_unfinished()) deliver(engine_->step());
+    if (pause_state_.load() != kFrozen && engine_->has_unfinished()) {
+      const double c0 = this_thread_cpu_seconds();
+      std::vector<RequestOutput> outs = engine_->step();
+      step_cpu_seconds_.store(step_cpu_seconds_.load() + (this_thread_cpu_seconds() - c0));
+      deliver(std::move(outs));
+    }
     for (auto it = streams_.begin(); it != streams_.end();) {
       it = engine_->has_request(it->first) ? std::next(it) : streams_.erase(it);
     }

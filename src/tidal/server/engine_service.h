@@ -31,6 +31,14 @@ class RequestStream {
   // Waits up to `wait` for outputs; appends them to *out. Returns false once every sample has
   // finished and everything was handed out.
   bool next(std::vector<RequestOutput>* out, std::chrono::milliseconds wait);
+  // True once every sample finished and every output was handed out.
+  bool done();
+  // Like next() without waiting.
+  bool poll(std::vector<RequestOutput>* out) { return next(out, std::chrono::milliseconds(0)); }
+  // Event-driven reading: fn() runs after every push (on the engine thread), and once now when
+  // outputs are already queued. It must be quick and never block (post the work elsewhere);
+  // readers then poll(). Replaces an earlier listener.
+  void set_listener(std::function<void()> fn);
   uint64_t weight_version() const { return weight_version_; }
 
   // Engine thread side.
@@ -42,6 +50,7 @@ class RequestStream {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<RequestOutput> queue_;
+  std::function<void()> listener_;
   int32_t n_left_;
   std::atomic<uint64_t> weight_version_{0};
 };
@@ -50,6 +59,9 @@ struct ServiceStats {
   EngineStats engine;
   bool paused = false;
   uint64_t weight_version = 0;
+  // CPU seconds of the engine thread inside Engine::step() (thread CPU clock); the kernel pool's
+  // workers are not included (see cpu_accounting.h).
+  double step_thread_cpu_seconds = 0;
 };
 
 class EngineService {
@@ -112,6 +124,7 @@ class EngineService {
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> weight_version_{0};
   EngineStats stats_;  // guarded by mu_, refreshed after each step
+  std::atomic<double> step_cpu_seconds_{0};
   std::thread thread_;
 };
 

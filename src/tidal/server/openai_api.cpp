@@ -1,5 +1,6 @@
 #include "tidal/server/openai_api.h"
 #include "tidal/server/openai_common.h"
+#include "tidal/server/cpu_accounting.h"
 
 #include <atomic>
 #include <chrono>
@@ -29,6 +30,58 @@ void LatencyRecorder::on_output(const RequestOutput& o) {
   last_ = now;
 }
 
+void StreamPump::start() {
+  std::weak_ptr<StreamPump> weak = weak_from_this();
+  auto self = shared_from_this();
+  // The sink keeps the pump alive until the stream ends (the callback is dropped then).
+  sink_->on_close([self] { self->abort_all(); });
+  for (auto& s : streams_) {
+    s->set_listener([weak] {
+      if (auto p = weak.lock()) p->notify();
+    });
+  }
+  notify();
+}
+
+void StreamPump::notify() {
+  if (scheduled_.exchange(true)) return;
+  sink_->post([self = shared_from_this()] { self->run(); });
+}
+
+void StreamPump::run() {
+  scheduled_.store(false);  // a push from now on schedules another run
+  if (done_) return;
+  if (!sink_->open()) return abort_all();
+  std::string out;
+  if (!started_) {
+    started_ = true;
+    if (h_.start) out += h_.start();
+  }
+  bool all_done = true;
+  for (auto& s : streams_) {
+    outs_.clear();
+    s->poll(&outs_);
+    for (auto& o : outs_) out += h_.on_output(o);
+    all_done = all_done && s->done();
+  }
+  if (all_done) {
+    done_ = true;
+    if (h_.finish) out += h_.finish();
+  }
+  if (!out.empty() && !sink_->write(std::move(out))) return abort_all();
+  if (done_) sink_->end();
+}
+
+void StreamPump::abort_all() {
+  if (done_) return;
+  done_ = true;
+  for (auto& s : streams_) {
+    if (s->done()) continue;
+    service_.abort(s->id());
+    if (h_.aborted) h_.aborted();
+  }
+}
+
 json usage_json(int64_t prompt_tokens, int64_t completion_tokens) {
   return {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
           {"total_tokens", prompt_tokens + completion_tokens}};
@@ -43,80 +96,6 @@ std::string new_id(const char* prefix) {
 
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-Status type_error(const std::string& key, const char* what) {
-  return invalid_argument("'" + key + "' must be " + what);
-}
-
-// Reads the sampling fields shared by completions and chat completions.
-Status parse_sampling(const json& j, SamplingParams* p, bool chat) {
-  auto num = [&](const char* key, double* out) -> Status {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return Status::ok();
-    if (!it->is_number()) return type_error(key, "a number");
-    *out = it->get<double>();
-    return Status::ok();
-  };
-  auto integer = [&](const char* key, auto* out) -> Status {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return Status::ok();
-    if (!it->is_number_integer()) return type_error(key, "an integer");
-    *out = it->get<std::remove_pointer_t<decltype(out)>>();
-    return Status::ok();
-  };
-  TIDAL_RETURN_IF_ERROR(integer("max_tokens", &p->max_tokens));
-  TIDAL_RETURN_IF_ERROR(integer("max_completion_tokens", &p->max_tokens));
-  TIDAL_RETURN_IF_ERROR(num("temperature", &p->temperature));
-  TIDAL_RETURN_IF_ERROR(num("top_p", &p->top_p));
-  TIDAL_RETURN_IF_ERROR(integer("top_k", &p->top_k));
-  TIDAL_RETURN_IF_ERROR(num("min_p", &p->min_p));
-  TIDAL_RETURN_IF_ERROR(integer("n", &p->n));
-  TIDAL_RETURN_IF_ERROR(num("presence_penalty", &p->presence_penalty));
-  TIDAL_RETURN_IF_ERROR(num("frequency_penalty", &p->frequency_penalty));
-  TIDAL_RETURN_IF_ERROR(num("repetition_penalty", &p->repetition_penalty));
-  if (auto it = j.find("seed"); it != j.end() && !it->is_null()) {
-    if (!it->is_number_integer()) return type_error("seed", "an integer");
-    p->seed = uint64_t(it->get<int64_t>());
-  }
-  if (auto it = j.find("ignore_eos"); it != j.end() && !it->is_null()) {
-    if (!it->is_boolean()) return type_error("ignore_eos", "a boolean");
-    p->ignore_eos = it->get<bool>();
-  }
-  if (auto it = j.find("stop"); it != j.end() && !it->is_null()) {
-    if (it->is_string()) {
-      p->stop.push_back(it->get<std::string>());
-    } else if (it->is_array()) {
-      for (const auto& s : *it) {
-        if (!s.is_string()) return type_error("stop", "a string or a list of strings");
-        p->stop.push_back(s.get<std::string>());
-      }
-    } else {
-      return type_error("stop", "a string or a list of strings");
-    }
-  }
-  if (auto it = j.find("stop_token_ids"); it != j.end() && !it->is_null()) {
-    if (!it->is_array()) return type_error("stop_token_ids", "a list of token ids");
-    for (const auto& s : *it) {
-      if (!s.is_number_integer()) return type_error("stop_token_ids", "a list of token ids");
-      p->stop_token_ids.push_back(s.get<int32_t>());
-    }
-  }
-  if (chat) {
-    bool want = false;
-    if (auto it = j.find("logprobs"); it != j.end() && !it->is_null()) {
-      if (!it->is_boolean()) return type_error("logprobs", "a boolean");
-      want = it->get<bool>();
-    }
-    int32_t top = 0;
-    TIDAL_RETURN_IF_ERROR(integer("top_logprobs", &top));
-    if (top > 0 && !want) return invalid_argument("'top_logprobs' needs 'logprobs': true");
-    p->logprobs = want ? std::max(top, 0) : 0;
-    if (want && top == 0) p->logprobs = 0;
-  } else {
-    TIDAL_RETURN_IF_ERROR(integer("logprobs", &p->logprobs));
-  }
-  return Status::ok();
 }
 
 // A choice being assembled from RequestOutputs.
@@ -193,6 +172,16 @@ OpenAiApi::OpenAiApi(EngineService& service, ApiOptions options) : service_(serv
                     stat([](const ServiceStats& s) { return double(s.engine.preemptions); }));
   metrics_.gauge_fn("tidal_weight_version", "Version of the weights being served",
                     stat([](const ServiceStats& s) { return double(s.weight_version); }));
+  // CPU split (cpu_accounting.h): the engine step (engine thread in step() + kernel pool workers)
+  // versus everything else in the process (HTTP, JSON, SSE, prompt tokenizing).
+  metrics_.gauge_fn("tidal_cpu_process_seconds", "CPU seconds of the whole process", [] { return process_cpu_seconds(); });
+  metrics_.gauge_fn("tidal_cpu_engine_step_seconds", "CPU seconds spent in engine steps (engine thread + kernel pool)",
+                    [this] { return service_.stats().step_thread_cpu_seconds + threads_cpu_seconds("tidal-pool"); });
+  metrics_.gauge_fn("tidal_cpu_frontend_seconds", "CPU seconds outside engine steps (process - engine step)", [this] {
+    // Pool first, process last: a concurrent step can only make the difference larger, never negative.
+    const double engine = service_.stats().step_thread_cpu_seconds + threads_cpu_seconds("tidal-pool");
+    return std::max(0.0, process_cpu_seconds() - engine);
+  });
   metrics_.gauge_fn("tidal_paused", "1 while the server is paused",
                     stat([](const ServiceStats& s) { return s.paused ? 1.0 : 0.0; }));
 }
@@ -200,15 +189,16 @@ OpenAiApi::OpenAiApi(EngineService& service, ApiOptions options) : service_(serv
 void OpenAiApi::register_routes(http::Router& router) {
   router.add("POST", "/v1/completions", [this](HttpRequest& r) { return completions(r); });
   router.add("POST", "/v1/chat/completions", [this](HttpRequest& r) { return chat_completions(r); });
-  router.add("GET", "/v1/models", [this](HttpRequest& r) { return models(r); });
+  // Inline (I/O thread, never blocked behind busy workers): models, health, metrics, resume.
+  router.add_inline("GET", "/v1/models", [this](HttpRequest& r) { return models(r); });
   router.add("POST", "/tokenize", [this](HttpRequest& r) { return tokenize(r); });
   router.add("POST", "/detokenize", [this](HttpRequest& r) { return detokenize(r); });
-  router.add("GET", "/health", [](HttpRequest&) { return HttpResponse::json(200, {{"status", "ok"}}); });
-  router.add("GET", "/metrics", [this](HttpRequest&) {
+  router.add_inline("GET", "/health", [](HttpRequest&) { return HttpResponse::json(200, {{"status", "ok"}}); });
+  router.add_inline("GET", "/metrics", [this](HttpRequest&) {
     return HttpResponse::text(200, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
   });
   router.add("POST", "/admin/pause", [this](HttpRequest& r) { return admin_pause(r); });
-  router.add("POST", "/admin/resume", [this](HttpRequest&) {
+  router.add_inline("POST", "/admin/resume", [this](HttpRequest&) {
     service_.resume();
     return HttpResponse::json(200, {{"paused", false}});
   });
@@ -236,9 +226,12 @@ HttpResponse OpenAiApi::tokenize(HttpRequest& req) {
   const Tokenizer* tok = service_.engine().tokenizer();
   if (!tok) return HttpResponse::error(501, "the model folder has no tokenizer.json");
   auto it = body->find("prompt");
-  if (it == body->end() || !it->is_string()) return HttpResponse::error(400, "'prompt' must be a string");
+  if (it == body->end() || !it->is_string()) return HttpResponse::error(400, "'prompt' must be a string", {}, "prompt");
   bool add_special = true;
-  if (auto a = body->find("add_special_tokens"); a != body->end() && a->is_boolean()) add_special = a->get<bool>();
+  if (auto a = body->find("add_special_tokens"); a != body->end() && !a->is_null()) {
+    if (!a->is_boolean()) return HttpResponse::error(400, "'add_special_tokens' must be a boolean", {}, "add_special_tokens");
+    add_special = a->get<bool>();
+  }
   auto ids = tok->encode(it->get<std::string>(), add_special);
   return HttpResponse::json(200, {{"tokens", ids}, {"count", ids.size()}, {"max_model_len", service_.engine().max_model_len()}});
 }
@@ -249,12 +242,15 @@ HttpResponse OpenAiApi::detokenize(HttpRequest& req) {
   const Tokenizer* tok = service_.engine().tokenizer();
   if (!tok) return HttpResponse::error(501, "the model folder has no tokenizer.json");
   auto it = body->find("tokens");
-  if (it == body->end() || !it->is_array()) return HttpResponse::error(400, "'tokens' must be a list of token ids");
+  if (it == body->end() || !it->is_array()) return HttpResponse::error(400, "'tokens' must be a list of token ids", {}, "tokens");
   std::vector<int32_t> ids;
   const int64_t V = service_.engine().model_config().vocab_size;
-  for (const auto& t : *it) {
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& t = (*it)[i];
     if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= V) {
-      return HttpResponse::error(400, "'tokens' must hold token ids in [0, " + std::to_string(V) + ")");
+      const std::string param = "tokens[" + std::to_string(i) + "]";
+      return HttpResponse::error(400, "'" + param + "' must be a token id in [0, " + std::to_string(V) + "), got " + t.dump(),
+                                 {}, param);
     }
     ids.push_back(t.get<int32_t>());
   }
@@ -267,7 +263,7 @@ HttpResponse OpenAiApi::admin_pause(HttpRequest& req) {
     auto body = req.json();
     if (!body) return status_response(body.status());
     if (auto m = body->find("mode"); m != body->end()) {
-      if (!m->is_string()) return HttpResponse::error(400, "'mode' must be one of abort, wait, keep");
+      if (!m->is_string()) return HttpResponse::error(400, "'mode' must be one of abort, wait, keep", {}, "mode");
       mode = m->get<std::string>();
     }
   }
@@ -275,7 +271,7 @@ HttpResponse OpenAiApi::admin_pause(HttpRequest& req) {
   if (mode == "abort") pm = EngineService::PauseMode::kAbort;
   else if (mode == "wait") pm = EngineService::PauseMode::kWait;
   else if (mode == "keep") pm = EngineService::PauseMode::kKeep;
-  else return HttpResponse::error(400, "'mode' must be one of abort, wait, keep; got '" + mode + "'");
+  else return HttpResponse::error(400, "'mode' must be one of abort, wait, keep; got '" + mode + "'", {}, "mode");
   Status st = service_.pause(pm);
   if (!st.is_ok()) return status_response(st);
   return HttpResponse::json(200, {{"paused", true}, {"mode", mode}});
@@ -286,12 +282,14 @@ HttpResponse OpenAiApi::admin_update_weights(HttpRequest& req) {
   if (!body) return status_response(body.status());
   auto p = body->find("path");
   if (p == body->end() || !p->is_string()) {
-    return HttpResponse::error(400, "'path' must name a safetensors file or model folder (or /dev/shm/<segment>)");
+    return HttpResponse::error(400, "'path' must name a safetensors file or model folder (or /dev/shm/<segment>)", {},
+                               "path");
   }
   std::string policy = "wait";
   if (auto m = body->find("in_flight"); m != body->end()) {
     if (!m->is_string() || (m->get<std::string>() != "wait" && m->get<std::string>() != "abort")) {
-      return HttpResponse::error(400, "'in_flight' must be 'wait' (finish on the old weights) or 'abort'");
+      return HttpResponse::error(400, "'in_flight' must be 'wait' (finish on the old weights) or 'abort'", {},
+                                 "in_flight");
     }
     policy = m->get<std::string>();
   }
@@ -304,7 +302,11 @@ HttpResponse OpenAiApi::admin_update_weights(HttpRequest& req) {
   }
   if (st.is_ok()) service_.bump_weight_version();
   if (!was_paused) service_.resume();
-  if (!st.is_ok()) return status_response(st);
+  if (!st.is_ok()) {
+    ApiError e = api_error_from_status(st, "path");
+    if (e.status == 400 || e.status == 404) e.param = "path";
+    return e.response();
+  }
   return HttpResponse::json(200, {{"weight_version", service_.weight_version()}, {"in_flight", policy},
                                   {"seconds", std::chrono::duration<double>(clock_type::now() - t0).count()}});
 }
@@ -319,71 +321,25 @@ std::optional<HttpResponse> OpenAiApi::overloaded() {
   return r;
 }
 
+RequestContext OpenAiApi::request_context() const {
+  const Engine& e = service_.engine();
+  return {options_.served_model_name, e.tokenizer(), e.model_config().vocab_size, e.max_model_len()};
+}
+
 HttpResponse OpenAiApi::completions(HttpRequest& req) {
   if (auto busy = overloaded()) return *busy;
-  auto body_or = req.json();
-  if (!body_or) return status_response(body_or.status());
-  const json& body = *body_or;
-  if (!body.is_object()) return HttpResponse::error(400, "the request body must be a JSON object");
-  if (auto m = body.find("model"); m != body.end() && m->is_string() && m->get<std::string>() != options_.served_model_name) {
-    return HttpResponse::error(404, "model '" + m->get<std::string>() + "' does not exist; this server serves '" +
-                                        options_.served_model_name + "'", "model_not_found");
+  auto parsed = parse_completion_request(req.body, request_context());
+  if (auto* err = std::get_if<ApiError>(&parsed)) {
+    requests_error_->inc();
+    return err->response();
   }
-  const Engine& engine = service_.engine();
-  const Tokenizer* tok = engine.tokenizer();
-  // Prompts: a string, a list of token ids, a list of strings, or a list of token-id lists.
-  auto pit = body.find("prompt");
-  if (pit == body.end()) return HttpResponse::error(400, "'prompt' is required");
-  std::vector<std::vector<int32_t>> prompts;
-  std::vector<std::string> prompt_texts;
-  auto add_text = [&](const std::string& s) -> Status {
-    if (!tok) return invalid_argument("the model folder has no tokenizer.json: send 'prompt' as token ids");
-    prompts.push_back(tok->encode(s));
-    prompt_texts.push_back(s);
-    return Status::ok();
-  };
-  auto add_ids = [&](const json& arr) -> Status {
-    std::vector<int32_t> ids;
-    for (const auto& t : arr) {
-      if (!t.is_number_integer()) return type_error("prompt", "a string, a list of token ids, or a list of those");
-      ids.push_back(t.get<int32_t>());
-    }
-    prompts.push_back(std::move(ids));
-    prompt_texts.push_back(tok ? tok->decode(prompts.back()) : "");
-    return Status::ok();
-  };
-  Status pst;
-  if (pit->is_string()) {
-    pst = add_text(pit->get<std::string>());
-  } else if (pit->is_array() && !pit->empty() && (*pit)[0].is_number_integer()) {
-    pst = add_ids(*pit);
-  } else if (pit->is_array() && !pit->empty()) {
-    for (const auto& p : *pit) {
-      if (p.is_string()) pst = add_text(p.get<std::string>());
-      else if (p.is_array()) pst = add_ids(p);
-      else pst = type_error("prompt", "a string, a list of token ids, or a list of those");
-      if (!pst.is_ok()) break;
-    }
-  } else {
-    pst = type_error("prompt", "a non-empty string, a list of token ids, or a list of those");
-  }
-  if (!pst.is_ok()) return status_response(pst);
-
-  SamplingParams params;
-  Status st = parse_sampling(body, &params, /*chat=*/false);
-  if (!st.is_ok()) return status_response(st);
-  const bool stream = body.value("stream", false);
-  bool include_usage = false;
-  if (auto so = body.find("stream_options"); so != body.end() && so->is_object()) include_usage = so->value("include_usage", false);
-  const bool echo = body.value("echo", false);
-  const bool return_ids = body.value("return_token_ids", false);
-  const bool want_lp = params.logprobs > 0 || body.value("return_logprobs", false);
-  if (body.value("return_logprobs", false) && params.logprobs == 0) params.logprobs = 0;
-  // Prompt log-probabilities: with echo + logprobs (OpenAI), or "prompt_logprobs": true (extension).
-  params.prompt_logprobs = (echo && params.logprobs > 0) || body.value("prompt_logprobs", false);
-  if (params.prompt_logprobs && stream) {
-    return HttpResponse::error(400, "prompt log-probabilities ('echo' with 'logprobs', or 'prompt_logprobs') need stream: false");
-  }
+  CompletionRequest& r = std::get<CompletionRequest>(parsed);
+  const Tokenizer* tok = service_.engine().tokenizer();
+  std::vector<std::vector<int32_t>>& prompts = r.prompts;
+  std::vector<std::string>& prompt_texts = r.prompt_texts;
+  SamplingParams& params = r.params;
+  const bool stream = r.stream, echo = r.echo, return_ids = r.return_token_ids,
+             want_lp = r.want_logprobs;
 
   // Submit every prompt; choice index = prompt * n + sample.
   const auto t0 = clock_type::now();
@@ -394,7 +350,8 @@ HttpResponse OpenAiApi::completions(HttpRequest& req) {
     if (!s) {
       for (auto& x : streams) service_.abort(x->id());
       requests_error_->inc();
-      return status_response(s.status());
+      return api_error_from_status(s.status(), prompts.size() > 1 ? "prompt[" + std::to_string(streams.size()) + "]" : "prompt")
+          .response();
     }
     streams.push_back(*s);
   }
@@ -470,68 +427,79 @@ HttpResponse OpenAiApi::completions(HttpRequest& req) {
                                     {"usage", usage_json(prompt_tokens, completion_tokens)}});
   }
 
-  // Streaming: one SSE event per output chunk; a client that goes away aborts its requests.
-  auto prompts_copy = std::make_shared<std::vector<std::vector<int32_t>>>(prompts);
-  auto texts_copy = std::make_shared<std::vector<std::string>>(prompt_texts);
-  return HttpResponse::sse([this, streams, prompts_copy, texts_copy, n, id, created, model, version, include_usage,
-                            echo, return_ids, want_lp, params, tok, t0](http::StreamWriter& w) {
+  // Streaming: one SSE event per output; event-driven (StreamPump), a client that goes away
+  // aborts its requests.
+  struct State {
     int64_t completion_tokens = 0;
-    bool client_gone = false;
-    LatencyRecorder latency(ttft_, itl_, t0);
-    std::vector<size_t> text_offset(prompts_copy->size() * size_t(n), 0);
-    if (echo) {
-      for (size_t i = 0; i < text_offset.size(); ++i) {
-        const std::string& t = (*texts_copy)[i / size_t(n)];
-        json chunk = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
-                      {"weight_version", version},
-                      {"choices", json::array({{{"index", i}, {"text", t}, {"logprobs", nullptr}, {"finish_reason", nullptr}}})}};
-        client_gone |= !w.write_event(chunk.dump(-1, ' ', false, json::error_handler_t::replace));
-        text_offset[i] = t.size();
-      }
+    std::vector<size_t> text_offset;
+    std::vector<bool> first;
+    std::unique_ptr<LatencyRecorder> latency;
+  };
+  auto state = std::make_shared<State>();
+  state->text_offset.assign(prompts.size() * size_t(n), 0);
+  state->first.assign(prompts.size() * size_t(n), true);
+  state->latency = std::make_unique<LatencyRecorder>(ttft_, itl_, t0);
+  auto shared_req = std::make_shared<CompletionRequest>(std::move(r));
+  std::map<RequestId, size_t> prompt_of;
+  for (size_t pi = 0; pi < streams.size(); ++pi) prompt_of[streams[pi]->id()] = pi;
+  auto head = [id, created, model, version] {
+    return json{{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
+                {"weight_version", version}};
+  };
+  StreamPump::Handlers h;
+  h.start = [state, shared_req, n, head]() {
+    std::string out;
+    if (!shared_req->echo) return out;
+    for (size_t i = 0; i < state->text_offset.size(); ++i) {
+      const std::string& t = shared_req->prompt_texts[i / size_t(n)];
+      json chunk = head();
+      chunk["choices"] = json::array({{{"index", i}, {"text", t}, {"logprobs", nullptr}, {"finish_reason", nullptr}}});
+      out += http::sse_event(chunk.dump(-1, ' ', false, json::error_handler_t::replace));
+      state->text_offset[i] = t.size();
     }
-    for (size_t pi = 0; pi < streams.size() && !client_gone; ++pi) {
-      std::vector<RequestOutput> outs;
-      while (!client_gone && streams[pi]->next(&outs, std::chrono::milliseconds(100))) {
-        for (auto& o : outs) {
-          const size_t ci = pi * size_t(n) + size_t(o.index);
-          latency.on_output(o);
-          completion_tokens += int64_t(o.token_ids.size());
-          generation_tokens_->inc(o.token_ids.size());
-          json choice = {{"index", ci}, {"text", o.text},
-                         {"logprobs", want_lp ? completion_logprobs(tok, o.logprobs, text_offset[ci], params.logprobs > 0, true)
-                                              : json(nullptr)},
-                         {"finish_reason", o.finished() ? json(finish_reason_name(o.finish)) : json(nullptr)}};
-          text_offset[ci] += o.text.size();
-          if (return_ids) choice["token_ids"] = o.token_ids;
-          if (o.finished()) {
-            if (o.finish == FinishReason::kAbort) requests_aborted_->inc(); else requests_ok_->inc();
-          }
-          json chunk = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
-                        {"weight_version", version}, {"choices", json::array({choice})}};
-          if (return_ids && o.index == 0 && completion_tokens == int64_t(o.token_ids.size())) {
-            chunk["prompt_token_ids"] = (*prompts_copy)[pi];
-          }
-          if (!w.write_event(chunk.dump(-1, ' ', false, json::error_handler_t::replace))) {
-            client_gone = true;
-            break;
-          }
-        }
-        outs.clear();
-      }
+    return out;
+  };
+  h.on_output = [this, state, shared_req, n, head, prompt_of, tok](RequestOutput& o) {
+    const size_t pi = prompt_of.at(o.id);
+    const size_t ci = pi * size_t(n) + size_t(o.index);
+    state->latency->on_output(o);
+    state->completion_tokens += int64_t(o.token_ids.size());
+    generation_tokens_->inc(o.token_ids.size());
+    const CompletionRequest& q = *shared_req;
+    json choice = {{"index", ci}, {"text", o.text},
+                   {"logprobs", q.want_logprobs ? completion_logprobs(tok, o.logprobs, state->text_offset[ci],
+                                                                      q.params.logprobs > 0, true)
+                                                : json(nullptr)},
+                   {"finish_reason", o.finished() ? json(finish_reason_name(o.finish)) : json(nullptr)}};
+    state->text_offset[ci] += o.text.size();
+    if (q.return_token_ids) choice["token_ids"] = o.token_ids;
+    if (o.finished()) {
+      if (o.finish == FinishReason::kAbort) requests_aborted_->inc(); else requests_ok_->inc();
     }
-    if (client_gone) {
-      for (auto& s : streams) service_.abort(s->id());
-      return;
-    }
-    if (include_usage) {
+    json chunk = head();
+    chunk["choices"] = json::array({choice});
+    if (q.return_token_ids && state->first[ci]) chunk["prompt_token_ids"] = q.prompts[pi];
+    state->first[ci] = false;
+    return http::sse_event(chunk.dump(-1, ' ', false, json::error_handler_t::replace));
+  };
+  h.finish = [this, state, shared_req, n, head, t0]() {
+    std::string out;
+    if (shared_req->include_usage) {
       int64_t prompt_tokens = 0;
-      for (const auto& p : *prompts_copy) prompt_tokens += int64_t(p.size()) * n;
-      json usage = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model}, {"choices", json::array()},
-                    {"usage", usage_json(prompt_tokens, completion_tokens)}};
-      w.write_event(usage.dump());
+      for (const auto& p : shared_req->prompts) prompt_tokens += int64_t(p.size()) * n;
+      json usage = head();
+      usage.erase("weight_version");
+      usage["choices"] = json::array();
+      usage["usage"] = usage_json(prompt_tokens, state->completion_tokens);
+      out += http::sse_event(usage.dump());
     }
-    w.write_event("[DONE]");
+    out += http::sse_event("[DONE]");
     e2e_->observe(std::chrono::duration<double>(clock_type::now() - t0).count());
+    return out;
+  };
+  h.aborted = [this] { requests_aborted_->inc(); };
+  return HttpResponse::async_sse([this, streams, h = std::move(h)](std::shared_ptr<http::ChunkSink> sink) mutable {
+    std::make_shared<StreamPump>(service_, streams, std::move(sink), std::move(h))->start();
   });
 }
 

@@ -24,6 +24,7 @@
 #include "tidal/http/metrics_registry.h"
 #include "tidal/http/router.h"
 #include "tidal/server/engine_service.h"
+#include "tidal/server/openai_request.h"
 #include "tidal/tokenizer/chat_template.h"
 
 namespace tidal::server {
@@ -48,6 +49,7 @@ class OpenAiApi {
   http::HttpResponse detokenize(http::HttpRequest& req);
   http::HttpResponse admin_pause(http::HttpRequest& req);
   http::HttpResponse admin_update_weights(http::HttpRequest& req);
+  RequestContext request_context() const;
   // 429 with Retry-After when the engine's waiting queue is over the bound; nullopt otherwise.
   std::optional<http::HttpResponse> overloaded();
 

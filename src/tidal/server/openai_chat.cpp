@@ -9,7 +9,6 @@
 namespace tidal::server {
 
 using json = nlohmann::json;
-using ojson = nlohmann::ordered_json;
 using http::HttpRequest;
 using http::HttpResponse;
 using namespace detail;
@@ -52,65 +51,46 @@ json tool_calls_json(const std::vector<ToolCall>& calls) {
 
 HttpResponse OpenAiApi::chat_completions(HttpRequest& req) {
   if (auto busy = overloaded()) return *busy;
-  // Ordered JSON: tool schemas reach the template with their keys in the order the client sent.
-  ojson body = ojson::parse(req.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) return HttpResponse::error(400, "the request body is not a JSON object");
-  const json flat = json::parse(req.body, nullptr, false);
-  if (auto m = body.find("model"); m != body.end() && m->is_string() && m->get<std::string>() != options_.served_model_name) {
-    return HttpResponse::error(404, "model '" + m->get<std::string>() + "' does not exist; this server serves '" +
-                                        options_.served_model_name + "'", "model_not_found");
+  const RequestContext ctx = request_context();
+  auto parsed = parse_chat_request(req.body, ctx);
+  if (auto* err = std::get_if<ApiError>(&parsed)) {
+    requests_error_->inc();
+    return err->response();
   }
+  ChatRequest& r = std::get<ChatRequest>(parsed);
   const Tokenizer* tok = service_.engine().tokenizer();
-  if (!tok) return HttpResponse::error(501, "the model folder has no tokenizer.json");
   if (!chat_template_) {
     return HttpResponse::error(501, "the model has no chat template (" + chat_template_status_.message() + ")");
   }
-  auto msgs = body.find("messages");
-  if (msgs == body.end() || !msgs->is_array() || msgs->empty()) {
-    return HttpResponse::error(400, "'messages' must be a non-empty list of {\"role\", \"content\"} objects");
-  }
-  for (const auto& m : *msgs) {
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
-      return HttpResponse::error(400, "each message needs a string 'role'");
-    }
-  }
   ChatTemplateInputs in;
-  in.messages = *msgs;
-  in.add_generation_prompt = true;
-  if (auto a = body.find("add_generation_prompt"); a != body.end() && a->is_boolean()) in.add_generation_prompt = a->get<bool>();
-  bool have_tools = false;
-  std::string tool_choice = "auto";
-  if (auto tc = body.find("tool_choice"); tc != body.end() && tc->is_string()) tool_choice = tc->get<std::string>();
-  if (auto t = body.find("tools"); t != body.end() && !t->is_null()) {
-    if (!t->is_array()) return HttpResponse::error(400, "'tools' must be a list of tool schemas");
-    if (tool_choice != "none" && !t->empty()) {
-      in.tools = *t;
-      have_tools = true;
-    }
-  }
-  if (auto kw = body.find("chat_template_kwargs"); kw != body.end() && !kw->is_null()) {
-    if (!kw->is_object()) return HttpResponse::error(400, "'chat_template_kwargs' must be an object");
-    for (auto it = kw->begin(); it != kw->end(); ++it) in.extra[it.key()] = it.value();
-  }
+  in.messages = std::move(r.messages);
+  in.add_generation_prompt = r.add_generation_prompt;
+  in.tools = std::move(r.tools);
+  const bool have_tools = in.tools.has_value();
+  in.extra = std::move(r.template_kwargs);
+  // Tool schemas reach the template with their keys in the order the client sent (ordered JSON).
   auto rendered = chat_template_->render(in);
-  if (!rendered) return HttpResponse::error(400, "chat template: " + rendered.status().message());
+  if (!rendered) {
+    requests_error_->inc();
+    return HttpResponse::error(400, "chat template: " + rendered.status().message(), {}, "messages");
+  }
   std::vector<int32_t> prompt = tok->encode(*rendered, /*add_special_tokens=*/false);
-
-  SamplingParams params;
-  Status st = parse_sampling(flat, &params, /*chat=*/true);
-  if (!st.is_ok()) return status_response(st);
-  const bool want_lp = flat.value("logprobs", false);
-  const bool stream = flat.value("stream", false);
-  bool include_usage = false;
-  if (auto so = flat.find("stream_options"); so != flat.end() && so->is_object()) include_usage = so->value("include_usage", false);
-  const bool return_ids = flat.value("return_token_ids", false);
+  if (auto err = check_prompt(prompt, ctx, "messages")) {
+    requests_error_->inc();
+    return err->response();
+  }
+  SamplingParams& params = r.params;
+  // OpenAI's default for chat: no limit but the context.
+  if (!r.max_tokens_given) params.max_tokens = int32_t(ctx.max_model_len - int64_t(prompt.size()));
+  const bool want_lp = r.want_logprobs, stream = r.stream, include_usage = r.include_usage,
+             return_ids = r.return_token_ids;
 
   const auto t0 = clock_type::now();
   prompt_tokens_->inc(prompt.size());
   auto sub = service_.submit(prompt, params);
   if (!sub) {
     requests_error_->inc();
-    return status_response(sub.status());
+    return api_error_from_status(sub.status(), "messages").response();
   }
   auto rs = *sub;
   const int32_t n = params.n;
@@ -170,65 +150,71 @@ HttpResponse OpenAiApi::chat_completions(HttpRequest& req) {
                                     {"usage", usage_json(prompt_tokens, completion_tokens)}});
   }
 
-  return HttpResponse::sse([this, rs, n, id, created, model, version, include_usage, want_lp, return_ids, have_tools,
-                            prompt, tok, t0](http::StreamWriter& w) {
-    auto chunk = [&](int32_t index, json delta, json finish, json logprobs) {
-      json c = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
-                {"weight_version", version},
-                {"choices", json::array({{{"index", index}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)},
-                                          {"finish_reason", std::move(finish)}}})}};
-      return w.write_event(c.dump(-1, ' ', false, json::error_handler_t::replace));
-    };
-    bool gone = false;
-    for (int32_t i = 0; i < n && !gone; ++i) gone = !chunk(i, {{"role", "assistant"}, {"content", ""}}, nullptr, nullptr);
-    std::vector<ToolCallStreamFilter> filters(static_cast<size_t>(n));
+  // Streaming: event-driven (StreamPump); a client that goes away aborts the request.
+  struct State {
     int64_t completion_tokens = 0;
-    std::vector<RequestOutput> outs;
-    LatencyRecorder latency(ttft_, itl_, t0);
-    while (!gone && rs->next(&outs, std::chrono::milliseconds(100))) {
-      for (auto& o : outs) {
-        latency.on_output(o);
-        completion_tokens += int64_t(o.token_ids.size());
-        generation_tokens_->inc(o.token_ids.size());
-        std::string content = have_tools ? filters[size_t(o.index)].push(o.text) : o.text;
-        json delta = json::object();
-        if (!content.empty()) delta["content"] = content;
-        if (return_ids) delta["token_ids"] = o.token_ids;
-        json lp = want_lp && !o.logprobs.empty() ? chat_logprobs(tok, o.logprobs, true) : json(nullptr);
-        json fin = nullptr;
-        if (o.finished()) {
-          std::string fr = finish_reason_name(o.finish);
-          if (have_tools) {
-            ParsedOutput parsed = parse_tool_calls(filters[size_t(o.index)].held());
-            if (!parsed.tool_calls.empty()) {
-              delta["tool_calls"] = tool_calls_json(parsed.tool_calls);
-              if (fr == "stop") fr = "tool_calls";
-            }
-            if (!parsed.content.empty()) delta["content"] = delta.value("content", std::string()) + parsed.content;
-          }
-          fin = fr;
-          if (o.finish == FinishReason::kAbort) requests_aborted_->inc(); else requests_ok_->inc();
+    std::vector<ToolCallStreamFilter> filters;
+    std::unique_ptr<LatencyRecorder> latency;
+  };
+  auto state = std::make_shared<State>();
+  state->filters.resize(static_cast<size_t>(n));
+  state->latency = std::make_unique<LatencyRecorder>(ttft_, itl_, t0);
+  auto chunk = [id, created, model, version](int32_t index, json delta, json finish, json logprobs) {
+    json c = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
+              {"weight_version", version},
+              {"choices", json::array({{{"index", index}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)},
+                                        {"finish_reason", std::move(finish)}}})}};
+    return http::sse_event(c.dump(-1, ' ', false, json::error_handler_t::replace));
+  };
+  StreamPump::Handlers h;
+  h.start = [n, chunk] {
+    std::string out;
+    for (int32_t i = 0; i < n; ++i) out += chunk(i, {{"role", "assistant"}, {"content", ""}}, nullptr, nullptr);
+    return out;
+  };
+  h.on_output = [this, state, chunk, have_tools, return_ids, want_lp, tok](RequestOutput& o) -> std::string {
+    state->latency->on_output(o);
+    state->completion_tokens += int64_t(o.token_ids.size());
+    generation_tokens_->inc(o.token_ids.size());
+    ToolCallStreamFilter& filter = state->filters[size_t(o.index)];
+    std::string content = have_tools ? filter.push(o.text) : o.text;
+    json delta = json::object();
+    if (!content.empty()) delta["content"] = content;
+    if (return_ids) delta["token_ids"] = o.token_ids;
+    json lp = want_lp && !o.logprobs.empty() ? chat_logprobs(tok, o.logprobs, true) : json(nullptr);
+    json fin = nullptr;
+    if (o.finished()) {
+      std::string fr = finish_reason_name(o.finish);
+      if (have_tools) {
+        ParsedOutput parsed = parse_tool_calls(filter.held());
+        if (!parsed.tool_calls.empty()) {
+          delta["tool_calls"] = tool_calls_json(parsed.tool_calls);
+          if (fr == "stop") fr = "tool_calls";
         }
-        if (delta.empty() && fin.is_null() && lp.is_null()) continue;
-        if (!chunk(o.index, std::move(delta), std::move(fin), std::move(lp))) {
-          gone = true;
-          break;
-        }
+        if (!parsed.content.empty()) delta["content"] = delta.value("content", std::string()) + parsed.content;
       }
-      outs.clear();
+      fin = fr;
+      if (o.finish == FinishReason::kAbort) requests_aborted_->inc(); else requests_ok_->inc();
     }
-    if (gone) {
-      service_.abort(rs->id());
-      return;
-    }
+    if (delta.empty() && fin.is_null() && lp.is_null()) return {};
+    return chunk(o.index, std::move(delta), std::move(fin), std::move(lp));
+  };
+  const int64_t prompt_len = int64_t(prompt.size());
+  h.finish = [this, state, include_usage, id, created, model, n, prompt_len, t0] {
+    std::string out;
     if (include_usage) {
-      const int64_t prompt_tokens = int64_t(prompt.size()) * n;
       json u = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model}, {"choices", json::array()},
-                {"usage", usage_json(prompt_tokens, completion_tokens)}};
-      w.write_event(u.dump());
+                {"usage", usage_json(prompt_len * n, state->completion_tokens)}};
+      out += http::sse_event(u.dump());
     }
-    w.write_event("[DONE]");
+    out += http::sse_event("[DONE]");
     e2e_->observe(std::chrono::duration<double>(clock_type::now() - t0).count());
+    return out;
+  };
+  h.aborted = [this] { requests_aborted_->inc(); };
+  return HttpResponse::async_sse([this, rs, h = std::move(h)](std::shared_ptr<http::ChunkSink> sink) mutable {
+    std::make_shared<StreamPump>(service_, std::vector<std::shared_ptr<RequestStream>>{rs}, std::move(sink), std::move(h))
+        ->start();
   });
 }
 
