@@ -138,6 +138,47 @@ TEST_F(Api, FilesRoundTripAndOwnership) {
   EXPECT_EQ(sh(id, "ls /workspace/out 2>&1 || echo gone")["stdout"].get<std::string>().find("gone") != std::string::npos, true);
 }
 
+TEST_F(Api, TarUploadAndDownload) {
+  std::string a = create(), b = create({{"disk_mb", 4}});
+  // GNU tar inside the sandbox makes the archives: a tree with a symlink, packed plain and gzipped.
+  sh(a, "mkdir -p /workspace/proj/src && printf '#!/bin/sh\\necho 1\\n' > /workspace/proj/src/m.py && chmod 755 /workspace/proj/src/m.py"
+        " && ln -s src/m.py /workspace/proj/main && tar -C /workspace/proj -czf /tmp/p.tgz .");
+  auto tgz = call("GET", "/v1/sandboxes/" + a + "/files?path=/tmp/p.tgz");
+  ASSERT_EQ(tgz.status, 200);
+  json up = call_json("PUT", "/v1/sandboxes/" + b + "/archive?path=/workspace/up", nullptr, 400);  // empty body
+  auto put = call("PUT", "/v1/sandboxes/" + b + "/archive?path=/workspace/up", tgz.body);
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(json::parse(put.body)["bytes"], 17);
+  EXPECT_EQ(sh(b, "cd /workspace/up && ./main; stat -c '%a %U' src/m.py; readlink main")["stdout"],
+            "1\n755 root\nsrc/m.py\n");
+  // Download: a tar that GNU tar reads back.
+  auto tar = call("GET", "/v1/sandboxes/" + b + "/archive?path=/workspace/up");
+  ASSERT_EQ(tar.status, 200);
+  EXPECT_EQ(tar.headers["content-type"], "application/x-tar");
+  ASSERT_EQ(call("PUT", "/v1/sandboxes/" + a + "/files?path=/tmp/back.tar", tar.body).status, 200);
+  EXPECT_EQ(sh(a, "tar -tf /tmp/back.tar | sort | tr '\\n' ' '")["stdout"], "main src/ src/m.py ");
+  auto gz = call("GET", "/v1/sandboxes/" + b + "/archive?path=/workspace/up&gzip=1");
+  EXPECT_EQ(gz.headers["content-type"], "application/gzip");
+  // Hostile archives made by GNU tar: a symlink out, an absolute name, '..'; all 400, nothing written.
+  sh(a, "cd /tmp && ln -s /etc evil && tar -cf evil.tar evil && tar -cPf abs.tar /etc/hostname"
+        " && mkdir -p d && cd d && tar -cPf ../dots.tar ../evil.tar");
+  for (const char* name : {"evil", "abs", "dots"}) {
+    auto bad = call("GET", "/v1/sandboxes/" + a + "/files?path=/tmp/" + std::string(name) + ".tar");
+    auto r = call("PUT", "/v1/sandboxes/" + b + "/archive?path=/workspace/bad", bad.body);
+    EXPECT_EQ(r.status, 400) << name << ": " << r.body;
+  }
+  EXPECT_EQ(sh(b, "ls /workspace")["stdout"], "up\n");  // not even the target directory was made
+  // Bigger than the sandbox's disk (4 MiB): refused from the headers.
+  sh(a, "head -c 5000000 /dev/zero > /tmp/z && tar -C /tmp -czf /tmp/z.tgz z");
+  auto big = call("GET", "/v1/sandboxes/" + a + "/files?path=/tmp/z.tgz");
+  EXPECT_EQ(call("PUT", "/v1/sandboxes/" + b + "/archive?path=/workspace", big.body).status, 429);
+  // Bad targets.
+  EXPECT_EQ(call("PUT", "/v1/sandboxes/" + b + "/archive?path=/../x", tar.body).status, 400);
+  EXPECT_EQ(call("PUT", "/v1/sandboxes/" + b + "/archive", tar.body).status, 400);
+  EXPECT_EQ(call("GET", "/v1/sandboxes/" + b + "/archive?path=/nope").status, 404);
+  EXPECT_EQ(call("GET", "/v1/sandboxes/sb-nope/archive?path=/").status, 404);
+}
+
 TEST_F(Api, LeasesExpireWithoutHeartbeat) {
   json lease = call_json("POST", "/v1/leases", {{"ttl_s", 0.6}}, 201);
   std::string lid = lease["id"];

@@ -200,6 +200,29 @@ HttpResponse handle_files(SandboxManager& m, HttpRequest& req) {
   return HttpResponse::text(200, std::move(data).value(), "application/octet-stream");
 }
 
+// PUT: unpack a tar (optionally gzip) into ?path=DIR; GET: pack DIR as a tar (?gzip=1 compresses).
+HttpResponse handle_archive(SandboxManager& m, HttpRequest& req) {
+  auto sb = m.get(req.param("id"));
+  if (!sb) return error(sb.status());
+  auto files = (*sb)->files();
+  if (!files) return error(files.status());
+  auto path_it = req.query.find("path");
+  if (path_it == req.query.end()) return error(invalid_argument("query parameter 'path' is required"));
+  const std::string& path = path_it->second;
+  if (req.method == "PUT") {
+    ArchiveLimits limits;
+    limits.max_bytes = (*sb)->spec().disk_mb << 20;
+    auto stats = files->extract_tar(path, req.body, limits);
+    if (!stats) return error(stats.status());
+    return HttpResponse::json(200, {{"path", path}, {"entries", stats->entries}, {"bytes", stats->bytes}});
+  }
+  std::string gzip = req.query_or("gzip", "0");
+  bool compress = gzip == "1" || gzip == "true";
+  auto tar = files->create_tar(path, compress, kMaxFileBytes);
+  if (!tar) return error(tar.status());
+  return HttpResponse::text(200, std::move(tar).value(), compress ? "application/gzip" : "application/x-tar");
+}
+
 HttpResponse handle_run(SandboxManager& m, HttpRequest& req) {
   auto parsed = body_json(req);
   if (!parsed) return error(parsed.status());
@@ -273,6 +296,9 @@ void SandboxApi::add_routes(tidal::http::Router& router, SandboxManager& m) {
   router.add("POST", "/v1/sandboxes/{id}/exec", [&m](HttpRequest& r) { return handle_exec(m, r); });
   for (const char* method : {"GET", "PUT", "DELETE"}) {
     router.add(method, "/v1/sandboxes/{id}/files", [&m](HttpRequest& r) { return handle_files(m, r); });
+  }
+  for (const char* method : {"GET", "PUT"}) {
+    router.add(method, "/v1/sandboxes/{id}/archive", [&m](HttpRequest& r) { return handle_archive(m, r); });
   }
   router.add("POST", "/v1/sandboxes/{id}/fork", [&m](HttpRequest& r) {
     auto sb = m.fork(r.param("id"));
