@@ -1,5 +1,6 @@
 // The sandbox HTTP API: exec semantics, files, bad input, leases, fork/reset, one-shot run,
 // streaming, concurrency, health and metrics.
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -224,6 +225,80 @@ TEST_F(Api, ForkCopiesStateAndResetRestoresTemplate) {
   EXPECT_EQ(sh(a, "ls /workspace | wc -l; cat /etc/hostname")["stdout"], "0\nsandbox\n");
   EXPECT_EQ(sh(b, "cat /workspace/f")["stdout"], "child\n");
   call_json("POST", "/v1/sandboxes/sb-nope/fork", nullptr, 404);
+}
+
+TEST_F(Api, ForkIsCopyOnWriteAndBranchesDiverge) {
+  const std::string root = manager_->options().root;
+  int mounts_before = count_mounts_under(root);
+  std::string a = create();
+  int init_pid = manager_->get(a).value()->info().init_pid;
+  sh(a, "head -c 3000000 /dev/urandom > /workspace/big && md5sum /workspace/big > /workspace/big.md5"
+        " && rm /etc/hostname && mkdir -p /opt/d && echo 1 > /opt/d/one");
+  json b_info = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201);
+  std::string b = b_info["id"];
+  EXPECT_EQ(manager_->get(a).value()->info().init_pid, init_pid);  // the root was swapped in place
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_forks_cow_total 1\n"), std::string::npos);
+  // Both see the state at the fork, with a working /usr, /proc and /dev, and nothing of the swap.
+  for (const auto& id : {a, b}) {
+    json r = sh(id, "md5sum -c /workspace/big.md5 >/dev/null && cat /opt/d/one && test ! -e /etc/hostname"
+                    " && python3 -c 'print(6*7)' && ls /proc/1/status >/dev/null && ls -a /dev | grep -c tidal");
+    EXPECT_EQ(r["stdout"], "1\n42\n0\n") << id << " " << r.dump();
+  }
+  // They diverge: writes, deletes and re-creations stay on their side.
+  sh(a, "echo parent > /workspace/side; rm /opt/d/one; echo p > /etc/hostname");
+  sh(b, "echo child > /workspace/side; echo 2 >> /opt/d/one; rm /workspace/big");
+  EXPECT_EQ(sh(a, "cat /workspace/side /etc/hostname; ls /opt/d | wc -l; ls /workspace")["stdout"],
+            "parent\np\n0\nbig\nbig.md5\nside\n");
+  EXPECT_EQ(sh(b, "cat /workspace/side /opt/d/one; ls /etc/hostname 2>/dev/null | wc -l; ls /workspace")["stdout"],
+            "child\n1\n2\n0\nbig.md5\nside\n");
+  // The files API sees each side's current state.
+  EXPECT_EQ(call("GET", "/v1/sandboxes/" + a + "/files?path=/workspace/side").body, "parent\n");
+  EXPECT_EQ(call("GET", "/v1/sandboxes/" + b + "/files?path=/workspace/side").body, "child\n");
+  // A grandchild of b; then deleting a and b leaves c intact (their layers live on under it).
+  std::string c = call_json("POST", "/v1/sandboxes/" + b + "/fork", nullptr, 201)["id"];
+  call_json("DELETE", "/v1/sandboxes/" + a, nullptr, 200);
+  call_json("DELETE", "/v1/sandboxes/" + b, nullptr, 200);
+  EXPECT_EQ(sh(c, "cat /workspace/side /opt/d/one; ls /workspace; echo c > /workspace/side; cat /workspace/side")["stdout"],
+            "child\n1\n2\nbig.md5\nside\nc\n");
+  // Reset drops the layers: back to the template.
+  call_json("POST", "/v1/sandboxes/" + c + "/reset", nullptr, 200);
+  EXPECT_EQ(sh(c, "ls /workspace | wc -l; cat /etc/hostname; ls /opt")["stdout"], "0\nsandbox\n");
+  call_json("DELETE", "/v1/sandboxes/" + c, nullptr, 200);
+  EXPECT_EQ(count_mounts_under(root), mounts_before);
+  std::error_code ec;
+  EXPECT_TRUE(std::filesystem::is_empty(root + "/sandboxes", ec));
+}
+
+TEST_F(Api, RepeatedForksFlattenDeepStacksAndBusyParentsAreCopied) {
+  std::string a = create();
+  std::vector<std::string> kids;
+  // More forks-after-writes than Rootfs::kMaxLayers: the stack is flattened on the way.
+  for (int i = 0; i < 11; ++i) {
+    sh(a, "echo " + std::to_string(i) + " > /workspace/f" + std::to_string(i) + (i == 3 ? "; rm /etc/hosts" : "") +
+              (i == 5 ? "; echo again > /etc/hosts" : "") + (i == 7 ? "; rm -r /workspace/f1" : ""));
+    json k = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201);
+    kids.push_back(k["id"]);
+    if (kids.size() > 3) call_json("DELETE", "/v1/sandboxes/" + kids[kids.size() - 4], nullptr, 200);
+  }
+  std::string want = "0 10 2 3 4 5 6 7 8 9 again ";
+  EXPECT_EQ(sh(a, "cd /workspace && cat f0 f10 f2 f3 f4 f5 f6 f7 f8 f9 /etc/hosts | tr '\\n' ' '")["stdout"], want);
+  EXPECT_EQ(sh(kids.back(), "cd /workspace && cat f0 f10 f2 f3 f4 f5 f6 f7 f8 f9 /etc/hosts | tr '\\n' ' '; ls f1 2>&1 | grep -c 'No such'")["stdout"],
+            want + "1\n");
+  // Forking an unchanged sandbox again stacks nothing new.
+  std::string same = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201)["id"];
+  EXPECT_EQ(sh(same, "cat /workspace/f9")["stdout"], "9\n");
+  call_json("DELETE", "/v1/sandboxes/" + same, nullptr, 200);
+  // A parent running a command is copied instead (its running command keeps its root).
+  std::thread busy([&] {
+    http::HttpClient cl("127.0.0.1", server_->port());
+    (void)cl.request("POST", "/v1/sandboxes/" + a + "/exec", R"({"shell":"sleep 1; echo late > /workspace/late","timeout_s":10})");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::string copy = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201)["id"];
+  busy.join();
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_forks_copied_total 1\n"), std::string::npos);
+  EXPECT_EQ(sh(copy, "cat /workspace/f9 /etc/hosts; ls /workspace/late 2>&1 | grep -c 'No such'")["stdout"], "9\nagain\n1\n");
+  EXPECT_EQ(sh(a, "cat /workspace/late")["stdout"], "late\n");
 }
 
 TEST_F(Api, PauseAndResume) {

@@ -5,7 +5,9 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -80,6 +82,29 @@ class SandboxService : public ::testing::Test {
   std::unique_ptr<http::HttpServer> server_;
   std::unique_ptr<http::HttpClient> client_;
 };
+
+// Polls `count` until it returns `want` (up to ~2 s) and returns its last value: counts that settle
+// asynchronously (a server closing its end of a finished connection, a process being reaped).
+template <class F>
+int settled_count(F count, int want) {
+  int n = count();
+  for (int i = 0; i < 200 && n != want; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    n = count();
+  }
+  return n;
+}
+
+// Open descriptors of this process.
+inline int count_my_fds() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+    closedir(d);
+    --n;  // the directory stream's own descriptor
+  }
+  return n;
+}
 
 // Host processes whose command line contains `marker` (scans /proc).
 inline int count_host_processes(const std::string& marker) {

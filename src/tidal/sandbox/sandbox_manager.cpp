@@ -31,6 +31,8 @@ SandboxManager::SandboxManager(ManagerOptions options) : options_(std::move(opti
   rejected_full_ = &metrics_.counter("tidal_sandbox_rejected_total", "Creations refused because the node was full.");
   expired_total_ = &metrics_.counter("tidal_sandbox_expired_total", "Sandboxes destroyed by lease expiry or timeout.");
   warm_hits_ = &metrics_.counter("tidal_sandbox_warm_hits_total", "Creations served from the warm pool.");
+  forks_cow_ = &metrics_.counter("tidal_sandbox_forks_cow_total", "Forks that stacked the parent's frozen layers (no copy).");
+  forks_copied_ = &metrics_.counter("tidal_sandbox_forks_copied_total", "Forks that copied the parent's files (it was running commands or paused).");
   metrics_.gauge_fn("tidal_sandbox_warm_ready", "Idle sandboxes in the warm pool.", [this] { return static_cast<double>(n_warm()); });
   execs_total_ = &metrics_.counter("tidal_sandbox_execs_total", "Commands executed.");
   exec_timeouts_ = &metrics_.counter("tidal_sandbox_exec_timeouts_total", "Commands killed at their timeout.");
@@ -140,10 +142,10 @@ const std::string& SandboxManager::cgroup_description() const { return host_.cgr
 bool SandboxManager::cgroups_enabled() const { return host_.cgroups->version() != CgroupVersion::kNone; }
 
 Expected<std::shared_ptr<Sandbox>> SandboxManager::create(const SandboxSpec& spec) {
-  return create_with(spec, {});
+  return create_with(spec, nullptr);
 }
 
-Expected<std::shared_ptr<Sandbox>> SandboxManager::create_with(const SandboxSpec& spec, const std::string& copy_upper,
+Expected<std::shared_ptr<Sandbox>> SandboxManager::create_with(const SandboxSpec& spec, const Sandbox::ForkSource* from,
                                                                const std::string& fixed_id) {
   if (spec.template_name != "host") return invalid_argument("unknown template '" + spec.template_name + "' (have: host)");
   {
@@ -157,11 +159,20 @@ Expected<std::shared_ptr<Sandbox>> SandboxManager::create_with(const SandboxSpec
     ++n_creating_;
   }
   auto t0 = std::chrono::steady_clock::now();
-  std::shared_ptr<Sandbox> warm = copy_upper.empty() && fixed_id.empty() ? take_warm(spec) : nullptr;
+  // A warm sandbox serves plain creates and copy-on-write forks (rebased onto the parent's layers).
+  bool can_use_warm = fixed_id.empty() && (!from || from->copy_from.empty());
+  std::shared_ptr<Sandbox> warm = can_use_warm ? take_warm(spec) : nullptr;
+  if (warm && from && !warm->rebase(from->stack).is_ok()) {
+    warm->destroy();
+    destroyed_total_->inc();
+    warm = nullptr;
+  }
   if (warm) warm_hits_->inc();
   std::string id = warm ? warm->id() : fixed_id.empty() ? new_id("sb-") : fixed_id;
-  Expected<std::shared_ptr<Sandbox>> sb = warm ? Expected<std::shared_ptr<Sandbox>>(warm)
-                                               : Sandbox::create(host_, id, spec, copy_upper);
+  Expected<std::shared_ptr<Sandbox>> sb =
+      warm ? Expected<std::shared_ptr<Sandbox>>(warm)
+           : Sandbox::create(host_, id, spec, from ? from->stack : LayerStack{},
+                             from ? from->copy_from : std::vector<std::string>{});
   if (warm) sweep_cv_.notify_all();  // refill soon
   std::lock_guard<std::mutex> lock(mu_);
   --n_creating_;
@@ -237,9 +248,10 @@ Expected<ExecResult> SandboxManager::exec(const std::string& id, const ExecReque
 
 Expected<std::shared_ptr<Sandbox>> SandboxManager::fork(const std::string& id) {
   TIDAL_ASSIGN_OR_RETURN(auto source, get(id));
-  std::string upper = source->upper_dir();
-  if (upper.empty()) return not_found("sandbox " + id + " was destroyed");
-  return create_with(source->spec(), upper);
+  TIDAL_ASSIGN_OR_RETURN(Sandbox::ForkSource from, source->fork_source());
+  auto child = create_with(source->spec(), &from);
+  if (child) (from.copy_from.empty() ? forks_cow_ : forks_copied_)->inc();
+  return child;
 }
 
 Expected<std::shared_ptr<Sandbox>> SandboxManager::reset(const std::string& id) {
@@ -252,7 +264,7 @@ Expected<std::shared_ptr<Sandbox>> SandboxManager::reset(const std::string& id) 
     sandboxes_.erase(it);
   }
   old->destroy();
-  return create_with(old->spec(), {}, id);
+  return create_with(old->spec(), nullptr, id);
 }
 
 Expected<ExecResult> SandboxManager::run_once(const RunRequest& request) {

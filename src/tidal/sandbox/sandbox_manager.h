@@ -76,7 +76,8 @@ class SandboxManager {
   std::vector<std::shared_ptr<Sandbox>> list(const std::map<std::string, std::string>& labels = {}) const;
   [[nodiscard]] Expected<ExecResult> exec(const std::string& id, const ExecRequest& request,
                                           const OutputFn& on_output = {});
-  // A new sandbox (same spec and lease) whose writable layer is a copy of `id`'s current one.
+  // A new sandbox (same spec and lease) whose filesystem is a copy-on-write snapshot of `id`'s
+  // current one (see Sandbox::fork_source; a real copy while `id` runs commands or is paused).
   [[nodiscard]] Expected<std::shared_ptr<Sandbox>> fork(const std::string& id);
   // Replaces sandbox `id` by a fresh one from its template, keeping id, spec and lease.
   [[nodiscard]] Expected<std::shared_ptr<Sandbox>> reset(const std::string& id);
@@ -97,7 +98,8 @@ class SandboxManager {
  private:
   explicit SandboxManager(ManagerOptions options);
   std::string new_id(const char* prefix);
-  Expected<std::shared_ptr<Sandbox>> create_with(const SandboxSpec& spec, const std::string& copy_upper,
+  // A new sandbox; from a fork's parent when `from` is set; under `id` when given (reset).
+  Expected<std::shared_ptr<Sandbox>> create_with(const SandboxSpec& spec, const Sandbox::ForkSource* from,
                                                  const std::string& id = {});
   void sweep_loop();
   void destroy_sandbox(const std::shared_ptr<Sandbox>& sb, const char* reason);
@@ -125,6 +127,8 @@ class SandboxManager {
   tidal::http::Counter* rejected_full_;
   tidal::http::Counter* expired_total_;
   tidal::http::Counter* warm_hits_;
+  tidal::http::Counter* forks_cow_;
+  tidal::http::Counter* forks_copied_;
   tidal::http::Gauge* execs_running_;
   tidal::http::Histogram* create_seconds_;
   tidal::http::Histogram* exec_seconds_;
