@@ -410,6 +410,8 @@ class WarmPool : public SandboxService {
   }
 };
 
+using WarmPoolFork = WarmPool;
+
 TEST_F(WarmPool, CreateIsAHandOutWithTheRequestedLimits) {
   wait_for_pool();
   EXPECT_EQ(call_json("GET", "/health", nullptr, 200)["warm_ready"], 2);
@@ -433,6 +435,26 @@ TEST_F(WarmPool, CreateIsAHandOutWithTheRequestedLimits) {
   EXPECT_EQ(call_json("GET", "/v1/sandboxes/" + lo, nullptr, 200)["network"], "loopback");
   wait_for_pool();
   EXPECT_EQ(manager_->n_live(), 2u);
+}
+
+}  // namespace
+}  // namespace tidal::sandbox::testing
+
+namespace tidal::sandbox::testing {
+namespace {
+
+TEST_F(WarmPoolFork, ForkChildIsAPooledSandboxRebasedOntoTheParent) {
+  wait_for_pool();
+  std::string a = create();  // a hand-out
+  sh(a, "echo state > /workspace/s; rm /etc/hosts");
+  wait_for_pool();
+  std::string b = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201)["id"];
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_warm_hits_total 2\n"), std::string::npos);
+  EXPECT_EQ(sh(b, "cat /workspace/s; ls /etc/hosts 2>&1 | grep -c 'No such'; python3 -c 'print(1)'")["stdout"], "state\n1\n1\n");
+  sh(b, "echo b > /workspace/s");
+  EXPECT_EQ(sh(a, "cat /workspace/s")["stdout"], "state\n");
+  call_json("DELETE", "/v1/sandboxes/" + a, nullptr, 200);
+  EXPECT_EQ(sh(b, "cat /workspace/s")["stdout"], "b\n");
 }
 
 }  // namespace
