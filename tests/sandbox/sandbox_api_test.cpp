@@ -378,13 +378,84 @@ TEST_F(Api, ConcurrentExecsInOneSandbox) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1800));
 }
 
-TEST_F(Api, FullNodeIs429) {
+TEST_F(Api, FullNodeQueuesCreatesWithBackpressure) {
   std::vector<std::string> ids;
   for (int i = 0; i < manager_->options().max_sandboxes; ++i) ids.push_back(create());
-  json full = call_json("POST", "/v1/sandboxes", json::object(), 429);
-  EXPECT_NE(full["error"]["message"].get<std::string>().find("node is full"), std::string::npos);
+  // Not willing to wait: 429 at once, with Retry-After.
+  auto full = call("POST", "/v1/sandboxes", R"({"queue_timeout_s": 0})");
+  EXPECT_EQ(full.status, 429) << full.body;
+  EXPECT_NE(full.body.find("node is full"), std::string::npos);
+  EXPECT_FALSE(full.headers["retry-after"].empty());
+  // Waiting past the deadline: 503, with Retry-After.
+  auto late = call("POST", "/v1/sandboxes", R"({"queue_timeout_s": 0.2})");
+  EXPECT_EQ(late.status, 503) << late.body;
+  EXPECT_NE(late.body.find("waited 200 ms in the create queue"), std::string::npos) << late.body;
+  EXPECT_FALSE(late.headers["retry-after"].empty());
+  // A create that waits gets the slot of the next deleted sandbox.
+  std::promise<http::ClientResponse> waited;
+  std::thread waiter([&] {
+    http::HttpClient c("127.0.0.1", server_->port());
+    auto r = c.request("POST", "/v1/sandboxes", R"({"labels": {"queued": "yes"}})");
+    waited.set_value(r ? *r : http::ClientResponse{});
+  });
+  for (int i = 0; i < 500 && manager_->create_queue_depth() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_create_queue_depth 1\n"), std::string::npos);
+  EXPECT_EQ(call_json("GET", "/health", nullptr, 200)["create_queue"], 1);
   call_json("DELETE", "/v1/sandboxes/" + ids[0], nullptr, 200);
-  create();
+  http::ClientResponse got = waited.get_future().get();
+  waiter.join();
+  EXPECT_EQ(got.status, 201) << got.body;
+  EXPECT_EQ(manager_->n_live(), static_cast<size_t>(manager_->options().max_sandboxes));
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_queue_timeouts_total 1\n"), std::string::npos);
+  call_json("POST", "/v1/sandboxes", {{"queue_timeout_s", -1}}, 400);
+  call_json("POST", "/v1/sandboxes", {{"queue_timeout_s", 7200}}, 400);
+}
+
+class ExecQueue : public SandboxService {
+ protected:
+  ExecQueue() { max_execs_ = 1; }
+};
+
+TEST_F(ExecQueue, ExecsWaitForASlotWhenTheNodeRunsMaxExecs) {
+  std::string a = create(), b = create({{"cpu_millis", 500}});
+  std::thread busy([&] {
+    http::HttpClient c("127.0.0.1", server_->port());
+    (void)c.request("POST", "/v1/sandboxes/" + a + "/exec", R"({"shell":"sleep 1.5","timeout_s":10})");
+  });
+  for (int i = 0; i < 500 && manager_->list()[0]->info().execs_running == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto no_wait = call("POST", "/v1/sandboxes/" + b + "/exec", R"({"cmd":["true"],"queue_timeout_s":0})");
+  EXPECT_EQ(no_wait.status, 429) << no_wait.body;
+  EXPECT_NE(no_wait.body.find("max_execs"), std::string::npos);
+  auto late = call("POST", "/v1/sandboxes/" + b + "/exec", R"({"cmd":["true"],"queue_timeout_s":0.1})");
+  EXPECT_EQ(late.status, 503) << late.body;
+  EXPECT_EQ(late.headers["retry-after"], "1");
+  // Waiting (the default): runs once the sleep is over.
+  std::promise<json> waited;
+  std::thread waiter([&] {
+    http::HttpClient c("127.0.0.1", server_->port());
+    auto r = c.request("POST", "/v1/sandboxes/" + b + "/exec", R"({"shell":"echo queued"})");
+    waited.set_value(r && r->status == 200 ? json::parse(r->body) : json());
+  });
+  for (int i = 0; i < 500 && manager_->exec_queue_depth() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_exec_queue_depth 1\n"), std::string::npos);
+  EXPECT_EQ(waited.get_future().get()["stdout"], "queued\n");
+  busy.join();
+  waiter.join();
+  // CPU shares follow cpu_millis (cgroup v1 cpu.shares / v2 cpu.weight).
+  if (manager_->cgroups_enabled()) {
+    std::string want = std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers") ? "50" : "512";
+    const char* file = want == "50" ? "cpu.weight" : "cpu.shares";
+    std::string found;
+    for (auto it = std::filesystem::recursive_directory_iterator("/sys/fs/cgroup", std::filesystem::directory_options::skip_permission_denied);
+         it != std::filesystem::recursive_directory_iterator(); ++it) {
+      if (it->path().filename() == b && std::filesystem::exists(it->path() / file)) {
+        std::ifstream(it->path() / file) >> found;
+        break;
+      }
+      if (it.depth() > 6) it.disable_recursion_pending();
+    }
+    EXPECT_EQ(found, want);
+  }
 }
 
 TEST_F(Api, HealthAndMetrics) {

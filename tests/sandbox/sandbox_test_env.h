@@ -30,7 +30,8 @@ class SandboxService : public ::testing::Test {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, mounts, cgroups)";
     ManagerOptions mopts;
     mopts.root = "/tmp/tidal-sandbox-test-" + std::to_string(getpid());
-    mopts.max_sandboxes = 16;
+    mopts.max_sandboxes = max_sandboxes_;
+    mopts.max_execs = max_execs_;
     mopts.warm_pool = warm_pool_;
     auto m = SandboxManager::open(mopts);
     ASSERT_TRUE(m.has_value()) << m.status().to_string();
@@ -77,7 +78,10 @@ class SandboxService : public ::testing::Test {
     return exec(id, {{"shell", script}, {"timeout_s", timeout_s}});
   }
 
-  int warm_pool_ = 0;  // set in a derived fixture's constructor
+  // Set in a derived fixture's constructor.
+  int warm_pool_ = 0;
+  int max_sandboxes_ = 16;
+  int max_execs_ = 0;
   std::unique_ptr<SandboxManager> manager_;
   std::unique_ptr<http::HttpServer> server_;
   std::unique_ptr<http::HttpClient> client_;

@@ -49,6 +49,7 @@ int run_serve(cli::Args& args) {
     std::printf(
         "usage: tidal sandbox serve [--host 127.0.0.1] [--port 8080] [--root DIR] [--max-sandboxes N]\n"
         "                           [--api-key KEY] [--workers N] [--max-body-mb N] [--warm-pool N]\n"
+        "                           [--max-execs N] [--max-queued N] [--queue-timeout-s S]\n"
         "Serves the sandbox API (docs/sandbox-api.md). Needs root (namespaces, mounts, cgroups).\n");
     return 0;
   }
@@ -60,7 +61,11 @@ int run_serve(cli::Args& args) {
   mopts.max_sandboxes = static_cast<int>(args.get_int("max-sandboxes", 256));
   mopts.warm_pool = static_cast<int>(args.get_int("warm-pool", 4));
   hopts.api_key = args.get_or("api-key", "");
-  hopts.worker_threads = static_cast<int>(args.get_int("workers", 64));
+  // A request waiting in an admission queue holds a worker: keep more workers than max-execs.
+  hopts.worker_threads = static_cast<int>(args.get_int("workers", 128));
+  mopts.max_execs = static_cast<int>(args.get_int("max-execs", 32));
+  mopts.max_queued = static_cast<int>(args.get_int("max-queued", 1024));
+  mopts.queue_timeout_ms = static_cast<int64_t>(args.get_double("queue-timeout-s", 30) * 1000.0);
   hopts.max_body_bytes = static_cast<size_t>(args.get_int("max-body-mb", 64)) << 20;
   if (!args.finish()) return 2;
   scrub_from_cmdline(hopts.api_key);

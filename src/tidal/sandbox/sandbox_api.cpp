@@ -1,5 +1,9 @@
 #include "tidal/sandbox/sandbox_api.h"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
 #include <nlohmann/json.hpp>
 
 #include "tidal/http/json_fields.h"
@@ -86,6 +90,24 @@ int64_t read_timeout_ms(JsonFields& f, const char* key, double fallback_s, doubl
 
 HttpResponse error(const Status& s) { return HttpResponse::from_status(s); }
 
+// A failure that may come from an admission queue: 429 (queue full) or 503 (waited past the
+// deadline), both with Retry-After.
+HttpResponse error(const Status& s, const QueueTicket& ticket) {
+  if (!ticket.refused) return error(s);
+  HttpResponse r = HttpResponse::error(ticket.timed_out ? 503 : 429, s.message());
+  r.headers.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, ticket.retry_after_s)));
+  return r;
+}
+
+// The optional "queue_timeout_s": how long the request may wait for a slot on a saturated node.
+void read_queue_timeout(JsonFields& f, QueueTicket& ticket) {
+  double s = std::numeric_limits<double>::quiet_NaN();  // absent (JSON has no NaN)
+  f.optional("queue_timeout_s", &s);
+  if (std::isnan(s)) return;
+  if (!(s >= 0) || s > 3600) f.fail("queue_timeout_s", "must be in [0, 3600]");
+  ticket.wait_ms = static_cast<int64_t>(s * 1000.0);
+}
+
 Expected<json> body_json(const HttpRequest& req) { return req.json(); }
 
 HttpResponse handle_create(SandboxManager& m, HttpRequest& req) {
@@ -105,10 +127,12 @@ HttpResponse handle_create(SandboxManager& m, HttpRequest& req) {
   f.optional("env", &spec.env);
   f.optional("labels", &spec.labels);
   f.optional("lease", &spec.lease);
+  QueueTicket ticket;
+  read_queue_timeout(f, ticket);
   f.reject_unknown();
   if (!f.status().is_ok()) return error(f.status());
-  auto sb = m.create(spec);
-  if (!sb) return error(sb.status());
+  auto sb = m.create(spec, &ticket);
+  if (!sb) return error(sb.status(), ticket);
   return HttpResponse::json(201, info_json(**sb));
 }
 
@@ -126,6 +150,8 @@ HttpResponse handle_exec(SandboxManager& m, HttpRequest& req) {
   f.optional("cwd", &exec.cwd);
   f.optional("env", &exec.env);
   f.optional("stream", &stream);
+  QueueTicket ticket;
+  read_queue_timeout(f, ticket);
   exec.timeout_ms = read_timeout_ms(f, "timeout_s", 30, kMaxExecTimeoutS);
   f.optional("max_output_bytes", &exec.max_output_bytes);
   if (exec.max_output_bytes < 0 || exec.max_output_bytes > kMaxOutputBytes) {
@@ -140,16 +166,16 @@ HttpResponse handle_exec(SandboxManager& m, HttpRequest& req) {
   if (!f.status().is_ok()) return error(f.status());
   std::string id = req.param("id");
   if (!stream) {
-    auto result = m.exec(id, exec);
-    if (!result) return error(result.status());
+    auto result = m.exec(id, exec, {}, &ticket);
+    if (!result) return error(result.status(), ticket);
     return HttpResponse::json(200, result_json(*result));
   }
   if (!m.get(id)) return error(not_found("no sandbox '" + id + "'"));
-  return HttpResponse::sse([&m, id, exec](tidal::http::StreamWriter& w) {
+  return HttpResponse::sse([&m, id, exec, ticket](tidal::http::StreamWriter& w) mutable {
     auto result = m.exec(id, exec, [&w](int stream_no, std::string_view data) {
       json event = {{"data", std::string(data)}};
       w.write_event(event.dump(-1, ' ', false, json::error_handler_t::replace), stream_no == 1 ? "stdout" : "stderr");
-    });
+    }, &ticket);
     if (!result) {
       w.write_event(json{{"error", {{"message", result.status().message()}}}}.dump(), "error");
       return;
@@ -240,14 +266,16 @@ HttpResponse handle_run(SandboxManager& m, HttpRequest& req) {
   }
   read_limits(f, run.spec);
   read_network(f, run.spec);
+  QueueTicket ticket;
+  read_queue_timeout(f, ticket);
   f.reject_unknown();
   for (const auto& [path, content] : run.files) {
     Status s = FileAccess::check_path(path);
     if (!s.is_ok()) f.fail("files", s.message());
   }
   if (!f.status().is_ok()) return error(f.status());
-  auto result = m.run_once(run);
-  if (!result) return error(result.status());
+  auto result = m.run_once(run, &ticket);
+  if (!result) return error(result.status(), ticket);
   return HttpResponse::json(200, result_json(*result));
 }
 
@@ -259,6 +287,9 @@ void SandboxApi::add_routes(tidal::http::Router& router, SandboxManager& m) {
                                     {"live_sandboxes", m.n_live()},
                                     {"warm_ready", m.n_warm()},
                                     {"max_sandboxes", m.options().max_sandboxes},
+                                    {"max_execs", m.options().max_execs},
+                                    {"create_queue", m.create_queue_depth()},
+                                    {"exec_queue", m.exec_queue_depth()},
                                     {"cgroups", m.cgroup_description()},
                                     {"limits_enforced", m.cgroups_enabled()}});
   });
