@@ -32,6 +32,8 @@ class SandboxService : public ::testing::Test {
     mopts.root = "/tmp/tidal-sandbox-test-" + std::to_string(getpid());
     mopts.max_sandboxes = max_sandboxes_;
     mopts.max_execs = max_execs_;
+    // Per test process, so that parallel test binaries never share egress addresses.
+    mopts.egress_subnet = "10." + std::to_string(200 + getpid() % 50) + ".0.0/16";
     mopts.warm_pool = warm_pool_;
     auto m = SandboxManager::open(mopts);
     ASSERT_TRUE(m.has_value()) << m.status().to_string();

@@ -255,7 +255,7 @@ Expected<std::unique_ptr<InitProcess>> InitProcess::start(const InitConfig& conf
     a.link_target.push_back(target);
     a.link_path.push_back(a.dev + "/" + name);
   }
-  a.loopback = config.network == NetworkMode::kLoopback;
+  a.loopback = config.network != NetworkMode::kNone;  // egress: lo too (eth0 is added by Egress)
   a.filter = config.filter;
   a.message.resize(exec_tree::kMaxMessageBytes);
   a.slots.resize(exec_tree::kMaxStrings + 3);

@@ -8,13 +8,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "tidal/sandbox/egress.h"
 #include "tidal/sandbox/seccomp_filter.h"
 #include "tidal/sandbox/spawn_thread.h"
 
 namespace tidal::sandbox {
 
 const char* network_mode_name(NetworkMode mode) {
-  return mode == NetworkMode::kLoopback ? "loopback" : "none";
+  return mode == NetworkMode::kLoopback ? "loopback" : mode == NetworkMode::kEgress ? "egress" : "none";
 }
 
 Sandbox::Sandbox(const Host& host, std::string id, SandboxSpec spec)
@@ -56,6 +57,21 @@ Expected<std::shared_ptr<Sandbox>> Sandbox::create(const Host& host, std::string
     return init.status();
   }
   sb->init_ = std::move(init).value();
+  if (spec.network == NetworkMode::kEgress) {
+    Status s = host.egress ? Status::ok() : unimplemented("network 'egress' is not available on this host");
+    if (s.is_ok()) {
+      auto slot = host.egress->attach(sb->init_->pid());
+      if (slot) sb->egress_slot_ = *slot;
+      else s = slot.status();
+    }
+    if (s.is_ok() && !host.egress->resolv_conf().empty()) {
+      s = FileAccess(sb->rootfs_->merged(), host.uid_base, host.gid_base).write("/etc/resolv.conf", host.egress->resolv_conf());
+    }
+    if (!s.is_ok()) {
+      sb->destroy();
+      return s;
+    }
+  }
   return sb;
 }
 
@@ -219,6 +235,8 @@ void Sandbox::destroy() {
   if (paused_ && cgroup_) (void)cgroup_->freeze(false);
   paused_ = false;
   if (init_) init_->kill();  // the pid namespace dies with its init
+  if (egress_slot_ >= 0 && host_.egress) host_.egress->detach(egress_slot_);
+  egress_slot_ = -1;
   if (cgroup_) {
     (void)cgroup_->kill_all();  // anything that joined the cgroup but not the namespace yet
     (void)cgroup_->remove();

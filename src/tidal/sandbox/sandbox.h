@@ -23,6 +23,7 @@
 
 namespace tidal::sandbox {
 
+class Egress;
 class SeccompFilter;
 class SpawnThread;
 
@@ -50,6 +51,7 @@ class Sandbox {
     std::shared_ptr<CgroupHost> cgroups;
     const SeccompFilter* filter = nullptr;
     SpawnThread* spawner = nullptr;
+    Egress* egress = nullptr;  // null until the first egress sandbox (and when unavailable)
   };
 
   // Builds the filesystem over `lowers` (frozen layers of a fork's parent, top first; see
@@ -115,6 +117,7 @@ class Sandbox {
   std::unique_ptr<Rootfs> rootfs_;
   std::unique_ptr<Cgroup> cgroup_;
   std::unique_ptr<InitProcess> init_;
+  int egress_slot_ = -1;  // Egress::attach() slot of an egress sandbox
   std::atomic<int64_t> n_execs_{0};
   std::atomic<int64_t> execs_running_{0};
 };

@@ -76,8 +76,8 @@ void read_network(JsonFields& f, SandboxSpec& spec) {
   f.optional("network", &network);
   if (network == "none") spec.network = NetworkMode::kNone;
   else if (network == "loopback") spec.network = NetworkMode::kLoopback;
-  else if (network == "egress") f.fail("network", "value 'egress' is not implemented yet (have: none, loopback)");
-  else f.fail("network", "must be one of none, loopback (got '" + network + "')");
+  else if (network == "egress") spec.network = NetworkMode::kEgress;
+  else f.fail("network", "must be one of none, loopback, egress (got '" + network + "')");
 }
 
 // Seconds (may be fractional) to milliseconds, with a range check.

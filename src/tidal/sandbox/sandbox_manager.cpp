@@ -151,6 +151,23 @@ size_t SandboxManager::n_live() const {
 const std::string& SandboxManager::cgroup_description() const { return host_.cgroups->describe(); }
 bool SandboxManager::cgroups_enabled() const { return host_.cgroups->version() != CgroupVersion::kNone; }
 
+Status SandboxManager::ensure_egress() {
+  std::lock_guard<std::mutex> lock(egress_mu_);
+  if (!egress_tried_) {
+    egress_tried_ = true;
+    std::string name = hex(std::hash<std::string>{}(options_.root), 8);
+    auto e = Egress::open(name, options_.egress_subnet);
+    if (e) {
+      egress_ = std::move(e).value();
+      host_.egress = egress_.get();
+    } else {
+      egress_error_ = e.status().message();
+    }
+  }
+  if (!egress_) return unimplemented("network 'egress' is not available on this host: " + egress_error_);
+  return Status::ok();
+}
+
 Expected<std::shared_ptr<Sandbox>> SandboxManager::create(const SandboxSpec& spec, QueueTicket* ticket) {
   return create_with(spec, nullptr, {}, ticket);
 }
@@ -189,6 +206,7 @@ Expected<std::shared_ptr<Sandbox>> SandboxManager::create_with(const SandboxSpec
     std::lock_guard<std::mutex> lock(mu_);
     if (!spec.lease.empty() && !leases_.count(spec.lease)) return not_found("no lease '" + spec.lease + "'");
   }
+  if (spec.network == NetworkMode::kEgress) TIDAL_RETURN_IF_ERROR(ensure_egress());
   // A reset (fixed_id) keeps the slot of the sandbox it replaces.
   if (fixed_id.empty()) TIDAL_RETURN_IF_ERROR(admit(create_slots_, spec.lease, ticket, "create"));
   auto t0 = std::chrono::steady_clock::now();

@@ -34,6 +34,7 @@
 #include "tidal/core/status.h"
 #include "tidal/http/metrics_registry.h"
 #include "tidal/sandbox/admission.h"
+#include "tidal/sandbox/egress.h"
 #include "tidal/sandbox/sandbox.h"
 #include "tidal/sandbox/seccomp_filter.h"
 #include "tidal/sandbox/spawn_thread.h"
@@ -53,6 +54,9 @@ struct ManagerOptions {
   int max_queued = 1024;
   // How long a create or exec waits for a slot unless the request says otherwise.
   int64_t queue_timeout_ms = 30000;
+  // Addresses of network "egress" sandboxes (a /16; each sandbox takes a /30). Set up (NAT table,
+  // IPv4 forwarding) at the first egress create.
+  std::string egress_subnet = "10.213.0.0/16";
 };
 
 // A request's place in an admission queue: how long it may wait, and why it was turned away.
@@ -131,6 +135,12 @@ class SandboxManager {
   Sandbox::Host host_;
   std::unique_ptr<SeccompFilter> filter_;
   std::unique_ptr<SpawnThread> spawner_;
+  // Egress (egress.h), opened at the first egress create; egress_error_ says why it is unavailable.
+  std::mutex egress_mu_;
+  std::unique_ptr<Egress> egress_;
+  std::string egress_error_;
+  bool egress_tried_ = false;
+  Status ensure_egress();
 
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Sandbox>> sandboxes_;  // guarded by mu_
