@@ -47,16 +47,14 @@ int entries(const fs::path& dir) {
   return n;
 }
 
-// base/root is the sandbox root (holding only t/, the target); base/outside must stay untouched.
-const fs::path& scratch() {
-  static fs::path base = [] {
-    char tmpl[] = "/tmp/fuzz-sandbox-XXXXXX";
-    fs::path b = mkdtemp(tmpl);
-    fs::create_directories(b / "root" / "t");
-    fs::create_directories(b / "outside");
-    return b;
-  }();
-  return base;
+// A scratch tree per input (libFuzzer exits without running atexit handlers): base/root is the
+// sandbox root, holding only t/ (the target); base/outside must stay untouched.
+fs::path make_scratch() {
+  char tmpl[] = "/tmp/fuzz-sandbox-XXXXXX";
+  fs::path b = mkdtemp(tmpl);
+  fs::create_directories(b / "root" / "t");
+  fs::create_directories(b / "outside");
+  return b;
 }
 
 }  // namespace
@@ -105,7 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 5: {
-      const fs::path& base = scratch();
+      const fs::path base = make_scratch();
       FileAccess files((base / "root").string(), getuid(), getgid());
       ArchiveLimits limits;
       limits.max_bytes = 1 << 20;
@@ -113,9 +111,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)files.extract_tar("/t", in, limits);
       check(entries(base) == 2 && entries(base / "root") == 1 && entries(base / "outside") == 0);
       std::error_code ec;
-      for (auto it = fs::directory_iterator(base / "root" / "t", ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-        fs::remove_all(it->path(), ec);
-      }
+      fs::remove_all(base, ec);
       break;
     }
   }

@@ -241,6 +241,9 @@ TEST_F(ArchiveTest, BombsAndGarbageAreRefused) {
     EXPECT_EQ(files().extract_tar("/work", junk, small).status().code(), StatusCode::kInvalidArgument);
   }
   EXPECT_EQ(files().extract_tar("/work", std::string(1024, '\0'), small)->entries, 0);  // an empty tar
+  // Found by fuzz_sandbox_request: a gzip stream on which libarchive fails without an error string.
+  const std::string no_error_string("\x1f\x8b\x08\x00\xe6\x27\x0a\x6b\x02\xff\xed\xcd\xc1\x09\x83\x40\x14\x04\xd0\x5f\x4a\x2a\x70\x37\x28\x6e\x3d\xc6\x0e\x74\x05\xcb\x77\x91\x40\x20\xe7\xe8\x25\xef\x5d\x06\x66\x0e\x33\xa5\x57\x9a\xbb\xba\xd7\xb8\x4e\x6e\xc6\x61\x38\xb3\xf9\xce\xfc\xfc\x6c\xef\xbe\xf4\x25\xc7\x23\xc7\x0d\xb6\xb5\x4e\x4b\xbb\x8c\xff\xb4\xdf\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x6e\x65\x74\x77\x6f\x72\x20\x20\x20\x00\x00", 101);
+  EXPECT_EQ(files().extract_tar("/work", no_error_string, small).status().code(), StatusCode::kInvalidArgument);
   // A truncated archive (header says 4096 bytes, data cut short) fails cleanly.
   std::string good = make_tar({file("f", std::string(4096, 'a'), 0644)});
   EXPECT_FALSE(files().extract_tar("/work", good.substr(0, 1024), small).has_value());

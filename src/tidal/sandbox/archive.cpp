@@ -53,6 +53,12 @@ struct ArchiveWriter {
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+// libarchive's last error message (it may have none: NULL).
+std::string error_text(archive* a) {
+  const char* e = archive_error_string(a);
+  return e ? e : "unknown libarchive error";
+}
+
 Status entry_error(const std::string& name, const std::string& why) {
   return invalid_argument("archive entry '" + name + "': " + why);
 }
@@ -122,7 +128,7 @@ Status open_archive(ArchiveReader& r, std::string_view data) {
   archive_read_support_filter_none(r.a);
   archive_read_support_format_tar(r.a);  // ustar, pax, GNU tar
   if (archive_read_open_memory(r.a, data.data(), data.size()) != ARCHIVE_OK) {
-    return invalid_argument(std::string("not a tar archive: ") + archive_error_string(r.a));
+    return invalid_argument(std::string("not a tar archive: ") + error_text(r.a));
   }
   return Status::ok();
 }
@@ -257,7 +263,7 @@ class Extractor {
     while (true) {
       int rc = archive_read_data_block(a, &buf, &len, &offset);
       if (rc == ARCHIVE_EOF) break;
-      if (rc != ARCHIVE_OK) return entry_error(rel, std::string("corrupt data: ") + archive_error_string(a));
+      if (rc != ARCHIVE_OK) return entry_error(rel, std::string("corrupt data: ") + error_text(a));
       if (offset != written && lseek(out.fd, offset, SEEK_SET) < 0) return errno_status("seek", rel, errno);
       written = offset;
       const char* p = static_cast<const char*>(buf);
@@ -306,7 +312,7 @@ Expected<ArchiveStats> FileAccess::extract_tar(const std::string& raw_dir, std::
       TIDAL_RETURN_IF_ERROR(check_entry(e, limits, &totals, &c));
       archive_read_data_skip(r.a);
     }
-    if (rc != ARCHIVE_EOF) return invalid_argument(std::string("corrupt tar archive: ") + archive_error_string(r.a));
+    if (rc != ARCHIVE_EOF) return invalid_argument(std::string("corrupt tar archive: ") + error_text(r.a));
   }
   std::string dir = raw_dir;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
@@ -326,7 +332,7 @@ Expected<ArchiveStats> FileAccess::extract_tar(const std::string& raw_dir, std::
     TIDAL_RETURN_IF_ERROR(check_entry(e, limits, &totals, &c));
     TIDAL_RETURN_IF_ERROR(x.extract(r.a, e, c, &stats));
   }
-  if (rc != ARCHIVE_EOF) return invalid_argument(std::string("corrupt tar archive: ") + archive_error_string(r.a));
+  if (rc != ARCHIVE_EOF) return invalid_argument(std::string("corrupt tar archive: ") + error_text(r.a));
   return stats;
 }
 
@@ -394,7 +400,7 @@ Status add_tree(archive* a, int dirfd, const std::string& prefix, TarOut* out) {
       archive_entry_set_size(e.get(), 0);
     }
     if (archive_write_header(a, e.get()) != ARCHIVE_OK) {
-      return io_error("tar header for " + rel + ": " + archive_error_string(a));
+      return io_error("tar header for " + rel + ": " + error_text(a));
     }
     ++out->stats.entries;
     if (fd.fd >= 0) {
@@ -408,7 +414,7 @@ Status add_tree(archive* a, int dirfd, const std::string& prefix, TarOut* out) {
           n = static_cast<ssize_t>(std::min<int64_t>(left, sizeof(buf)));
         }
         if (archive_write_data(a, buf, static_cast<size_t>(n)) < 0) {
-          return io_error("tar data for " + rel + ": " + archive_error_string(a));
+          return io_error("tar data for " + rel + ": " + error_text(a));
         }
         left -= n;
         out->stats.bytes += n;
@@ -445,10 +451,10 @@ Expected<std::string> FileAccess::create_tar(const std::string& raw_dir, bool gz
   if (gzip) archive_write_add_filter_gzip(w.a);
   archive_write_set_bytes_in_last_block(w.a, 1);
   if (archive_write_open(w.a, &out, nullptr, write_cb, nullptr) != ARCHIVE_OK) {
-    return internal_error(std::string("tar writer: ") + archive_error_string(w.a));
+    return internal_error(std::string("tar writer: ") + error_text(w.a));
   }
   TIDAL_RETURN_IF_ERROR(add_tree(w.a, dir.fd, "", &out));
-  if (archive_write_close(w.a) != ARCHIVE_OK) return internal_error(std::string("tar writer: ") + archive_error_string(w.a));
+  if (archive_write_close(w.a) != ARCHIVE_OK) return internal_error(std::string("tar writer: ") + error_text(w.a));
   if (stats) *stats = out.stats;
   return std::move(out.data);
 }
