@@ -273,17 +273,17 @@ TEST_F(Api, RepeatedForksFlattenDeepStacksAndBusyParentsAreCopied) {
   std::string a = create();
   std::vector<std::string> kids;
   // More forks-after-writes than Rootfs::kMaxLayers: the stack is flattened on the way.
-  for (int i = 0; i < 11; ++i) {
+  for (int i = 0; i < 19; ++i) {
     sh(a, "echo " + std::to_string(i) + " > /workspace/f" + std::to_string(i) + (i == 3 ? "; rm /etc/hosts" : "") +
               (i == 5 ? "; echo again > /etc/hosts" : "") + (i == 7 ? "; rm -r /workspace/f1" : ""));
     json k = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201);
     kids.push_back(k["id"]);
     if (kids.size() > 3) call_json("DELETE", "/v1/sandboxes/" + kids[kids.size() - 4], nullptr, 200);
   }
-  std::string want = "0 10 2 3 4 5 6 7 8 9 again ";
-  EXPECT_EQ(sh(a, "cd /workspace && cat f0 f10 f2 f3 f4 f5 f6 f7 f8 f9 /etc/hosts | tr '\\n' ' '")["stdout"], want);
-  EXPECT_EQ(sh(kids.back(), "cd /workspace && cat f0 f10 f2 f3 f4 f5 f6 f7 f8 f9 /etc/hosts | tr '\\n' ' '; ls f1 2>&1 | grep -c 'No such'")["stdout"],
-            want + "1\n");
+  std::string want = "0 10 18 2 3 4 5 6 7 8 9 again ";
+  std::string cat = "cd /workspace && cat f0 f10 f18 f2 f3 f4 f5 f6 f7 f8 f9 /etc/hosts | tr '\\n' ' '";
+  EXPECT_EQ(sh(a, cat)["stdout"], want);
+  EXPECT_EQ(sh(kids.back(), cat + "; ls f1 2>&1 | grep -c 'No such'")["stdout"], want + "1\n");
   // Forking an unchanged sandbox again stacks nothing new.
   std::string same = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201)["id"];
   EXPECT_EQ(sh(same, "cat /workspace/f9")["stdout"], "9\n");

@@ -362,6 +362,10 @@ struct SwapArgs {
   std::vector<const char*> from, to;
 };
 
+[[noreturn]] TIDAL_CHILD_CODE void swap_child(const SwapArgs& a);
+
+TIDAL_CHILD_CODE int swap_child_entry(void* arg) { swap_child(*static_cast<const SwapArgs*>(arg)); }
+
 [[noreturn]] TIDAL_CHILD_CODE void swap_child(const SwapArgs& a) {
   if (syscall(SYS_setns, a.ns, CLONE_NEWNS) != 0) child::fail(a.status, 0, errno);
   if (chdir("/") != 0) child::fail(a.status, 0, errno);
@@ -419,8 +423,12 @@ Status InitProcess::replace_root(int new_root, const std::vector<std::string>& b
     return io_error(std::string("pipe: ") + std::strerror(errno));
   }
   a.status = status_pipe[1];
-  pid_t pid = child::raw_fork();
-  if (pid == 0) swap_child(a);
+  // CLONE_VM | CLONE_VFORK: no copy of the daemon's page tables (a plain fork of a daemon with
+  // many threads and mappings costs milliseconds); the helper only makes syscalls on its own stack
+  // and this thread sleeps until it exits.
+  constexpr size_t kStack = 64 * 1024;
+  std::vector<char> stack(kStack);
+  pid_t pid = clone(swap_child_entry, stack.data() + kStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
   int fork_err = errno;
   ::close(status_pipe[1]);
   ::close(a.ns);

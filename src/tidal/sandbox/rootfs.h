@@ -63,7 +63,7 @@ using LayerStack = std::vector<std::shared_ptr<Layer>>;  // top first; the templ
 
 class Rootfs {
  public:
-  static constexpr size_t kMaxLayers = 8;  // frozen layers stacked before a fork flattens them
+  static constexpr size_t kMaxLayers = 16;  // frozen layers stacked before a fork flattens them
 
   // Creates <root>/templates/host if missing (idempotent). `uid`/`gid`: the host ids that map to
   // root inside sandboxes. Returns the host paths the init must bind read-only.
