@@ -1,5 +1,6 @@
 // The sandbox HTTP API: exec semantics, files, bad input, leases, fork/reset, one-shot run,
 // streaming, concurrency, health and metrics.
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -75,7 +76,7 @@ TEST_F(Api, BadInputIsAClear4xx) {
   EXPECT_NE(message(call_json("POST", "/v1/sandboxes", {{"pids", -1}}, 400)).find("'pids'"), std::string::npos);
   EXPECT_NE(message(call_json("POST", "/v1/sandboxes", {{"cpu_millis", "lots"}}, 400)).find("must be an integer"), std::string::npos);
   EXPECT_NE(message(call_json("POST", "/v1/sandboxes", {{"netwrok", "none"}}, 400)).find("unknown field 'netwrok'"), std::string::npos);
-  EXPECT_NE(message(call_json("POST", "/v1/sandboxes", {{"network", "egress"}}, 400)).find("not implemented"), std::string::npos);
+  EXPECT_NE(message(call_json("POST", "/v1/sandboxes", {{"network", "wifi"}}, 400)).find("none, loopback, egress"), std::string::npos);
   call_json("POST", "/v1/sandboxes", {{"template", "ubuntu"}}, 400);
   call_json("POST", "/v1/sandboxes", {{"lease", "lease-nope"}}, 404);
   // Exec.
@@ -138,6 +139,47 @@ TEST_F(Api, FilesRoundTripAndOwnership) {
   EXPECT_EQ(sh(id, "ls /workspace/out 2>&1 || echo gone")["stdout"].get<std::string>().find("gone") != std::string::npos, true);
 }
 
+TEST_F(Api, TarUploadAndDownload) {
+  std::string a = create(), b = create({{"disk_mb", 4}});
+  // GNU tar inside the sandbox makes the archives: a tree with a symlink, packed plain and gzipped.
+  sh(a, "mkdir -p /workspace/proj/src && printf '#!/bin/sh\\necho 1\\n' > /workspace/proj/src/m.py && chmod 755 /workspace/proj/src/m.py"
+        " && ln -s src/m.py /workspace/proj/main && tar -C /workspace/proj -czf /tmp/p.tgz .");
+  auto tgz = call("GET", "/v1/sandboxes/" + a + "/files?path=/tmp/p.tgz");
+  ASSERT_EQ(tgz.status, 200);
+  json up = call_json("PUT", "/v1/sandboxes/" + b + "/archive?path=/workspace/up", nullptr, 400);  // empty body
+  auto put = call("PUT", "/v1/sandboxes/" + b + "/archive?path=/workspace/up", tgz.body);
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(json::parse(put.body)["bytes"], 17);
+  EXPECT_EQ(sh(b, "cd /workspace/up && ./main; stat -c '%a %U' src/m.py; readlink main")["stdout"],
+            "1\n755 root\nsrc/m.py\n");
+  // Download: a tar that GNU tar reads back.
+  auto tar = call("GET", "/v1/sandboxes/" + b + "/archive?path=/workspace/up");
+  ASSERT_EQ(tar.status, 200);
+  EXPECT_EQ(tar.headers["content-type"], "application/x-tar");
+  ASSERT_EQ(call("PUT", "/v1/sandboxes/" + a + "/files?path=/tmp/back.tar", tar.body).status, 200);
+  EXPECT_EQ(sh(a, "tar -tf /tmp/back.tar | sort | tr '\\n' ' '")["stdout"], "main src/ src/m.py ");
+  auto gz = call("GET", "/v1/sandboxes/" + b + "/archive?path=/workspace/up&gzip=1");
+  EXPECT_EQ(gz.headers["content-type"], "application/gzip");
+  // Hostile archives made by GNU tar: a symlink out, an absolute name, '..'; all 400, nothing written.
+  sh(a, "cd /tmp && ln -s /etc evil && tar -cf evil.tar evil && tar -cPf abs.tar /etc/hostname"
+        " && mkdir -p d && cd d && tar -cPf ../dots.tar ../evil.tar");
+  for (const char* name : {"evil", "abs", "dots"}) {
+    auto bad = call("GET", "/v1/sandboxes/" + a + "/files?path=/tmp/" + std::string(name) + ".tar");
+    auto r = call("PUT", "/v1/sandboxes/" + b + "/archive?path=/workspace/bad", bad.body);
+    EXPECT_EQ(r.status, 400) << name << ": " << r.body;
+  }
+  EXPECT_EQ(sh(b, "ls /workspace")["stdout"], "up\n");  // not even the target directory was made
+  // Bigger than the sandbox's disk (4 MiB): refused from the headers.
+  sh(a, "head -c 5000000 /dev/zero > /tmp/z && tar -C /tmp -czf /tmp/z.tgz z");
+  auto big = call("GET", "/v1/sandboxes/" + a + "/files?path=/tmp/z.tgz");
+  EXPECT_EQ(call("PUT", "/v1/sandboxes/" + b + "/archive?path=/workspace", big.body).status, 429);
+  // Bad targets.
+  EXPECT_EQ(call("PUT", "/v1/sandboxes/" + b + "/archive?path=/../x", tar.body).status, 400);
+  EXPECT_EQ(call("PUT", "/v1/sandboxes/" + b + "/archive", tar.body).status, 400);
+  EXPECT_EQ(call("GET", "/v1/sandboxes/" + b + "/archive?path=/nope").status, 404);
+  EXPECT_EQ(call("GET", "/v1/sandboxes/sb-nope/archive?path=/").status, 404);
+}
+
 TEST_F(Api, LeasesExpireWithoutHeartbeat) {
   json lease = call_json("POST", "/v1/leases", {{"ttl_s", 0.6}}, 201);
   std::string lid = lease["id"];
@@ -183,6 +225,80 @@ TEST_F(Api, ForkCopiesStateAndResetRestoresTemplate) {
   EXPECT_EQ(sh(a, "ls /workspace | wc -l; cat /etc/hostname")["stdout"], "0\nsandbox\n");
   EXPECT_EQ(sh(b, "cat /workspace/f")["stdout"], "child\n");
   call_json("POST", "/v1/sandboxes/sb-nope/fork", nullptr, 404);
+}
+
+TEST_F(Api, ForkIsCopyOnWriteAndBranchesDiverge) {
+  const std::string root = manager_->options().root;
+  int mounts_before = count_mounts_under(root);
+  std::string a = create();
+  int init_pid = manager_->get(a).value()->info().init_pid;
+  sh(a, "head -c 3000000 /dev/urandom > /workspace/big && md5sum /workspace/big > /workspace/big.md5"
+        " && rm /etc/hostname && mkdir -p /opt/d && echo 1 > /opt/d/one");
+  json b_info = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201);
+  std::string b = b_info["id"];
+  EXPECT_EQ(manager_->get(a).value()->info().init_pid, init_pid);  // the root was swapped in place
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_forks_cow_total 1\n"), std::string::npos);
+  // Both see the state at the fork, with a working /usr, /proc and /dev, and nothing of the swap.
+  for (const auto& id : {a, b}) {
+    json r = sh(id, "md5sum -c /workspace/big.md5 >/dev/null && cat /opt/d/one && test ! -e /etc/hostname"
+                    " && python3 -c 'print(6*7)' && ls /proc/1/status >/dev/null && ls -a /dev | grep -c tidal");
+    EXPECT_EQ(r["stdout"], "1\n42\n0\n") << id << " " << r.dump();
+  }
+  // They diverge: writes, deletes and re-creations stay on their side.
+  sh(a, "echo parent > /workspace/side; rm /opt/d/one; echo p > /etc/hostname");
+  sh(b, "echo child > /workspace/side; echo 2 >> /opt/d/one; rm /workspace/big");
+  EXPECT_EQ(sh(a, "cat /workspace/side /etc/hostname; ls /opt/d | wc -l; ls /workspace")["stdout"],
+            "parent\np\n0\nbig\nbig.md5\nside\n");
+  EXPECT_EQ(sh(b, "cat /workspace/side /opt/d/one; ls /etc/hostname 2>/dev/null | wc -l; ls /workspace")["stdout"],
+            "child\n1\n2\n0\nbig.md5\nside\n");
+  // The files API sees each side's current state.
+  EXPECT_EQ(call("GET", "/v1/sandboxes/" + a + "/files?path=/workspace/side").body, "parent\n");
+  EXPECT_EQ(call("GET", "/v1/sandboxes/" + b + "/files?path=/workspace/side").body, "child\n");
+  // A grandchild of b; then deleting a and b leaves c intact (their layers live on under it).
+  std::string c = call_json("POST", "/v1/sandboxes/" + b + "/fork", nullptr, 201)["id"];
+  call_json("DELETE", "/v1/sandboxes/" + a, nullptr, 200);
+  call_json("DELETE", "/v1/sandboxes/" + b, nullptr, 200);
+  EXPECT_EQ(sh(c, "cat /workspace/side /opt/d/one; ls /workspace; echo c > /workspace/side; cat /workspace/side")["stdout"],
+            "child\n1\n2\nbig.md5\nside\nc\n");
+  // Reset drops the layers: back to the template.
+  call_json("POST", "/v1/sandboxes/" + c + "/reset", nullptr, 200);
+  EXPECT_EQ(sh(c, "ls /workspace | wc -l; cat /etc/hostname; ls /opt")["stdout"], "0\nsandbox\n");
+  call_json("DELETE", "/v1/sandboxes/" + c, nullptr, 200);
+  EXPECT_EQ(count_mounts_under(root), mounts_before);
+  std::error_code ec;
+  EXPECT_TRUE(std::filesystem::is_empty(root + "/sandboxes", ec));
+}
+
+TEST_F(Api, RepeatedForksFlattenDeepStacksAndBusyParentsAreCopied) {
+  std::string a = create();
+  std::vector<std::string> kids;
+  // More forks-after-writes than Rootfs::kMaxLayers: the stack is flattened on the way.
+  for (int i = 0; i < 19; ++i) {
+    sh(a, "echo " + std::to_string(i) + " > /workspace/f" + std::to_string(i) + (i == 3 ? "; rm /etc/hosts" : "") +
+              (i == 5 ? "; echo again > /etc/hosts" : "") + (i == 7 ? "; rm -r /workspace/f1" : ""));
+    json k = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201);
+    kids.push_back(k["id"]);
+    if (kids.size() > 3) call_json("DELETE", "/v1/sandboxes/" + kids[kids.size() - 4], nullptr, 200);
+  }
+  std::string want = "0 10 18 2 3 4 5 6 7 8 9 again ";
+  std::string cat = "cd /workspace && cat f0 f10 f18 f2 f3 f4 f5 f6 f7 f8 f9 /etc/hosts | tr '\\n' ' '";
+  EXPECT_EQ(sh(a, cat)["stdout"], want);
+  EXPECT_EQ(sh(kids.back(), cat + "; ls f1 2>&1 | grep -c 'No such'")["stdout"], want + "1\n");
+  // Forking an unchanged sandbox again stacks nothing new.
+  std::string same = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201)["id"];
+  EXPECT_EQ(sh(same, "cat /workspace/f9")["stdout"], "9\n");
+  call_json("DELETE", "/v1/sandboxes/" + same, nullptr, 200);
+  // A parent running a command is copied instead (its running command keeps its root).
+  std::thread busy([&] {
+    http::HttpClient cl("127.0.0.1", server_->port());
+    (void)cl.request("POST", "/v1/sandboxes/" + a + "/exec", R"({"shell":"sleep 1; echo late > /workspace/late","timeout_s":10})");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::string copy = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201)["id"];
+  busy.join();
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_forks_copied_total 1\n"), std::string::npos);
+  EXPECT_EQ(sh(copy, "cat /workspace/f9 /etc/hosts; ls /workspace/late 2>&1 | grep -c 'No such'")["stdout"], "9\nagain\n1\n");
+  EXPECT_EQ(sh(a, "cat /workspace/late")["stdout"], "late\n");
 }
 
 TEST_F(Api, PauseAndResume) {
@@ -262,13 +378,84 @@ TEST_F(Api, ConcurrentExecsInOneSandbox) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1800));
 }
 
-TEST_F(Api, FullNodeIs429) {
+TEST_F(Api, FullNodeQueuesCreatesWithBackpressure) {
   std::vector<std::string> ids;
   for (int i = 0; i < manager_->options().max_sandboxes; ++i) ids.push_back(create());
-  json full = call_json("POST", "/v1/sandboxes", json::object(), 429);
-  EXPECT_NE(full["error"]["message"].get<std::string>().find("node is full"), std::string::npos);
+  // Not willing to wait: 429 at once, with Retry-After.
+  auto full = call("POST", "/v1/sandboxes", R"({"queue_timeout_s": 0})");
+  EXPECT_EQ(full.status, 429) << full.body;
+  EXPECT_NE(full.body.find("node is full"), std::string::npos);
+  EXPECT_FALSE(full.headers["retry-after"].empty());
+  // Waiting past the deadline: 503, with Retry-After.
+  auto late = call("POST", "/v1/sandboxes", R"({"queue_timeout_s": 0.2})");
+  EXPECT_EQ(late.status, 503) << late.body;
+  EXPECT_NE(late.body.find("waited 200 ms in the create queue"), std::string::npos) << late.body;
+  EXPECT_FALSE(late.headers["retry-after"].empty());
+  // A create that waits gets the slot of the next deleted sandbox.
+  std::promise<http::ClientResponse> waited;
+  std::thread waiter([&] {
+    http::HttpClient c("127.0.0.1", server_->port());
+    auto r = c.request("POST", "/v1/sandboxes", R"({"labels": {"queued": "yes"}})");
+    waited.set_value(r ? *r : http::ClientResponse{});
+  });
+  for (int i = 0; i < 500 && manager_->create_queue_depth() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_create_queue_depth 1\n"), std::string::npos);
+  EXPECT_EQ(call_json("GET", "/health", nullptr, 200)["create_queue"], 1);
   call_json("DELETE", "/v1/sandboxes/" + ids[0], nullptr, 200);
-  create();
+  http::ClientResponse got = waited.get_future().get();
+  waiter.join();
+  EXPECT_EQ(got.status, 201) << got.body;
+  EXPECT_EQ(manager_->n_live(), static_cast<size_t>(manager_->options().max_sandboxes));
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_queue_timeouts_total 1\n"), std::string::npos);
+  call_json("POST", "/v1/sandboxes", {{"queue_timeout_s", -1}}, 400);
+  call_json("POST", "/v1/sandboxes", {{"queue_timeout_s", 7200}}, 400);
+}
+
+class ExecQueue : public SandboxService {
+ protected:
+  ExecQueue() { max_execs_ = 1; }
+};
+
+TEST_F(ExecQueue, ExecsWaitForASlotWhenTheNodeRunsMaxExecs) {
+  std::string a = create(), b = create({{"cpu_millis", 500}});
+  std::thread busy([&] {
+    http::HttpClient c("127.0.0.1", server_->port());
+    (void)c.request("POST", "/v1/sandboxes/" + a + "/exec", R"({"shell":"sleep 1.5","timeout_s":10})");
+  });
+  for (int i = 0; i < 500 && manager_->list()[0]->info().execs_running == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto no_wait = call("POST", "/v1/sandboxes/" + b + "/exec", R"({"cmd":["true"],"queue_timeout_s":0})");
+  EXPECT_EQ(no_wait.status, 429) << no_wait.body;
+  EXPECT_NE(no_wait.body.find("max_execs"), std::string::npos);
+  auto late = call("POST", "/v1/sandboxes/" + b + "/exec", R"({"cmd":["true"],"queue_timeout_s":0.1})");
+  EXPECT_EQ(late.status, 503) << late.body;
+  EXPECT_EQ(late.headers["retry-after"], "1");
+  // Waiting (the default): runs once the sleep is over.
+  std::promise<json> waited;
+  std::thread waiter([&] {
+    http::HttpClient c("127.0.0.1", server_->port());
+    auto r = c.request("POST", "/v1/sandboxes/" + b + "/exec", R"({"shell":"echo queued"})");
+    waited.set_value(r && r->status == 200 ? json::parse(r->body) : json());
+  });
+  for (int i = 0; i < 500 && manager_->exec_queue_depth() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_exec_queue_depth 1\n"), std::string::npos);
+  EXPECT_EQ(waited.get_future().get()["stdout"], "queued\n");
+  busy.join();
+  waiter.join();
+  // CPU shares follow cpu_millis (cgroup v1 cpu.shares / v2 cpu.weight).
+  if (manager_->cgroups_enabled()) {
+    std::string want = std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers") ? "50" : "512";
+    const char* file = want == "50" ? "cpu.weight" : "cpu.shares";
+    std::string found;
+    for (auto it = std::filesystem::recursive_directory_iterator("/sys/fs/cgroup", std::filesystem::directory_options::skip_permission_denied);
+         it != std::filesystem::recursive_directory_iterator(); ++it) {
+      if (it->path().filename() == b && std::filesystem::exists(it->path() / file)) {
+        std::ifstream(it->path() / file) >> found;
+        break;
+      }
+      if (it.depth() > 6) it.disable_recursion_pending();
+    }
+    EXPECT_EQ(found, want);
+  }
 }
 
 TEST_F(Api, HealthAndMetrics) {
@@ -294,6 +481,8 @@ class WarmPool : public SandboxService {
   }
 };
 
+using WarmPoolFork = WarmPool;
+
 TEST_F(WarmPool, CreateIsAHandOutWithTheRequestedLimits) {
   wait_for_pool();
   EXPECT_EQ(call_json("GET", "/health", nullptr, 200)["warm_ready"], 2);
@@ -317,6 +506,26 @@ TEST_F(WarmPool, CreateIsAHandOutWithTheRequestedLimits) {
   EXPECT_EQ(call_json("GET", "/v1/sandboxes/" + lo, nullptr, 200)["network"], "loopback");
   wait_for_pool();
   EXPECT_EQ(manager_->n_live(), 2u);
+}
+
+}  // namespace
+}  // namespace tidal::sandbox::testing
+
+namespace tidal::sandbox::testing {
+namespace {
+
+TEST_F(WarmPoolFork, ForkChildIsAPooledSandboxRebasedOntoTheParent) {
+  wait_for_pool();
+  std::string a = create();  // a hand-out
+  sh(a, "echo state > /workspace/s; rm /etc/hosts");
+  wait_for_pool();
+  std::string b = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201)["id"];
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_warm_hits_total 2\n"), std::string::npos);
+  EXPECT_EQ(sh(b, "cat /workspace/s; ls /etc/hosts 2>&1 | grep -c 'No such'; python3 -c 'print(1)'")["stdout"], "state\n1\n1\n");
+  sh(b, "echo b > /workspace/s");
+  EXPECT_EQ(sh(a, "cat /workspace/s")["stdout"], "state\n");
+  call_json("DELETE", "/v1/sandboxes/" + a, nullptr, 200);
+  EXPECT_EQ(sh(b, "cat /workspace/s")["stdout"], "b\n");
 }
 
 }  // namespace

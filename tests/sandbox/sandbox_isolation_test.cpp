@@ -6,6 +6,13 @@
 #include <filesystem>
 #include <thread>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/socket.h>
+
 #include "sandbox_test_env.h"
 
 namespace tidal::sandbox::testing {
@@ -116,6 +123,120 @@ except OSError:
   EXPECT_EQ(r["stdout"], "pong\nhost unreachable\n") << r.dump();
 }
 
+// A "remote" test host for egress: a network namespace made by the test, reached from the host by
+// a veth pair, serving one TCP greeting. Its addresses (198.18.N.2, and 10.254.N.2 in a private
+// range the sandboxes must not reach) are routed to that veth only, so no packet leaves the machine.
+class TestHost {
+ public:
+  explicit TestHost(int n) : n_(n) {
+    ns_ = "tidaltest" + std::to_string(getpid());
+    veth_ = "tt" + std::to_string(getpid() % 100000);
+    std::string a = "198.18." + std::to_string(n) + ".", p = "10.254." + std::to_string(n) + ".";
+    ok_ = sh("ip netns add " + ns_) && sh("ip link add " + veth_ + " type veth peer name eth0 netns " + ns_) &&
+          sh("ip addr add " + a + "1/30 dev " + veth_) && sh("ip link set " + veth_ + " up") &&
+          sh("ip route add " + p + "0/30 dev " + veth_) &&
+          sh("ip -n " + ns_ + " addr add " + a + "2/30 dev eth0") && sh("ip -n " + ns_ + " addr add " + p + "2/32 dev eth0") &&
+          sh("ip -n " + ns_ + " link set eth0 up") && sh("ip -n " + ns_ + " link set lo up") &&
+          sh("ip -n " + ns_ + " route add default via " + a + "1");
+  }
+  ~TestHost() {
+    if (server_.joinable()) server_.join();
+    sh("ip link del " + veth_);
+    sh("ip netns del " + ns_);
+  }
+  bool ok() const { return ok_; }
+  std::string public_ip() const { return "198.18." + std::to_string(n_) + ".2"; }
+  std::string private_ip() const { return "10.254." + std::to_string(n_) + ".2"; }
+  // The route to `ip` goes through our veth (so a test connection never leaves the machine).
+  bool routed_locally(const std::string& ip) const {
+    FILE* f = popen(("ip route get " + ip).c_str(), "r");
+    char buf[512] = {0};
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f) pclose(f);
+    return std::string(buf, n).find("dev " + veth_) != std::string::npos;
+  }
+  // Listens on `ip`:port inside the namespace and greets up to `accepts` clients (one thread).
+  void serve(const std::string& ip, int port, int accepts) {
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    server_ = std::thread([=] {
+      int nsfd = open(("/var/run/netns/" + ns_).c_str(), O_RDONLY | O_CLOEXEC);
+      char ok = setns(nsfd, CLONE_NEWNET) == 0 ? 1 : 0;
+      close(nsfd);
+      int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int one = 1;
+      setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(static_cast<uint16_t>(port));
+      inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
+      ok = ok && bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 && listen(s, 8) == 0;
+      (void)!write(ready[1], &ok, 1);
+      for (int i = 0; ok && i < accepts; ++i) {
+        pollfd p{s, POLLIN, 0};
+        if (poll(&p, 1, 10000) <= 0) break;
+        int c = accept4(s, nullptr, nullptr, SOCK_CLOEXEC);
+        const char msg[] = "hello from outside\n";
+        (void)!write(c, msg, sizeof(msg) - 1);
+        close(c);
+      }
+      close(s);
+    });
+    char ok = 0;
+    ASSERT_EQ(read(ready[0], &ok, 1), 1);
+    close(ready[0]);
+    close(ready[1]);
+    ASSERT_EQ(ok, 1) << "test server did not start";
+  }
+
+ private:
+  static bool sh(const std::string& cmd) { return std::system((cmd + " 2>/dev/null").c_str()) == 0; }
+  int n_;
+  std::string ns_, veth_;
+  bool ok_ = false;
+  std::thread server_;
+};
+
+TEST_F(Isolation, EgressReachesOutsideButNotTheHostLanOrOtherSandboxes) {
+  if (std::system("command -v nft >/dev/null && command -v ip >/dev/null") != 0) GTEST_SKIP() << "needs ip and nft";
+  TestHost remote(getpid() % 200);
+  ASSERT_TRUE(remote.ok()) << "cannot build the test network namespace";
+  ASSERT_TRUE(remote.routed_locally(remote.public_ip()));
+  ASSERT_TRUE(remote.routed_locally(remote.private_ip()));
+  remote.serve("0.0.0.0", 18765, 2);
+  json created = call_json("POST", "/v1/sandboxes", {{"network", "egress"}}, 201);
+  ASSERT_TRUE(created.contains("id"));
+  std::string e = created["id"];
+  std::string other = create({{"network", "egress"}});
+  std::string none = create();
+  auto connect = [&](const std::string& id, const std::string& ip, int port) {
+    return sh(id, "python3 -c \"import socket\ntry:\n s = socket.create_connection(('" + ip + "', " + std::to_string(port) +
+                      "), timeout=0.5); print(s.recv(100).decode().strip())\nexcept OSError as e: print('blocked', type(e).__name__)\"")["stdout"]
+        .get<std::string>();
+  };
+  EXPECT_EQ(connect(e, remote.public_ip(), 18765), "hello from outside\n");
+  // Not the LAN (a private range, though routed), not the host (its API port), not another sandbox.
+  EXPECT_EQ(connect(e, remote.private_ip(), 18765).rfind("blocked", 0), 0u);
+  std::string other_ip = sh(other, "python3 -c \"import socket,fcntl,struct; s=socket.socket(); print(socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, struct.pack('256s', b'eth0'))[20:24]))\"")["stdout"];
+  ASSERT_FALSE(other_ip.empty());
+  other_ip.pop_back();
+  std::string host_ip = other_ip.substr(0, other_ip.rfind('.') + 1) + std::to_string(std::stoi(other_ip.substr(other_ip.rfind('.') + 1)) - 1);
+  EXPECT_EQ(connect(e, host_ip, server_->port()).rfind("blocked", 0), 0u) << host_ip;
+  EXPECT_EQ(connect(e, "127.0.0.1", server_->port()).rfind("blocked", 0), 0u);
+  std::thread listener([&] {  // a listener in the other sandbox, for the duration of one exec
+    http::HttpClient c("127.0.0.1", server_->port());
+    (void)c.request("POST", "/v1/sandboxes/" + other + "/exec",
+                    json{{"shell", "python3 -c \"import socket; s=socket.socket(); s.bind(('0.0.0.0', 18766)); s.listen(); s.settimeout(3)\ntry: s.accept()\nexcept OSError: pass\""}}.dump());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(connect(e, other_ip, 18766).rfind("blocked", 0), 0u);
+  listener.join();
+  // Network "none" has no route out at all; egress works again after a fork (a new veth).
+  EXPECT_EQ(connect(none, remote.public_ip(), 18765).rfind("blocked", 0), 0u);
+  std::string child = call_json("POST", "/v1/sandboxes/" + e + "/fork", nullptr, 201)["id"];
+  EXPECT_EQ(connect(child, remote.public_ip(), 18765), "hello from outside\n");
+}
+
 TEST_F(Isolation, ForkBombIsStoppedByThePidsLimit) {
   if (!manager_->cgroups_enabled()) GTEST_SKIP() << "no cgroups: " << manager_->cgroup_description();
   std::string id = create({{"pids", 32}});
@@ -211,7 +332,9 @@ TEST_F(Isolation, DestroyLeavesNoProcessesMountsOrCgroups) {
   EXPECT_EQ(count_host_processes("sleep 161.8"), 0);
   EXPECT_EQ(count_my_zombies(), 0);
   EXPECT_EQ(count_mounts_under(root), mounts_before);
-  EXPECT_EQ(count_fds(), fds_before);  // no leaked pidfd, pipe, socket or cgroup file
+  // No leaked pidfd, pipe, socket or cgroup file (the server closes its end of the finished
+  // connections asynchronously: let that settle).
+  EXPECT_EQ(settled_count(count_fds, fds_before), fds_before);
   EXPECT_EQ(manager_->n_live(), 0u);
   std::error_code ec;
   EXPECT_TRUE(std::filesystem::is_empty(root + "/sandboxes", ec));

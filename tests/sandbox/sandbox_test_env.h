@@ -5,7 +5,9 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -28,7 +30,10 @@ class SandboxService : public ::testing::Test {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, mounts, cgroups)";
     ManagerOptions mopts;
     mopts.root = "/tmp/tidal-sandbox-test-" + std::to_string(getpid());
-    mopts.max_sandboxes = 16;
+    mopts.max_sandboxes = max_sandboxes_;
+    mopts.max_execs = max_execs_;
+    // Per test process, so that parallel test binaries never share egress addresses.
+    mopts.egress_subnet = "10." + std::to_string(200 + getpid() % 50) + ".0.0/16";
     mopts.warm_pool = warm_pool_;
     auto m = SandboxManager::open(mopts);
     ASSERT_TRUE(m.has_value()) << m.status().to_string();
@@ -75,11 +80,37 @@ class SandboxService : public ::testing::Test {
     return exec(id, {{"shell", script}, {"timeout_s", timeout_s}});
   }
 
-  int warm_pool_ = 0;  // set in a derived fixture's constructor
+  // Set in a derived fixture's constructor.
+  int warm_pool_ = 0;
+  int max_sandboxes_ = 16;
+  int max_execs_ = 0;
   std::unique_ptr<SandboxManager> manager_;
   std::unique_ptr<http::HttpServer> server_;
   std::unique_ptr<http::HttpClient> client_;
 };
+
+// Polls `count` until it returns `want` (up to ~2 s) and returns its last value: counts that settle
+// asynchronously (a server closing its end of a finished connection, a process being reaped).
+template <class F>
+int settled_count(F count, int want) {
+  int n = count();
+  for (int i = 0; i < 200 && n != want; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    n = count();
+  }
+  return n;
+}
+
+// Open descriptors of this process.
+inline int count_my_fds() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+    closedir(d);
+    --n;  // the directory stream's own descriptor
+  }
+  return n;
+}
 
 // Host processes whose command line contains `marker` (scans /proc).
 inline int count_host_processes(const std::string& marker) {

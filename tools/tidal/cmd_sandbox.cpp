@@ -49,6 +49,7 @@ int run_serve(cli::Args& args) {
     std::printf(
         "usage: tidal sandbox serve [--host 127.0.0.1] [--port 8080] [--root DIR] [--max-sandboxes N]\n"
         "                           [--api-key KEY] [--workers N] [--max-body-mb N] [--warm-pool N]\n"
+        "                           [--max-execs N] [--max-queued N] [--queue-timeout-s S]\n"
         "Serves the sandbox API (docs/sandbox-api.md). Needs root (namespaces, mounts, cgroups).\n");
     return 0;
   }
@@ -60,7 +61,11 @@ int run_serve(cli::Args& args) {
   mopts.max_sandboxes = static_cast<int>(args.get_int("max-sandboxes", 256));
   mopts.warm_pool = static_cast<int>(args.get_int("warm-pool", 4));
   hopts.api_key = args.get_or("api-key", "");
-  hopts.worker_threads = static_cast<int>(args.get_int("workers", 64));
+  // A request waiting in an admission queue holds a worker: keep more workers than max-execs.
+  hopts.worker_threads = static_cast<int>(args.get_int("workers", 128));
+  mopts.max_execs = static_cast<int>(args.get_int("max-execs", 32));
+  mopts.max_queued = static_cast<int>(args.get_int("max-queued", 1024));
+  mopts.queue_timeout_ms = static_cast<int64_t>(args.get_double("queue-timeout-s", 30) * 1000.0);
   hopts.max_body_bytes = static_cast<size_t>(args.get_int("max-body-mb", 64)) << 20;
   if (!args.finish()) return 2;
   scrub_from_cmdline(hopts.api_key);
@@ -149,6 +154,8 @@ int run_bench(cli::Args& args) {
   int n = static_cast<int>(args.get_int("n", 50));
   std::string root = args.get_or("root", "/tmp/tidal-sandbox-bench");
   int max_clients = static_cast<int>(args.get_int("clients", 16));
+  int fork_mb = static_cast<int>(args.get_int("fork-mb", 100));
+  int density = static_cast<int>(args.get_int("density", 0));
   if (!args.finish()) return 2;
   if (geteuid() != 0) {
     args.error("must run as root");
@@ -156,7 +163,7 @@ int run_bench(cli::Args& args) {
   }
   sandbox::ManagerOptions mopts;
   mopts.root = root;
-  mopts.max_sandboxes = n + 8;
+  mopts.max_sandboxes = std::max(n, density) + 16;
   auto manager = sandbox::SandboxManager::open(mopts);
   if (!manager) {
     args.error(manager.status().to_string());
@@ -248,6 +255,71 @@ int run_bench(cli::Args& args) {
     (void)client.request("DELETE", "/v1/sandboxes/" + id);
     delete_ms.push_back(ms_since(t0));
   }
+  // Fork of a sandbox with a written layer of `fork_mb` MiB: each round writes a small file (so the
+  // fork freezes a new layer) and forks; then forks of the unchanged sandbox (nothing to freeze).
+  auto bench_fork = [&](http::HttpClient& c, std::vector<double>* after_write, std::vector<double>* unchanged) -> bool {
+    std::string spec = "{\"memory_mb\":" + std::to_string(fork_mb * 2 + 256) + ",\"disk_mb\":" + std::to_string(fork_mb * 2 + 64) + "}";
+    auto r = c.request("POST", "/v1/sandboxes", spec);
+    if (!r || r->status != 201) return false;
+    std::string parent = nlohmann::json::parse(r->body)["id"];
+    std::string fill = "{\"shell\":\"head -c " + std::to_string(static_cast<int64_t>(fork_mb) << 20) +
+                       " /dev/urandom > /workspace/big\",\"timeout_s\":120}";
+    r = c.request("POST", "/v1/sandboxes/" + parent + "/exec", fill);
+    if (!r || r->status != 200) return false;
+    std::vector<std::string> kids;
+    for (int i = 0; i < 10; ++i) {
+      (void)c.request("PUT", "/v1/sandboxes/" + parent + "/files?path=/workspace/step" + std::to_string(i), "x");
+      auto t0 = std::chrono::steady_clock::now();
+      r = c.request("POST", "/v1/sandboxes/" + parent + "/fork");
+      after_write->push_back(ms_since(t0));
+      if (!r || r->status != 201) return false;
+      kids.push_back(nlohmann::json::parse(r->body)["id"]);
+      t0 = std::chrono::steady_clock::now();
+      r = c.request("POST", "/v1/sandboxes/" + parent + "/fork");
+      unchanged->push_back(ms_since(t0));
+      if (!r || r->status != 201) return false;
+      kids.push_back(nlohmann::json::parse(r->body)["id"]);
+      while (kids.size() > 4) {  // keep a few alive, like a search tree's open branches
+        (void)c.request("DELETE", "/v1/sandboxes/" + kids.front());
+        kids.erase(kids.begin());
+      }
+    }
+    for (const auto& k : kids) (void)c.request("DELETE", "/v1/sandboxes/" + k);
+    (void)c.request("DELETE", "/v1/sandboxes/" + parent);
+    return true;
+  };
+  std::vector<double> fork_cold, fork_cold_same, fork_warm, fork_warm_same;
+  if (fork_mb > 0 && !bench_fork(client, &fork_cold, &fork_cold_same)) {
+    std::fprintf(stderr, "fork benchmark failed\n");
+    return 1;
+  }
+  // Density: `density` idle sandboxes at once; the daemon's RSS growth per sandbox.
+  long density_rss_kb = 0;
+  double density_create_s = 0;
+  int64_t density_cgroup_bytes = 0;
+  if (density > 0) {
+    long rss0 = rss_kb();
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::string> many;
+    for (int i = 0; i < density; ++i) {
+      auto r = client.request("POST", "/v1/sandboxes", R"({"network":"none","memory_mb":64})");
+      if (!r || r->status != 201) {
+        std::fprintf(stderr, "density: create %d failed: %s\n", i, r ? r->body.c_str() : r.status().to_string().c_str());
+        return 1;
+      }
+      many.push_back(nlohmann::json::parse(r->body)["id"]);
+    }
+    density_create_s = ms_since(t0) / 1000.0;
+    density_rss_kb = rss_kb() - rss0;
+    for (const auto& sb : (*manager)->list()) density_cgroup_bytes += sb->info().memory_bytes;
+    // Still alive and usable: one exec in the first, the middle and the last.
+    for (size_t k : {size_t{0}, many.size() / 2, many.size() - 1}) {
+      auto r = client.request("POST", "/v1/sandboxes/" + many[k] + "/exec", R"({"cmd":["true"]})");
+      if (!r || r->status != 200) return 1;
+    }
+    for (const auto& id : many) (void)client.request("DELETE", "/v1/sandboxes/" + id);
+  }
+
   // Warm pool: a second service whose pool is refilled between (untimed) creates, so each timed
   // create is a hand-out.
   std::vector<double> warm_ms;
@@ -275,6 +347,13 @@ int run_bench(cli::Args& args) {
       if (!r || r->status != 201) return 1;
       (void)wclient.request("DELETE", "/v1/sandboxes/" + nlohmann::json::parse(r->body)["id"].get<std::string>());
     }
+    for (int spin = 0; spin < 2000 && (*warm_manager)->n_warm() < 4; ++spin) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (fork_mb > 0 && !bench_fork(wclient, &fork_warm, &fork_warm_same)) {
+      std::fprintf(stderr, "fork benchmark (warm pool) failed\n");
+      return 1;
+    }
     wserver.stop();
   }
   Stats sh = stats(host_true), us = stats(unshare_true), bw = stats(bwrap_true), cr = stats(create_ms),
@@ -289,6 +368,15 @@ int run_bench(cli::Args& args) {
   report("POST /v1/sandboxes/{id}/exec  true", ex);
   report("exec true, in-process (no HTTP)", exd);
   report("DELETE /v1/sandboxes/{id}", del);
+  if (fork_mb > 0) {
+    char what[128];
+    std::snprintf(what, sizeof(what), "fork, %d MiB layer + new write, cold child", fork_mb);
+    report(what, stats(fork_cold));
+    std::snprintf(what, sizeof(what), "fork, %d MiB layer + new write, warm child", fork_mb);
+    report(what, stats(fork_warm));
+    report("fork again, nothing new written, cold child", stats(fork_cold_same));
+    report("fork again, nothing new written, warm child", stats(fork_warm_same));
+  }
   std::printf("ratios (p50): cold create / bwrap run = %.2f, cold create / unshare = %.2f, "
               "exec(HTTP) / bwrap run = %.2f, exec(HTTP) / sh -c true = %.2f\n",
               cr.p50 / bw.p50, cr.p50 / us.p50, ex.p50 / bw.p50, ex.p50 / sh.p50);
@@ -297,6 +385,12 @@ int run_bench(cli::Args& args) {
   std::printf("memory with %d idle sandboxes: daemon RSS +%.1f KiB per sandbox; sandbox cgroups %.1f KiB each "
               "(init + filesystem pages charged to the sandbox)\n",
               n, static_cast<double>(rss_live - rss_before) / n, static_cast<double>(cgroup_bytes) / 1024.0 / n);
+  if (density > 0) {
+    std::printf("density: %d idle sandboxes created in %.1f s (%.1f ms each); daemon RSS +%.1f KiB per sandbox; "
+                "sandbox cgroups %.1f KiB each\n",
+                density, density_create_s, density_create_s * 1000.0 / density,
+                static_cast<double>(density_rss_kb) / density, static_cast<double>(density_cgroup_bytes) / 1024.0 / density);
+  }
   server.stop();
   return 0;
 }

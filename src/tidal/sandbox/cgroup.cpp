@@ -73,6 +73,9 @@ void remove_tree(const std::string& dir) {
 }
 }  // namespace
 
+int64_t cpu_shares(int64_t cpu_millis) { return std::clamp<int64_t>(cpu_millis * 1024 / 1000, 2, 262144); }
+int64_t cpu_weight(int64_t cpu_millis) { return std::clamp<int64_t>(cpu_millis / 10, 1, 10000); }
+
 uint64_t Cgroup::oom_kills() const {
   if (version_ == CgroupVersion::kV1 && !memory_dir_.empty()) {
     return static_cast<uint64_t>(read_keyed(memory_dir_ + "/memory.oom_control", "oom_kill"));
@@ -133,6 +136,7 @@ Status Cgroup::set_limits(const CgroupLimits& limits) {
     if (limits.pids > 0) TIDAL_RETURN_IF_ERROR(put(dir + "/pids.max", std::to_string(limits.pids)));
     if (limits.cpu_millis > 0 && exists(dir + "/cpu.max")) {
       TIDAL_RETURN_IF_ERROR(put(dir + "/cpu.max", std::to_string(limits.cpu_millis * 100) + " 100000"));
+      TIDAL_RETURN_IF_ERROR(put(dir + "/cpu.weight", std::to_string(cpu_weight(limits.cpu_millis))));
     }
     return Status::ok();
   }
@@ -153,6 +157,7 @@ Status Cgroup::set_limits(const CgroupLimits& limits) {
   if (limits.cpu_millis > 0 && !cpu_dir_.empty()) {
     TIDAL_RETURN_IF_ERROR(put(cpu_dir_ + "/cpu.cfs_period_us", "100000"));
     TIDAL_RETURN_IF_ERROR(put(cpu_dir_ + "/cpu.cfs_quota_us", std::to_string(limits.cpu_millis * 100)));
+    TIDAL_RETURN_IF_ERROR(put(cpu_dir_ + "/cpu.shares", std::to_string(cpu_shares(limits.cpu_millis))));
   }
   return Status::ok();
 }

@@ -24,10 +24,17 @@ namespace tidal::sandbox {
 enum class CgroupVersion { kNone, kV1, kV2 };
 
 struct CgroupLimits {
+  // CPU: a hard quota (cpu_millis/1000 of a core per period) and, under contention, a share
+  // proportional to it (v1 cpu.shares = cpu_shares(), v2 cpu.weight = cpu_weight()).
   int64_t cpu_millis = 0;  // 0: no CPU quota
   int64_t memory_bytes = 0;
   int64_t pids = 0;
 };
+
+// The CPU share of a sandbox asking for `cpu_millis`: 1000 (one core) is the kernel's default
+// weight (1024 shares on v1, 100 on v2), so sandboxes share a contended CPU in proportion.
+int64_t cpu_shares(int64_t cpu_millis);
+int64_t cpu_weight(int64_t cpu_millis);
 
 class Cgroup {
  public:

@@ -150,6 +150,24 @@ Status FileAccess::write(const std::string& raw_path, const std::string& data, u
   return Status::ok();
 }
 
+Status FileAccess::make_dir(const std::string& raw_path, uint32_t mode) const {
+  TIDAL_RETURN_IF_ERROR(check_path(raw_path));
+  std::string path = strip_trailing_slashes(raw_path);
+  if (path == "/") return Status::ok();
+  TIDAL_RETURN_IF_ERROR(make_parents(path));
+  auto [parent, name] = split_parent(path);
+  Fd p(open_in_root(parent, O_PATH | O_DIRECTORY));
+  if (p.fd < 0) return errno_status("open", parent, -p.fd);
+  if (mkdirat(p.fd, name.c_str(), mode & 07777) == 0) {
+    if (fchownat(p.fd, name.c_str(), uid_, gid_, AT_SYMLINK_NOFOLLOW) != 0) return errno_status("chown", path, errno);
+    return Status::ok();
+  }
+  if (errno != EEXIST) return errno_status("mkdir", path, errno);
+  Fd d(open_in_root(path, O_PATH | O_DIRECTORY));
+  if (d.fd < 0) return invalid_argument("not a directory: " + path);
+  return Status::ok();
+}
+
 Expected<std::string> FileAccess::read(const std::string& raw_path, int64_t max_bytes) const {
   TIDAL_RETURN_IF_ERROR(check_path(raw_path));
   std::string path = strip_trailing_slashes(raw_path);

@@ -255,7 +255,7 @@ Expected<std::unique_ptr<InitProcess>> InitProcess::start(const InitConfig& conf
     a.link_target.push_back(target);
     a.link_path.push_back(a.dev + "/" + name);
   }
-  a.loopback = config.network == NetworkMode::kLoopback;
+  a.loopback = config.network != NetworkMode::kNone;  // egress: lo too (eth0 is added by Egress)
   a.filter = config.filter;
   a.message.resize(exec_tree::kMaxMessageBytes);
   a.slots.resize(exec_tree::kMaxStrings + 3);
@@ -294,6 +294,8 @@ Expected<std::unique_ptr<InitProcess>> InitProcess::start(const InitConfig& conf
     return io_error(std::string("clone(new namespaces): ") + std::strerror(clone_err));
   }
   init->pid_ = pid;
+  init->uid_base_ = config.uid_base;
+  init->gid_base_ = config.gid_base;
   init->pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
 
   Status status;
@@ -345,6 +347,109 @@ Expected<std::unique_ptr<InitProcess>> InitProcess::start(const InitConfig& conf
     return status;
   }
   return init;
+}
+
+namespace {
+
+const char* const kSwapSteps[] = {"setns", "mkdir staging dir", "attach new root", "move mount", "open /dev",
+                                  "chdir new root", "pivot_root", "move /dev", "remove staging dir", "detach old root"};
+
+struct SwapArgs {
+  int ns = -1, root = -1, status = -1;
+  uint32_t uid = 0, gid = 0;
+  const char* stage = nullptr;      // "/dev/.tidal-root"
+  const char* stage_name = nullptr;  // ".tidal-root"
+  std::vector<const char*> from, to;
+};
+
+[[noreturn]] TIDAL_CHILD_CODE void swap_child(const SwapArgs& a);
+
+TIDAL_CHILD_CODE int swap_child_entry(void* arg) { swap_child(*static_cast<const SwapArgs*>(arg)); }
+
+[[noreturn]] TIDAL_CHILD_CODE void swap_child(const SwapArgs& a) {
+  if (syscall(SYS_setns, a.ns, CLONE_NEWNS) != 0) child::fail(a.status, 0, errno);
+  if (chdir("/") != 0) child::fail(a.status, 0, errno);
+  // The sandbox's /dev belongs to its user namespace, where host root has no uid: create the
+  // staging directory as the sandbox's root (the mount calls need CAP_SYS_ADMIN, which stays).
+  syscall(SYS_setfsgid, a.gid);
+  syscall(SYS_setfsuid, a.uid);
+  if (mkdir(a.stage, 0700) != 0) child::fail(a.status, 1, errno);
+  if (syscall(SYS_move_mount, a.root, "", AT_FDCWD, a.stage, MOVE_MOUNT_F_EMPTY_PATH) != 0) child::fail(a.status, 2, errno);
+  for (size_t i = 0; i < a.from.size(); ++i) {
+    if (mount(a.from[i], a.to[i], nullptr, MS_MOVE, nullptr) != 0) child::fail(a.status, 3, errno);
+  }
+  int dev = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dev < 0) child::fail(a.status, 4, errno);
+  if (fchdir(a.root) != 0) child::fail(a.status, 5, errno);
+  // The new root leaves /dev/.tidal-root and becomes "/" of every process of the namespace whose
+  // root was the old one (the init); the old root ends up stacked on top of it.
+  if (syscall(SYS_pivot_root, ".", ".") != 0) child::fail(a.status, 6, errno);
+  if (syscall(SYS_move_mount, dev, "", a.root, "dev", MOVE_MOUNT_F_EMPTY_PATH) != 0) child::fail(a.status, 7, errno);
+  if (unlinkat(dev, a.stage_name, AT_REMOVEDIR) != 0) child::fail(a.status, 8, errno);
+  if (umount2(".", MNT_DETACH) != 0) child::fail(a.status, 9, errno);
+  child::StatusRecord ok;
+  ok.kind = child::kResult;
+  child::write_all(a.status, &ok, sizeof(ok));
+  _exit(0);
+}
+
+}  // namespace
+
+Status InitProcess::replace_root(int new_root, const std::vector<std::string>& bind_paths) {
+  if (pid_ <= 0) return not_found("sandbox was destroyed");
+  std::vector<std::string> from, to;
+  for (const auto& b : bind_paths) {
+    from.push_back(b);
+    to.push_back("/dev/.tidal-root" + b);
+  }
+  from.push_back("/proc");
+  to.push_back("/dev/.tidal-root/proc");
+  SwapArgs a;
+  a.root = new_root;
+  a.uid = uid_base_;
+  a.gid = gid_base_;
+  a.stage = "/dev/.tidal-root";
+  a.stage_name = ".tidal-root";
+  for (size_t i = 0; i < from.size(); ++i) {
+    a.from.push_back(from[i].c_str());
+    a.to.push_back(to[i].c_str());
+  }
+  std::string ns_path = "/proc/" + std::to_string(pid_) + "/ns/mnt";
+  a.ns = ::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (a.ns < 0) return internal_error("open " + ns_path + ": " + std::strerror(errno));
+  int status_pipe[2];
+  if (pipe2(status_pipe, O_CLOEXEC) != 0) {
+    ::close(a.ns);
+    return io_error(std::string("pipe: ") + std::strerror(errno));
+  }
+  a.status = status_pipe[1];
+  // CLONE_VM | CLONE_VFORK: no copy of the daemon's page tables (a plain fork of a daemon with
+  // many threads and mappings costs milliseconds); the helper only makes syscalls on its own stack
+  // and this thread sleeps until it exits.
+  constexpr size_t kStack = 64 * 1024;
+  std::vector<char> stack(kStack);
+  pid_t pid = clone(swap_child_entry, stack.data() + kStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+  int fork_err = errno;
+  ::close(status_pipe[1]);
+  ::close(a.ns);
+  if (pid < 0) {
+    ::close(status_pipe[0]);
+    return io_error(std::string("fork: ") + std::strerror(fork_err));
+  }
+  child::StatusRecord r;
+  ssize_t n;
+  do {
+    n = ::read(status_pipe[0], &r, sizeof(r));
+  } while (n < 0 && errno == EINTR);
+  ::close(status_pipe[0]);
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  if (n != static_cast<ssize_t>(sizeof(r))) return internal_error("root swap helper died");
+  if (r.kind == child::kSetupError) {
+    const char* step = r.step >= 0 && r.step < static_cast<int>(std::size(kSwapSteps)) ? kSwapSteps[r.step] : "?";
+    return internal_error(std::string("root swap failed at '") + step + "': " + std::strerror(r.err));
+  }
+  return Status::ok();
 }
 
 InitProcess::~InitProcess() { kill(); }

@@ -61,12 +61,20 @@ class InitProcess {
   // Returns a pidfd of the tree's first process X: SIGKILL to it kills the whole exec.
   // kNotFound after kill(); kInternal when the init does not answer (10 s) or cannot fork.
   [[nodiscard]] Expected<int> spawn(const std::string& message, const int fds[4]);
+  // Makes `new_root` (a detached mount: open_tree(OPEN_TREE_CLONE) of an overlay) the root of this
+  // sandbox's mount namespace: it is attached there, `bind_paths` (the HostBind paths), /proc and
+  // /dev move over from the old root, the init's root and cwd move to it (pivot_root), and the old
+  // root is detached. Commands started afterwards see the new root; running ones keep the old one
+  // (callers make sure none runs). Done by a short-lived helper process that joins the namespace.
+  // kInternal naming the failed step; the sandbox may then be unusable (destroy it).
+  [[nodiscard]] Status replace_root(int new_root, const std::vector<std::string>& bind_paths);
   // SIGKILLs the init (which kills every process in the sandbox's pid namespace) and reaps it.
   void kill();
 
  private:
   pid_t pid_ = -1;
   int pidfd_ = -1;
+  uint32_t uid_base_ = 0, gid_base_ = 0;  // host ids of root inside
   std::mutex ctl_mu_;  // one spawn exchange at a time
   int ctl_ = -1;       // guarded by ctl_mu_
 };

@@ -130,13 +130,45 @@ Expected<std::vector<HostBind>> Rootfs::build_host_template(const std::string& r
   return binds;
 }
 
+Expected<std::shared_ptr<Layer>> Layer::open(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return io_error("open layer " + dir + ": " + errno_text());
+  std::shared_ptr<Layer> layer(new Layer());
+  layer->fd_ = fd;
+  layer->path_ = "/proc/self/fd/" + std::to_string(fd);
+  return layer;
+}
+
+Layer::~Layer() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status Rootfs::mount_overlay(const std::string& at, const LayerStack& lowers, const std::string& upper,
+                             const std::string& work) const {
+  std::string lower;
+  for (const auto& layer : lowers) lower += layer->path() + ":";
+  lower += root_ + "/templates/host";
+  std::string ovl = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work;
+  if (ovl.size() >= 4000) return io_error("overlay options too long (" + std::to_string(ovl.size()) + " bytes)");
+  if (mount("overlay", at.c_str(), "overlay", MS_NOSUID | MS_NODEV, ovl.c_str()) != 0) {
+    return io_error("mount overlay on " + at + ": " + errno_text());
+  }
+  return Status::ok();
+}
+
 Expected<Rootfs> Rootfs::create(const std::string& root, const std::string& id, int64_t disk_mb,
-                                uint32_t uid, uint32_t gid, const std::string& copy_from_upper) {
+                                uint32_t uid, uint32_t gid, const LayerStack& lowers,
+                                const std::vector<std::string>& copy_from) {
   Rootfs r;
+  r.root_ = root;
+  r.uid_ = uid;
+  r.gid_ = gid;
   r.dir_ = root + "/sandboxes/" + id;
-  r.upper_ = r.dir_ + "/upper";
+  r.upper_ = r.dir_ + "/upper.0";
+  r.work_ = r.dir_ + "/work.0";
   r.merged_ = r.dir_ + "/merged";
-  std::string work = r.dir_ + "/work";
+  r.next_ = r.dir_ + "/next";
+  r.lowers_ = lowers;
   std::error_code ec;
   fs::create_directories(r.dir_, ec);
   if (ec) return io_error("cannot create " + r.dir_ + ": " + ec.message());
@@ -153,33 +185,159 @@ Expected<Rootfs> Rootfs::create(const std::string& root, const std::string& id, 
     destroy_dir(r.dir_);
     return s;
   }
-  for (const auto& d : {r.upper_, work, r.merged_}) {
+  for (const auto& d : {r.upper_, r.work_, r.merged_}) {
     if (::mkdir(d.c_str(), 0755) != 0) {
       Status s = io_error("mkdir " + d + ": " + errno_text());
       destroy_dir(r.dir_);
       return s;
     }
   }
-  if (!copy_from_upper.empty()) {
-    Status s = copy_tree(copy_from_upper, r.upper_);
+  if (!copy_from.empty()) {
+    Status s = merge_layers(copy_from, r.upper_);
     if (!s.is_ok()) {
       destroy_dir(r.dir_);
       return s;
     }
   }
   ::chown(r.upper_.c_str(), uid, gid);
-  std::string lower = root + "/templates/host";
-  std::string ovl = "lowerdir=" + lower + ",upperdir=" + r.upper_ + ",workdir=" + work;
-  if (mount("overlay", r.merged_.c_str(), "overlay", MS_NOSUID | MS_NODEV, ovl.c_str()) != 0) {
-    Status s = io_error("mount overlay on " + r.merged_ + ": " + errno_text());
+  Status s = r.mount_overlay(r.merged_, lowers, r.upper_, r.work_);
+  if (!s.is_ok()) {
     destroy_dir(r.dir_);
     return s;
   }
   return r;
 }
 
+bool Rootfs::upper_empty() const {
+  DIR* d = opendir(upper_.c_str());
+  if (!d) return false;
+  bool empty = true;
+  while (dirent* e = readdir(d)) {
+    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) {
+      empty = false;
+      break;
+    }
+  }
+  closedir(d);
+  return empty;
+}
+
+namespace {
+// Moves every entry of directory `from` into directory `to` (renames within one filesystem).
+Status move_entries(const std::string& from, const std::string& to) {
+  DIR* d = opendir(from.c_str());
+  if (!d) return io_error("opendir " + from + ": " + errno_text());
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.emplace_back(e->d_name);
+  }
+  closedir(d);
+  for (const auto& name : names) {
+    if (::rename((from + "/" + name).c_str(), (to + "/" + name).c_str()) != 0) {
+      return io_error("rename " + from + "/" + name + ": " + errno_text());
+    }
+  }
+  return Status::ok();
+}
+}  // namespace
+
+Expected<LayerStack> Rootfs::freeze_stack() {
+  if (upper_empty()) return lowers_;
+  // The frozen layer is a new directory that takes over the upper's entries (renames, no copy):
+  // had we stacked upper.N itself, overlayfs would see a lower layer that is still the upper of
+  // the mount being replaced (a kernel warning per fork, EBUSY with index=on).
+  frozen_ = dir_ + "/layer." + std::to_string(generation_);
+  if (::mkdir(frozen_.c_str(), 0755) != 0) {
+    Status s = io_error("mkdir " + frozen_ + ": " + errno_text());
+    frozen_.clear();
+    return s;
+  }
+  ::chown(frozen_.c_str(), uid_, gid_);
+  Status moved = move_entries(upper_, frozen_);
+  Expected<std::shared_ptr<Layer>> top = moved.is_ok() ? Layer::open(frozen_) : Expected<std::shared_ptr<Layer>>(moved);
+  if (!top) {
+    thaw();
+    return top.status();
+  }
+  LayerStack stack{*top};
+  stack.insert(stack.end(), lowers_.begin(), lowers_.end());
+  if (stack.size() <= kMaxLayers) return stack;
+  // Too deep: one flattened copy of the whole stack (in this sandbox's tmpfs).
+  std::string flat = dir_ + "/flat." + std::to_string(generation_);
+  std::error_code ec;
+  fs::remove_all(flat, ec);
+  std::vector<std::string> paths;
+  for (const auto& layer : stack) paths.push_back(layer->path());
+  Status s = ::mkdir(flat.c_str(), 0755) == 0 ? merge_layers(paths, flat) : io_error("mkdir " + flat + ": " + errno_text());
+  Expected<std::shared_ptr<Layer>> flat_layer = s.is_ok() ? Layer::open(flat) : Expected<std::shared_ptr<Layer>>(s);
+  if (!flat_layer) {
+    fs::remove_all(flat, ec);
+    thaw();
+    return flat_layer.status();
+  }
+  ::chown(flat.c_str(), uid_, gid_);
+  return LayerStack{*flat_layer};
+}
+
+void Rootfs::thaw() {
+  if (frozen_.empty()) return;
+  (void)move_entries(frozen_, upper_);
+  ::rmdir(frozen_.c_str());
+  frozen_.clear();
+}
+
+Status Rootfs::prepare_remount(const LayerStack& stack) {
+  int gen = generation_ + 1;
+  next_upper_ = dir_ + "/upper." + std::to_string(gen);
+  next_work_ = dir_ + "/work." + std::to_string(gen);
+  for (const auto& d : {next_upper_, next_work_}) {
+    if (::mkdir(d.c_str(), 0755) != 0) {
+      Status s = io_error("mkdir " + d + ": " + errno_text());
+      abort_remount();
+      return s;
+    }
+  }
+  ::chown(next_upper_.c_str(), uid_, gid_);
+  if (::mkdir(next_.c_str(), 0755) != 0 && errno != EEXIST) {
+    Status s = io_error("mkdir " + next_ + ": " + errno_text());
+    abort_remount();
+    return s;
+  }
+  Status s = mount_overlay(next_, stack, next_upper_, next_work_);
+  if (!s.is_ok()) {
+    abort_remount();
+    return s;
+  }
+  next_lowers_ = stack;
+  return Status::ok();
+}
+
+void Rootfs::finish_remount() {
+  ::umount2(merged_.c_str(), MNT_DETACH);
+  if (mount(next_.c_str(), merged_.c_str(), nullptr, MS_MOVE, nullptr) != 0) {
+    // Should not happen (both are ours); the files API then fails until destroy, the sandbox's
+    // own root (already swapped) is unaffected.
+    ::umount2(next_.c_str(), MNT_DETACH);
+  }
+  ++generation_;
+  upper_ = next_upper_;
+  work_ = next_work_;
+  lowers_ = std::move(next_lowers_);
+  next_lowers_.clear();
+  frozen_.clear();
+}
+
+void Rootfs::abort_remount() {
+  ::umount2(next_.c_str(), MNT_DETACH);
+  std::error_code ec;
+  if (!next_upper_.empty()) fs::remove_all(next_upper_, ec);
+  if (!next_work_.empty()) fs::remove_all(next_work_, ec);
+  next_lowers_.clear();
+}
+
 void Rootfs::destroy_dir(const std::string& dir) {
   ::umount2((dir + "/merged").c_str(), MNT_DETACH);
+  ::umount2((dir + "/next").c_str(), MNT_DETACH);
   ::umount2(dir.c_str(), MNT_DETACH);
   std::error_code ec;
   fs::remove_all(dir, ec);
@@ -196,6 +354,109 @@ int Rootfs::cleanup_stale(const std::string& root) {
   return n;
 }
 
+namespace {
+
+// Copies one non-directory entry (regular file, symlink, device/whiteout, FIFO) with its owner,
+// mode and xattrs.
+Status copy_entry(const std::string& src, const std::string& dst, const struct stat& st) {
+  Status status;
+  if (S_ISREG(st.st_mode)) {
+    int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 07777);
+    if (in < 0 || out < 0) {
+      status = io_error("copy " + src + ": " + errno_text());
+    } else {
+      // copy_file_range refuses some cross-filesystem pairs (EXDEV): fall back to read/write.
+      off_t left = st.st_size;
+      while (left > 0) {
+        ssize_t n = copy_file_range(in, nullptr, out, nullptr, static_cast<size_t>(left), 0);
+        if (n <= 0) break;
+        left -= n;
+      }
+      char buf[65536];
+      while (left > 0) {
+        ssize_t n = ::read(in, buf, sizeof(buf));
+        if (n <= 0 || ::write(out, buf, static_cast<size_t>(n)) != n) {
+          status = io_error("copy " + src + ": " + errno_text());
+          break;
+        }
+        left -= n;
+      }
+    }
+    if (in >= 0) ::close(in);
+    if (out >= 0) ::close(out);
+  } else if (S_ISLNK(st.st_mode)) {
+    char target[4096];
+    ssize_t n = readlink(src.c_str(), target, sizeof(target) - 1);
+    if (n >= 0) {
+      target[n] = 0;
+      if (symlink(target, dst.c_str()) != 0) status = io_error("symlink " + dst + ": " + errno_text());
+    }
+  } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode)) {
+    // Overlay whiteouts are 0/0 character devices; copy them as they are.
+    if (mknod(dst.c_str(), st.st_mode, st.st_rdev) != 0) status = io_error("mknod " + dst + ": " + errno_text());
+  } else {
+    return Status::ok();  // sockets: nothing to copy
+  }
+  if (!status.is_ok()) return status;
+  ::lchown(dst.c_str(), st.st_uid, st.st_gid);
+  if (!S_ISLNK(st.st_mode)) ::chmod(dst.c_str(), st.st_mode & 07777);
+  return copy_xattrs(src, dst);
+}
+
+bool is_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == 0; }
+
+bool is_opaque(const std::string& dir) {
+  char v[4];
+  ssize_t n = lgetxattr(dir.c_str(), "trusted.overlay.opaque", v, sizeof(v));
+  return n == 1 && v[0] == 'y';
+}
+
+// Applies one layer `from` on top of the merged result so far in `to`.
+Status apply_layer(const std::string& from, const std::string& to) {
+  DIR* d = opendir(from.c_str());
+  if (!d) return io_error("opendir " + from + ": " + errno_text());
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.emplace_back(e->d_name);
+  }
+  closedir(d);
+  for (const auto& name : names) {
+    std::string src = from + "/" + name, dst = to + "/" + name;
+    struct stat st, old;
+    if (lstat(src.c_str(), &st) != 0) continue;
+    bool had = lstat(dst.c_str(), &old) == 0;
+    bool had_dir = had && S_ISDIR(old.st_mode);
+    std::error_code ec;
+    if (S_ISDIR(st.st_mode)) {
+      bool opaque = is_opaque(src);
+      if (had_dir && !opaque) {
+        TIDAL_RETURN_IF_ERROR(apply_layer(src, dst));  // merge into the lower directory
+        ::lchown(dst.c_str(), st.st_uid, st.st_gid);
+        ::chmod(dst.c_str(), st.st_mode & 07777);
+        continue;
+      }
+      if (had) fs::remove_all(dst, ec);
+      if (::mkdir(dst.c_str(), st.st_mode & 07777) != 0) return io_error("mkdir " + dst + ": " + errno_text());
+      ::lchown(dst.c_str(), st.st_uid, st.st_gid);
+      ::chmod(dst.c_str(), st.st_mode & 07777);
+      TIDAL_RETURN_IF_ERROR(copy_xattrs(src, dst));
+      // A directory over a whiteout or a file of a lower layer hid everything below it: keep
+      // hiding the template's directory of that name.
+      if (had && !opaque && lsetxattr(dst.c_str(), "trusted.overlay.opaque", "y", 1, 0) != 0) {
+        return io_error("set opaque " + dst + ": " + errno_text());
+      }
+      TIDAL_RETURN_IF_ERROR(apply_layer(src, dst));
+    } else {
+      if (had) fs::remove_all(dst, ec);
+      TIDAL_RETURN_IF_ERROR(copy_entry(src, dst, st));
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 Status copy_tree(const std::string& from, const std::string& to) {
   DIR* d = opendir(from.c_str());
   if (!d) return io_error("opendir " + from + ": " + errno_text());
@@ -211,51 +472,23 @@ Status copy_tree(const std::string& from, const std::string& to) {
         break;
       }
       status = copy_tree(src, dst);
-    } else if (S_ISREG(st.st_mode)) {
-      int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-      int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 07777);
-      if (in < 0 || out < 0) {
-        status = io_error("copy " + src + ": " + errno_text());
-      } else {
-        // copy_file_range refuses some cross-filesystem pairs (EXDEV): fall back to read/write.
-        off_t left = st.st_size;
-        while (left > 0) {
-          ssize_t n = copy_file_range(in, nullptr, out, nullptr, static_cast<size_t>(left), 0);
-          if (n <= 0) break;
-          left -= n;
-        }
-        char buf[65536];
-        while (left > 0) {
-          ssize_t n = ::read(in, buf, sizeof(buf));
-          if (n <= 0 || ::write(out, buf, static_cast<size_t>(n)) != n) {
-            status = io_error("copy " + src + ": " + errno_text());
-            break;
-          }
-          left -= n;
-        }
-      }
-      if (in >= 0) ::close(in);
-      if (out >= 0) ::close(out);
-    } else if (S_ISLNK(st.st_mode)) {
-      char target[4096];
-      ssize_t n = readlink(src.c_str(), target, sizeof(target) - 1);
-      if (n >= 0) {
-        target[n] = 0;
-        if (symlink(target, dst.c_str()) != 0) status = io_error("symlink " + dst + ": " + errno_text());
-      }
-    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode)) {
-      // Overlay whiteouts are 0/0 character devices; copy them as they are.
-      if (mknod(dst.c_str(), st.st_mode, st.st_rdev) != 0) status = io_error("mknod " + dst + ": " + errno_text());
+      if (!status.is_ok()) break;
+      ::lchown(dst.c_str(), st.st_uid, st.st_gid);
+      ::chmod(dst.c_str(), st.st_mode & 07777);
+      status = copy_xattrs(src, dst);
+    } else {
+      status = copy_entry(src, dst, st);
     }
-    if (!status.is_ok()) break;
-    ::lchown(dst.c_str(), st.st_uid, st.st_gid);
-    if (!S_ISLNK(st.st_mode)) ::chmod(dst.c_str(), st.st_mode & 07777);
-    status = copy_xattrs(src, dst);
     if (!status.is_ok()) break;
   }
   closedir(d);
   if (status.is_ok()) status = copy_xattrs(from, to);
   return status;
+}
+
+Status merge_layers(const std::vector<std::string>& layers, const std::string& to) {
+  for (auto it = layers.rbegin(); it != layers.rend(); ++it) TIDAL_RETURN_IF_ERROR(apply_layer(*it, to));
+  return Status::ok();
 }
 
 }  // namespace tidal::sandbox

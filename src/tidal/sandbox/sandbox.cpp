@@ -2,18 +2,20 @@
 
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 
 #include <cstring>
 #include <signal.h>
 #include <unistd.h>
 
+#include "tidal/sandbox/egress.h"
 #include "tidal/sandbox/seccomp_filter.h"
 #include "tidal/sandbox/spawn_thread.h"
 
 namespace tidal::sandbox {
 
 const char* network_mode_name(NetworkMode mode) {
-  return mode == NetworkMode::kLoopback ? "loopback" : "none";
+  return mode == NetworkMode::kLoopback ? "loopback" : mode == NetworkMode::kEgress ? "egress" : "none";
 }
 
 Sandbox::Sandbox(const Host& host, std::string id, SandboxSpec spec)
@@ -25,10 +27,10 @@ Sandbox::Sandbox(const Host& host, std::string id, SandboxSpec spec)
 Sandbox::~Sandbox() { destroy(); }
 
 Expected<std::shared_ptr<Sandbox>> Sandbox::create(const Host& host, std::string id, const SandboxSpec& spec,
-                                                   const std::string& copy_upper_from) {
+                                                   const LayerStack& lowers, const std::vector<std::string>& copy_from) {
   std::shared_ptr<Sandbox> sb(new Sandbox(host, std::move(id), spec));
   TIDAL_ASSIGN_OR_RETURN(Rootfs rootfs, Rootfs::create(host.root, sb->id_, spec.disk_mb, host.uid_base,
-                                                       host.gid_base, copy_upper_from));
+                                                       host.gid_base, lowers, copy_from));
   sb->rootfs_ = std::make_unique<Rootfs>(std::move(rootfs));
   sb->alive_ = true;  // from here on destroy() cleans up
   CgroupLimits limits;
@@ -55,6 +57,21 @@ Expected<std::shared_ptr<Sandbox>> Sandbox::create(const Host& host, std::string
     return init.status();
   }
   sb->init_ = std::move(init).value();
+  if (spec.network == NetworkMode::kEgress) {
+    Status s = host.egress ? Status::ok() : unimplemented("network 'egress' is not available on this host");
+    if (s.is_ok()) {
+      auto slot = host.egress->attach(sb->init_->pid());
+      if (slot) sb->egress_slot_ = *slot;
+      else s = slot.status();
+    }
+    if (s.is_ok() && !host.egress->resolv_conf().empty()) {
+      s = FileAccess(sb->rootfs_->merged(), host.uid_base, host.gid_base).write("/etc/resolv.conf", host.egress->resolv_conf());
+    }
+    if (!s.is_ok()) {
+      sb->destroy();
+      return s;
+    }
+  }
   return sb;
 }
 
@@ -77,9 +94,62 @@ SandboxInfo Sandbox::info() const {
   return info;
 }
 
-std::string Sandbox::upper_dir() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  return alive_ && rootfs_ ? rootfs_->upper() : std::string();
+Status Sandbox::swap_layers_locked(const LayerStack& stack) {
+  TIDAL_RETURN_IF_ERROR(rootfs_->prepare_remount(stack));
+  return swap_prepared_locked();
+}
+
+Status Sandbox::swap_prepared_locked() {
+  int tree = static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, rootfs_->next().c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+  if (tree < 0) {
+    Status s = io_error("open_tree " + rootfs_->next() + ": " + std::strerror(errno));
+    rootfs_->abort_remount();
+    rootfs_->thaw();
+    return s;
+  }
+  std::vector<std::string> binds;
+  for (const auto& b : host_.binds) binds.push_back(b.path);
+  Status s = init_->replace_root(tree, binds);
+  ::close(tree);
+  if (!s.is_ok()) {
+    rootfs_->abort_remount();
+    rootfs_->thaw();
+    return s;
+  }
+  rootfs_->finish_remount();
+  return Status::ok();
+}
+
+Expected<Sandbox::ForkSource> Sandbox::fork_source() {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (!alive_ || !init_) return not_found("sandbox " + id_ + " was destroyed");
+  ForkSource src;
+  auto copy_instead = [&] {
+    src.stack.clear();
+    src.keep = rootfs_->lowers();
+    src.copy_from = {rootfs_->upper()};
+    for (const auto& layer : src.keep) src.copy_from.push_back(layer->path());
+    return src;
+  };
+  // Commands running in the old root would keep writing to a frozen layer: copy instead.
+  if (paused_ || execs_running_.load() > 0) return copy_instead();
+  TIDAL_ASSIGN_OR_RETURN(src.stack, rootfs_->freeze_stack());
+  if (src.stack == rootfs_->lowers()) return src;  // nothing written since the last fork
+  // A remount that fails before the swap leaves the sandbox as it was: copy instead.
+  if (!rootfs_->prepare_remount(src.stack).is_ok()) {
+    rootfs_->thaw();
+    return copy_instead();
+  }
+  Status s = swap_prepared_locked();
+  if (!s.is_ok()) return internal_error("fork of " + id_ + ": " + s.message());
+  return src;
+}
+
+Status Sandbox::rebase(const LayerStack& stack) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (!alive_ || !init_) return not_found("sandbox " + id_ + " was destroyed");
+  if (stack == rootfs_->lowers()) return Status::ok();
+  return swap_layers_locked(stack);
 }
 
 Expected<ExecResult> Sandbox::exec(const ExecRequest& request, const OutputFn& on_output) {
@@ -165,6 +235,8 @@ void Sandbox::destroy() {
   if (paused_ && cgroup_) (void)cgroup_->freeze(false);
   paused_ = false;
   if (init_) init_->kill();  // the pid namespace dies with its init
+  if (egress_slot_ >= 0 && host_.egress) host_.egress->detach(egress_slot_);
+  egress_slot_ = -1;
   if (cgroup_) {
     (void)cgroup_->kill_all();  // anything that joined the cgroup but not the namespace yet
     (void)cgroup_->remove();

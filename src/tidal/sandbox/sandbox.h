@@ -23,6 +23,7 @@
 
 namespace tidal::sandbox {
 
+class Egress;
 class SeccompFilter;
 class SpawnThread;
 
@@ -50,13 +51,17 @@ class Sandbox {
     std::shared_ptr<CgroupHost> cgroups;
     const SeccompFilter* filter = nullptr;
     SpawnThread* spawner = nullptr;
+    Egress* egress = nullptr;  // null until the first egress sandbox (and when unavailable)
   };
 
-  // Builds the filesystem (copying `copy_upper_from`'s writable layer when given: fork), the
-  // cgroup and the init. On failure everything built so far is torn down.
+  // Builds the filesystem over `lowers` (frozen layers of a fork's parent, top first; see
+  // rootfs.h), copying the merged contents of `copy_from` (layer directories, top first) into the
+  // writable layer when given (the copying fork), then the cgroup and the init. On failure
+  // everything built so far is torn down.
   [[nodiscard]] static Expected<std::shared_ptr<Sandbox>> create(const Host& host, std::string id,
                                                                  const SandboxSpec& spec,
-                                                                 const std::string& copy_upper_from = {});
+                                                                 const LayerStack& lowers = {},
+                                                                 const std::vector<std::string>& copy_from = {});
   ~Sandbox();
 
   const std::string& id() const { return id_; }
@@ -64,9 +69,20 @@ class Sandbox {
   const SandboxSpec& spec() const { return spec_; }
   std::chrono::steady_clock::time_point created() const { return created_; }
   SandboxInfo info() const;
-  // The writable layer on the host (for fork). Empty after destroy().
-  std::string upper_dir() const;
-
+  // What a fork's child is built from. Copy-on-write when the sandbox is idle (no command running,
+  // not paused): its writable layer is frozen into `stack` (the sandbox itself continues on a
+  // fresh layer above it, its init's root swapped in place) and the child mounts `stack`.
+  // Otherwise `copy_from` names the layers whose merged contents the child copies (`keep` holds
+  // them open meanwhile).
+  struct ForkSource {
+    LayerStack stack;
+    std::vector<std::string> copy_from;
+    LayerStack keep;
+  };
+  [[nodiscard]] Expected<ForkSource> fork_source();
+  // Puts a fresh (warm, unused) sandbox on `stack`: new empty writable layer over it, the init's
+  // root swapped in place. Used to hand a warm sandbox out as a fork's child.
+  [[nodiscard]] Status rebase(const LayerStack& stack);
   // Runs a command (see ExecRunner). kNotFound once destroyed. Sets oom_killed when the command
   // died of SIGKILL while the sandbox's OOM-kill count rose.
   [[nodiscard]] Expected<ExecResult> exec(const ExecRequest& request, const OutputFn& on_output = {});
@@ -85,6 +101,9 @@ class Sandbox {
 
  private:
   Sandbox(const Host& host, std::string id, SandboxSpec spec);
+  // Remounts on `stack` with a fresh upper and swaps the init's root; mu_ held exclusively.
+  Status swap_layers_locked(const LayerStack& stack);
+  Status swap_prepared_locked();  // after rootfs_->prepare_remount()
 
   const Host& host_;
   std::string id_;
@@ -98,6 +117,7 @@ class Sandbox {
   std::unique_ptr<Rootfs> rootfs_;
   std::unique_ptr<Cgroup> cgroup_;
   std::unique_ptr<InitProcess> init_;
+  int egress_slot_ = -1;  // Egress::attach() slot of an egress sandbox
   std::atomic<int64_t> n_execs_{0};
   std::atomic<int64_t> execs_running_{0};
 };

@@ -1,5 +1,9 @@
 #include "tidal/sandbox/sandbox_api.h"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
 #include <nlohmann/json.hpp>
 
 #include "tidal/http/json_fields.h"
@@ -72,8 +76,8 @@ void read_network(JsonFields& f, SandboxSpec& spec) {
   f.optional("network", &network);
   if (network == "none") spec.network = NetworkMode::kNone;
   else if (network == "loopback") spec.network = NetworkMode::kLoopback;
-  else if (network == "egress") f.fail("network", "value 'egress' is not implemented yet (have: none, loopback)");
-  else f.fail("network", "must be one of none, loopback (got '" + network + "')");
+  else if (network == "egress") spec.network = NetworkMode::kEgress;
+  else f.fail("network", "must be one of none, loopback, egress (got '" + network + "')");
 }
 
 // Seconds (may be fractional) to milliseconds, with a range check.
@@ -81,75 +85,56 @@ int64_t read_timeout_ms(JsonFields& f, const char* key, double fallback_s, doubl
   double s = fallback_s;
   f.optional(key, &s);
   if (!(s > 0) || s > max_s) f.fail(key, "must be > 0 and <= " + std::to_string(static_cast<int64_t>(max_s)));
-  return static_cast<int64_t>(s * 1000.0);
+  return std::max<int64_t>(1, static_cast<int64_t>(s * 1000.0));  // a sub-millisecond timeout is 1 ms
 }
 
 HttpResponse error(const Status& s) { return HttpResponse::from_status(s); }
 
-Expected<json> body_json(const HttpRequest& req) { return req.json(); }
+// A failure that may come from an admission queue: 429 (queue full) or 503 (waited past the
+// deadline), both with Retry-After.
+HttpResponse error(const Status& s, const QueueTicket& ticket) {
+  if (!ticket.refused) return error(s);
+  HttpResponse r = HttpResponse::error(ticket.timed_out ? 503 : 429, s.message());
+  r.headers.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, ticket.retry_after_s)));
+  return r;
+}
+
+// The optional "queue_timeout_s": how long the request may wait for a slot on a saturated node.
+void read_queue_timeout(JsonFields& f, QueueTicket& ticket) {
+  double s = std::numeric_limits<double>::quiet_NaN();  // absent (JSON has no NaN)
+  f.optional("queue_timeout_s", &s);
+  if (std::isnan(s)) return;
+  if (!(s >= 0) || s > 3600) f.fail("queue_timeout_s", "must be in [0, 3600]");
+  ticket.wait_ms = static_cast<int64_t>(s * 1000.0);
+}
+
 
 HttpResponse handle_create(SandboxManager& m, HttpRequest& req) {
-  json body = json::object();
-  if (!req.body.empty()) {
-    auto parsed = body_json(req);
-    if (!parsed) return error(parsed.status());
-    body = std::move(parsed).value();
-  }
-  JsonFields f(body);
-  SandboxSpec spec;
-  f.optional("template", &spec.template_name);
-  read_limits(f, spec);
-  f.optional("timeout_s", &spec.timeout_s);
-  if (spec.timeout_s < 0 || spec.timeout_s > SpecBounds::kMaxTimeoutS) f.fail("timeout_s", "must be in [0, 604800]");
-  read_network(f, spec);
-  f.optional("env", &spec.env);
-  f.optional("labels", &spec.labels);
-  f.optional("lease", &spec.lease);
-  f.reject_unknown();
-  if (!f.status().is_ok()) return error(f.status());
-  auto sb = m.create(spec);
-  if (!sb) return error(sb.status());
+  auto call = parse_create_request(req.body);
+  if (!call) return error(call.status());
+  auto sb = m.create(call->spec, &call->ticket);
+  if (!sb) return error(sb.status(), call->ticket);
   return HttpResponse::json(201, info_json(**sb));
 }
 
 HttpResponse handle_exec(SandboxManager& m, HttpRequest& req) {
-  auto parsed = body_json(req);
-  if (!parsed) return error(parsed.status());
-  const json& body = *parsed;
-  JsonFields f(body);
-  ExecRequest exec;
-  std::string shell;
-  bool stream = false;
-  f.optional("cmd", &exec.argv);
-  f.optional("shell", &shell);
-  f.optional("stdin", &exec.stdin_data);
-  f.optional("cwd", &exec.cwd);
-  f.optional("env", &exec.env);
-  f.optional("stream", &stream);
-  exec.timeout_ms = read_timeout_ms(f, "timeout_s", 30, kMaxExecTimeoutS);
-  f.optional("max_output_bytes", &exec.max_output_bytes);
-  if (exec.max_output_bytes < 0 || exec.max_output_bytes > kMaxOutputBytes) {
-    f.fail("max_output_bytes", "must be in [0, " + std::to_string(kMaxOutputBytes) + "]");
-  }
-  f.reject_unknown();
-  if (f.status().is_ok()) {
-    if (exec.argv.empty() == shell.empty()) f.fail("cmd", "exactly one of 'cmd' (argv array) or 'shell' (string) is required");
-    else if (!shell.empty()) exec.argv = {"/bin/sh", "-c", shell};
-    if (!exec.cwd.empty() && exec.cwd[0] != '/') f.fail("cwd", "must be an absolute path");
-  }
-  if (!f.status().is_ok()) return error(f.status());
+  auto call = parse_exec_request(req.body);
+  if (!call) return error(call.status());
+  const ExecRequest& exec = call->exec;
+  QueueTicket ticket = call->ticket;
+  bool stream = call->stream;
   std::string id = req.param("id");
   if (!stream) {
-    auto result = m.exec(id, exec);
-    if (!result) return error(result.status());
+    auto result = m.exec(id, exec, {}, &ticket);
+    if (!result) return error(result.status(), ticket);
     return HttpResponse::json(200, result_json(*result));
   }
   if (!m.get(id)) return error(not_found("no sandbox '" + id + "'"));
-  return HttpResponse::sse([&m, id, exec](tidal::http::StreamWriter& w) {
+  return HttpResponse::sse([&m, id, exec, ticket](tidal::http::StreamWriter& w) mutable {
     auto result = m.exec(id, exec, [&w](int stream_no, std::string_view data) {
       json event = {{"data", std::string(data)}};
       w.write_event(event.dump(-1, ' ', false, json::error_handler_t::replace), stream_no == 1 ? "stdout" : "stderr");
-    });
+    }, &ticket);
     if (!result) {
       w.write_event(json{{"error", {{"message", result.status().message()}}}}.dump(), "error");
       return;
@@ -200,12 +185,101 @@ HttpResponse handle_files(SandboxManager& m, HttpRequest& req) {
   return HttpResponse::text(200, std::move(data).value(), "application/octet-stream");
 }
 
+// PUT: unpack a tar (optionally gzip) into ?path=DIR; GET: pack DIR as a tar (?gzip=1 compresses).
+HttpResponse handle_archive(SandboxManager& m, HttpRequest& req) {
+  auto sb = m.get(req.param("id"));
+  if (!sb) return error(sb.status());
+  auto files = (*sb)->files();
+  if (!files) return error(files.status());
+  auto path_it = req.query.find("path");
+  if (path_it == req.query.end()) return error(invalid_argument("query parameter 'path' is required"));
+  const std::string& path = path_it->second;
+  if (req.method == "PUT") {
+    ArchiveLimits limits;
+    limits.max_bytes = (*sb)->spec().disk_mb << 20;
+    auto stats = files->extract_tar(path, req.body, limits);
+    if (!stats) return error(stats.status());
+    return HttpResponse::json(200, {{"path", path}, {"entries", stats->entries}, {"bytes", stats->bytes}});
+  }
+  std::string gzip = req.query_or("gzip", "0");
+  bool compress = gzip == "1" || gzip == "true";
+  auto tar = files->create_tar(path, compress, kMaxFileBytes);
+  if (!tar) return error(tar.status());
+  return HttpResponse::text(200, std::move(tar).value(), compress ? "application/gzip" : "application/x-tar");
+}
+
 HttpResponse handle_run(SandboxManager& m, HttpRequest& req) {
-  auto parsed = body_json(req);
-  if (!parsed) return error(parsed.status());
-  const json& body = *parsed;
+  auto call = parse_run_request(req.body);
+  if (!call) return error(call.status());
+  const RunRequest& run = call->run;
+  QueueTicket ticket = call->ticket;
+  auto result = m.run_once(run, &ticket);
+  if (!result) return error(result.status(), ticket);
+  return HttpResponse::json(200, result_json(*result));
+}
+
+}  // namespace
+
+Expected<CreateCall> parse_create_request(std::string_view text) {
+  json body = json::object();
+  if (!text.empty()) {
+    body = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded()) return invalid_argument("request body is not valid JSON");
+  }
   JsonFields f(body);
-  RunRequest run;
+  CreateCall call;
+  SandboxSpec& spec = call.spec;
+  f.optional("template", &spec.template_name);
+  read_limits(f, spec);
+  f.optional("timeout_s", &spec.timeout_s);
+  if (spec.timeout_s < 0 || spec.timeout_s > SpecBounds::kMaxTimeoutS) f.fail("timeout_s", "must be in [0, 604800]");
+  read_network(f, spec);
+  f.optional("env", &spec.env);
+  f.optional("labels", &spec.labels);
+  f.optional("lease", &spec.lease);
+  read_queue_timeout(f, call.ticket);
+  f.reject_unknown();
+  if (!f.status().is_ok()) return f.status();
+  return call;
+}
+
+Expected<ExecCall> parse_exec_request(std::string_view text) {
+  if (text.empty()) return invalid_argument("request body is empty; expected a JSON object");
+  json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) return invalid_argument("request body is not valid JSON");
+  JsonFields f(body);
+  ExecCall call;
+  ExecRequest& exec = call.exec;
+  std::string shell;
+  f.optional("cmd", &exec.argv);
+  f.optional("shell", &shell);
+  f.optional("stdin", &exec.stdin_data);
+  f.optional("cwd", &exec.cwd);
+  f.optional("env", &exec.env);
+  f.optional("stream", &call.stream);
+  read_queue_timeout(f, call.ticket);
+  exec.timeout_ms = read_timeout_ms(f, "timeout_s", 30, kMaxExecTimeoutS);
+  f.optional("max_output_bytes", &exec.max_output_bytes);
+  if (exec.max_output_bytes < 0 || exec.max_output_bytes > kMaxOutputBytes) {
+    f.fail("max_output_bytes", "must be in [0, " + std::to_string(kMaxOutputBytes) + "]");
+  }
+  f.reject_unknown();
+  if (f.status().is_ok()) {
+    if (exec.argv.empty() == shell.empty()) f.fail("cmd", "exactly one of 'cmd' (argv array) or 'shell' (string) is required");
+    else if (!shell.empty()) exec.argv = {"/bin/sh", "-c", shell};
+    if (!exec.cwd.empty() && exec.cwd[0] != '/') f.fail("cwd", "must be an absolute path");
+  }
+  if (!f.status().is_ok()) return f.status();
+  return call;
+}
+
+Expected<RunCall> parse_run_request(std::string_view text) {
+  if (text.empty()) return invalid_argument("request body is empty; expected a JSON object");
+  json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) return invalid_argument("request body is not valid JSON");
+  JsonFields f(body);
+  RunCall call;
+  RunRequest& run = call.run;
   f.required("language", &run.language);
   f.required("code", &run.code);
   f.optional("stdin", &run.stdin_data);
@@ -217,18 +291,30 @@ HttpResponse handle_run(SandboxManager& m, HttpRequest& req) {
   }
   read_limits(f, run.spec);
   read_network(f, run.spec);
+  read_queue_timeout(f, call.ticket);
   f.reject_unknown();
   for (const auto& [path, content] : run.files) {
     Status s = FileAccess::check_path(path);
     if (!s.is_ok()) f.fail("files", s.message());
   }
-  if (!f.status().is_ok()) return error(f.status());
-  auto result = m.run_once(run);
-  if (!result) return error(result.status());
-  return HttpResponse::json(200, result_json(*result));
+  if (!f.status().is_ok()) return f.status();
+  return call;
 }
 
-}  // namespace
+Expected<std::map<std::string, std::string>> parse_label_filter(const std::string& filter) {
+  std::map<std::string, std::string> labels;
+  size_t pos = 0;
+  while (!filter.empty() && pos <= filter.size()) {
+    size_t comma = filter.find(',', pos);
+    if (comma == std::string::npos) comma = filter.size();
+    std::string pair = filter.substr(pos, comma - pos);
+    size_t eq = pair.find('=');
+    if (eq == std::string::npos) return invalid_argument("label filter must be key=value[,key=value]");
+    labels[pair.substr(0, eq)] = pair.substr(eq + 1);
+    pos = comma + 1;
+  }
+  return labels;
+}
 
 void SandboxApi::add_routes(tidal::http::Router& router, SandboxManager& m) {
   router.add("GET", "/health", [&m](HttpRequest&) {
@@ -236,6 +322,9 @@ void SandboxApi::add_routes(tidal::http::Router& router, SandboxManager& m) {
                                     {"live_sandboxes", m.n_live()},
                                     {"warm_ready", m.n_warm()},
                                     {"max_sandboxes", m.options().max_sandboxes},
+                                    {"max_execs", m.options().max_execs},
+                                    {"create_queue", m.create_queue_depth()},
+                                    {"exec_queue", m.exec_queue_depth()},
                                     {"cgroups", m.cgroup_description()},
                                     {"limits_enforced", m.cgroups_enabled()}});
   });
@@ -244,20 +333,10 @@ void SandboxApi::add_routes(tidal::http::Router& router, SandboxManager& m) {
   });
   router.add("POST", "/v1/sandboxes", [&m](HttpRequest& r) { return handle_create(m, r); });
   router.add("GET", "/v1/sandboxes", [&m](HttpRequest& r) {
-    std::map<std::string, std::string> labels;
-    std::string filter = r.query_or("label");  // "k=v" or "k1=v1,k2=v2"
-    size_t pos = 0;
-    while (!filter.empty() && pos <= filter.size()) {
-      size_t comma = filter.find(',', pos);
-      if (comma == std::string::npos) comma = filter.size();
-      std::string pair = filter.substr(pos, comma - pos);
-      size_t eq = pair.find('=');
-      if (eq == std::string::npos) return error(invalid_argument("label filter must be key=value[,key=value]"));
-      labels[pair.substr(0, eq)] = pair.substr(eq + 1);
-      pos = comma + 1;
-    }
+    auto labels = parse_label_filter(r.query_or("label"));
+    if (!labels) return error(labels.status());
     json list = json::array();
-    for (const auto& sb : m.list(labels)) list.push_back(info_json(*sb));
+    for (const auto& sb : m.list(*labels)) list.push_back(info_json(*sb));
     return HttpResponse::json(200, {{"sandboxes", list}});
   });
   router.add("GET", "/v1/sandboxes/{id}", [&m](HttpRequest& r) {
@@ -273,6 +352,9 @@ void SandboxApi::add_routes(tidal::http::Router& router, SandboxManager& m) {
   router.add("POST", "/v1/sandboxes/{id}/exec", [&m](HttpRequest& r) { return handle_exec(m, r); });
   for (const char* method : {"GET", "PUT", "DELETE"}) {
     router.add(method, "/v1/sandboxes/{id}/files", [&m](HttpRequest& r) { return handle_files(m, r); });
+  }
+  for (const char* method : {"GET", "PUT"}) {
+    router.add(method, "/v1/sandboxes/{id}/archive", [&m](HttpRequest& r) { return handle_archive(m, r); });
   }
   router.add("POST", "/v1/sandboxes/{id}/fork", [&m](HttpRequest& r) {
     auto sb = m.fork(r.param("id"));

@@ -18,7 +18,10 @@ std::string hex(uint64_t v, int digits) {
 }
 }  // namespace
 
-SandboxManager::SandboxManager(ManagerOptions options) : options_(std::move(options)) {
+SandboxManager::SandboxManager(ManagerOptions options)
+    : options_(std::move(options)),
+      create_slots_(options_.max_sandboxes, options_.max_queued),
+      exec_slots_(options_.max_execs, options_.max_queued) {
   auto buckets = tidal::http::MetricsRegistry::exponential_buckets(0.001, 2, 16);  // 1 ms .. 33 s
   metrics_.gauge_fn("tidal_sandbox_live", "Live sandboxes.", [this] { return static_cast<double>(n_live()); });
   metrics_.gauge_fn("tidal_sandbox_leases", "Active leases.", [this] {
@@ -28,9 +31,16 @@ SandboxManager::SandboxManager(ManagerOptions options) : options_(std::move(opti
   created_total_ = &metrics_.counter("tidal_sandbox_created_total", "Sandboxes created.");
   destroyed_total_ = &metrics_.counter("tidal_sandbox_destroyed_total", "Sandboxes destroyed.");
   create_failures_ = &metrics_.counter("tidal_sandbox_create_failures_total", "Sandbox creations that failed.");
-  rejected_full_ = &metrics_.counter("tidal_sandbox_rejected_total", "Creations refused because the node was full.");
+  rejected_full_ = &metrics_.counter("tidal_sandbox_rejected_total", "Creates and execs refused because their queue was full.");
+  queue_timeouts_ = &metrics_.counter("tidal_sandbox_queue_timeouts_total", "Creates and execs that waited past their deadline.");
+  metrics_.gauge_fn("tidal_sandbox_create_queue_depth", "Creates waiting for a sandbox slot.",
+                    [this] { return static_cast<double>(create_slots_.waiting()); });
+  metrics_.gauge_fn("tidal_sandbox_exec_queue_depth", "Execs waiting for an exec slot.",
+                    [this] { return static_cast<double>(exec_slots_.waiting()); });
   expired_total_ = &metrics_.counter("tidal_sandbox_expired_total", "Sandboxes destroyed by lease expiry or timeout.");
   warm_hits_ = &metrics_.counter("tidal_sandbox_warm_hits_total", "Creations served from the warm pool.");
+  forks_cow_ = &metrics_.counter("tidal_sandbox_forks_cow_total", "Forks that stacked the parent's frozen layers (no copy).");
+  forks_copied_ = &metrics_.counter("tidal_sandbox_forks_copied_total", "Forks that copied the parent's files (it was running commands or paused).");
   metrics_.gauge_fn("tidal_sandbox_warm_ready", "Idle sandboxes in the warm pool.", [this] { return static_cast<double>(n_warm()); });
   execs_total_ = &metrics_.counter("tidal_sandbox_execs_total", "Commands executed.");
   exec_timeouts_ = &metrics_.counter("tidal_sandbox_exec_timeouts_total", "Commands killed at their timeout.");
@@ -73,6 +83,8 @@ Expected<std::unique_ptr<SandboxManager>> SandboxManager::open(ManagerOptions op
 
 SandboxManager::~SandboxManager() {
   stopping_.store(true);
+  create_slots_.close();
+  exec_slots_.close();
   sweep_cv_.notify_all();
   if (sweeper_.joinable()) sweeper_.join();
   std::map<std::string, std::shared_ptr<Sandbox>> all;
@@ -139,39 +151,90 @@ size_t SandboxManager::n_live() const {
 const std::string& SandboxManager::cgroup_description() const { return host_.cgroups->describe(); }
 bool SandboxManager::cgroups_enabled() const { return host_.cgroups->version() != CgroupVersion::kNone; }
 
-Expected<std::shared_ptr<Sandbox>> SandboxManager::create(const SandboxSpec& spec) {
-  return create_with(spec, {});
+Status SandboxManager::ensure_egress() {
+  std::lock_guard<std::mutex> lock(egress_mu_);
+  if (!egress_tried_) {
+    egress_tried_ = true;
+    std::string name = hex(std::hash<std::string>{}(options_.root), 8);
+    auto e = Egress::open(name, options_.egress_subnet);
+    if (e) {
+      egress_ = std::move(e).value();
+      host_.egress = egress_.get();
+    } else {
+      egress_error_ = e.status().message();
+    }
+  }
+  if (!egress_) return unimplemented("network 'egress' is not available on this host: " + egress_error_);
+  return Status::ok();
 }
 
-Expected<std::shared_ptr<Sandbox>> SandboxManager::create_with(const SandboxSpec& spec, const std::string& copy_upper,
-                                                               const std::string& fixed_id) {
+Expected<std::shared_ptr<Sandbox>> SandboxManager::create(const SandboxSpec& spec, QueueTicket* ticket) {
+  return create_with(spec, nullptr, {}, ticket);
+}
+
+Status SandboxManager::admit(AdmissionQueue& q, const std::string& group, QueueTicket* ticket, const char* what) {
+  int64_t wait_ms = ticket && ticket->wait_ms >= 0 ? ticket->wait_ms : options_.queue_timeout_ms;
+  auto outcome = q.acquire(group, std::chrono::milliseconds(wait_ms));
+  if (outcome == AdmissionQueue::Outcome::kAdmitted) return Status::ok();
+  int64_t retry = q.retry_after_s();
+  if (ticket) {
+    ticket->refused = true;
+    ticket->timed_out = outcome == AdmissionQueue::Outcome::kTimedOut;
+    ticket->retry_after_s = retry;
+  }
+  std::string limit = std::string(what) == "create"
+                          ? std::to_string(options_.max_sandboxes) + " sandboxes are live (max_sandboxes)"
+                          : std::to_string(options_.max_execs) + " commands are running (max_execs)";
+  switch (outcome) {
+    case AdmissionQueue::Outcome::kTimedOut:
+      queue_timeouts_->inc();
+      return resource_exhausted("node is full: " + limit + "; waited " + std::to_string(wait_ms) +
+                                " ms in the " + what + " queue; retry in " + std::to_string(retry) + " s");
+    case AdmissionQueue::Outcome::kClosed:
+      return resource_exhausted("the sandbox service is stopping");
+    default:
+      rejected_full_->inc();
+      return resource_exhausted("node is full: " + limit + (wait_ms > 0 ? " and the " + std::string(what) +
+                                " queue is full" : "") + "; retry in " + std::to_string(retry) + " s");
+  }
+}
+
+Expected<std::shared_ptr<Sandbox>> SandboxManager::create_with(const SandboxSpec& spec, const Sandbox::ForkSource* from,
+                                                               const std::string& fixed_id, QueueTicket* ticket) {
   if (spec.template_name != "host") return invalid_argument("unknown template '" + spec.template_name + "' (have: host)");
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!spec.lease.empty() && !leases_.count(spec.lease)) return not_found("no lease '" + spec.lease + "'");
-    if (static_cast<int>(sandboxes_.size()) + n_creating_ >= options_.max_sandboxes) {
-      rejected_full_->inc();
-      return resource_exhausted("node is full: " + std::to_string(options_.max_sandboxes) +
-                                " sandboxes are live (max_sandboxes)");
-    }
-    ++n_creating_;
   }
+  if (spec.network == NetworkMode::kEgress) TIDAL_RETURN_IF_ERROR(ensure_egress());
+  // A reset (fixed_id) keeps the slot of the sandbox it replaces.
+  if (fixed_id.empty()) TIDAL_RETURN_IF_ERROR(admit(create_slots_, spec.lease, ticket, "create"));
   auto t0 = std::chrono::steady_clock::now();
-  std::shared_ptr<Sandbox> warm = copy_upper.empty() && fixed_id.empty() ? take_warm(spec) : nullptr;
+  // A warm sandbox serves plain creates and copy-on-write forks (rebased onto the parent's layers).
+  bool can_use_warm = fixed_id.empty() && (!from || from->copy_from.empty());
+  std::shared_ptr<Sandbox> warm = can_use_warm ? take_warm(spec) : nullptr;
+  if (warm && from && !warm->rebase(from->stack).is_ok()) {
+    warm->destroy();
+    destroyed_total_->inc();
+    warm = nullptr;
+  }
   if (warm) warm_hits_->inc();
   std::string id = warm ? warm->id() : fixed_id.empty() ? new_id("sb-") : fixed_id;
-  Expected<std::shared_ptr<Sandbox>> sb = warm ? Expected<std::shared_ptr<Sandbox>>(warm)
-                                               : Sandbox::create(host_, id, spec, copy_upper);
+  Expected<std::shared_ptr<Sandbox>> sb =
+      warm ? Expected<std::shared_ptr<Sandbox>>(warm)
+           : Sandbox::create(host_, id, spec, from ? from->stack : LayerStack{},
+                             from ? from->copy_from : std::vector<std::string>{});
   if (warm) sweep_cv_.notify_all();  // refill soon
   std::lock_guard<std::mutex> lock(mu_);
-  --n_creating_;
   if (!sb) {
     create_failures_->inc();
+    create_slots_.release();
     return sb.status();
   }
   // The lease may have been released while we built the sandbox.
   if (!spec.lease.empty() && !leases_.count(spec.lease)) {
     (*sb)->destroy();
+    create_slots_.release();
     return not_found("lease '" + spec.lease + "' was released during creation");
   }
   sandboxes_[id] = *sb;
@@ -190,6 +253,7 @@ Expected<std::shared_ptr<Sandbox>> SandboxManager::get(const std::string& id) co
 void SandboxManager::destroy_sandbox(const std::shared_ptr<Sandbox>& sb, const char* reason) {
   sb->destroy();
   destroyed_total_->inc();
+  create_slots_.release();
   (void)reason;
 }
 
@@ -221,11 +285,14 @@ std::vector<std::shared_ptr<Sandbox>> SandboxManager::list(const std::map<std::s
   return out;
 }
 
-Expected<ExecResult> SandboxManager::exec(const std::string& id, const ExecRequest& request, const OutputFn& on_output) {
+Expected<ExecResult> SandboxManager::exec(const std::string& id, const ExecRequest& request, const OutputFn& on_output,
+                                          QueueTicket* ticket) {
   TIDAL_ASSIGN_OR_RETURN(auto sb, get(id));
+  TIDAL_RETURN_IF_ERROR(admit(exec_slots_, sb->spec().lease, ticket, "exec"));
   execs_running_->add(1);
   auto result = sb->exec(request, on_output);
   execs_running_->add(-1);
+  exec_slots_.release();
   if (result) {
     execs_total_->inc();
     exec_seconds_->observe(static_cast<double>(result->wall_ms) / 1000.0);
@@ -237,9 +304,10 @@ Expected<ExecResult> SandboxManager::exec(const std::string& id, const ExecReque
 
 Expected<std::shared_ptr<Sandbox>> SandboxManager::fork(const std::string& id) {
   TIDAL_ASSIGN_OR_RETURN(auto source, get(id));
-  std::string upper = source->upper_dir();
-  if (upper.empty()) return not_found("sandbox " + id + " was destroyed");
-  return create_with(source->spec(), upper);
+  TIDAL_ASSIGN_OR_RETURN(Sandbox::ForkSource from, source->fork_source());
+  auto child = create_with(source->spec(), &from);
+  if (child) (from.copy_from.empty() ? forks_cow_ : forks_copied_)->inc();
+  return child;
 }
 
 Expected<std::shared_ptr<Sandbox>> SandboxManager::reset(const std::string& id) {
@@ -252,10 +320,10 @@ Expected<std::shared_ptr<Sandbox>> SandboxManager::reset(const std::string& id) 
     sandboxes_.erase(it);
   }
   old->destroy();
-  return create_with(old->spec(), {}, id);
+  return create_with(old->spec(), nullptr, id);
 }
 
-Expected<ExecResult> SandboxManager::run_once(const RunRequest& request) {
+Expected<ExecResult> SandboxManager::run_once(const RunRequest& request, QueueTicket* ticket) {
   std::vector<std::string> argv;
   std::string script;
   if (request.language == "python" || request.language == "python3") {
@@ -270,7 +338,7 @@ Expected<ExecResult> SandboxManager::run_once(const RunRequest& request) {
   } else {
     return invalid_argument("unknown language '" + request.language + "' (have: python, bash, sh)");
   }
-  TIDAL_ASSIGN_OR_RETURN(auto sb, create(request.spec));
+  TIDAL_ASSIGN_OR_RETURN(auto sb, create(request.spec, ticket));
   struct Cleanup {
     SandboxManager* m;
     std::string id;
@@ -284,7 +352,7 @@ Expected<ExecResult> SandboxManager::run_once(const RunRequest& request) {
   exec.stdin_data = request.stdin_data;
   exec.timeout_ms = request.timeout_ms;
   exec.max_output_bytes = request.max_output_bytes;
-  return this->exec(sb->id(), exec);
+  return this->exec(sb->id(), exec, {}, ticket);
 }
 
 Expected<Lease> SandboxManager::create_lease(int64_t ttl_ms) {

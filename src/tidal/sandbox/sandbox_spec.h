@@ -10,6 +10,7 @@ namespace tidal::sandbox {
 enum class NetworkMode {
   kNone,      // a private network namespace with no interfaces up (not even loopback)
   kLoopback,  // a private network namespace with `lo` up: 127.0.0.1 inside only
+  kEgress,    // `lo` plus eth0, a veth to the host, NATed outbound (see egress.h)
 };
 
 const char* network_mode_name(NetworkMode mode);
