@@ -34,10 +34,18 @@ Expected<AlignmentReport> measure_alignment(Trainer& trainer, Model& engine_mode
       const float* tl = trainer_lp.data() + t * V;
       const int32_t next = seq[size_t(t + 1)];
       const double delta = std::fabs(double(engine_lp[size_t(next)]) - double(tl[next]));
-      double kl = 0;  // KL(engine || trainer) = sum_v p_e (log p_e - log p_t)
+      // KL(engine || trainer) = sum_v p_e (log p_e - log p_t), both rows renormalised in double
+      // so that F32 rounding of the normalisation does not show up as (negative) divergence.
+      double ze = 0, zt = 0;
       for (int64_t v = 0; v < V; ++v) {
-        const double le = engine_lp[size_t(v)];
-        kl += std::exp(le) * (le - double(tl[v]));
+        ze += std::exp(double(engine_lp[size_t(v)]));
+        zt += std::exp(double(tl[v]));
+      }
+      const double lze = std::log(ze), lzt = std::log(zt);
+      double kl = 0;
+      for (int64_t v = 0; v < V; ++v) {
+        const double le = double(engine_lp[size_t(v)]) - lze, lt = double(tl[v]) - lzt;
+        kl += std::exp(le) * (le - lt);
       }
       sum_delta += delta;
       sum_kl += kl;

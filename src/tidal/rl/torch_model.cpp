@@ -210,8 +210,7 @@ torch::Tensor TorchModel::token_logprobs(const torch::Tensor& tokens) const {
 
 torch::Tensor TorchModel::log_softmax(const torch::Tensor& tokens) const {
   const torch::Tensor lg = logits(tokens);
-  const torch::Tensor lse = lg.to(torch::kFloat64).logsumexp(-1, /*keepdim=*/true);
-  return (lg.to(torch::kFloat64) - lse).to(torch::kFloat32);
+  return lg - lg.logsumexp(-1, /*keepdim=*/true);  // as token_logprobs: what training computes
 }
 
 }  // namespace tidal::rl
