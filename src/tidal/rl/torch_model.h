@@ -6,7 +6,8 @@
 //   * RoPE: cos/sin tables formed in double from the engine's own F32 inv_freq
 //     (ModelConfig::rope_inv_freq), angle = double(pos) * double(inv_freq), then rounded to F32;
 //     rotation a*c - b*s, b*c + a*s in F32 as ops::rope does.
-//   * RMSNorm: sum of squares in double (as ops::rms_norm), scale rounded to F32, x * scale * w.
+//   * RMSNorm: (x * rsqrt(mean(x^2) + eps)) * w, the engine's order (its sum of squares is in
+//     double, ours in F32: measured to change nothing above the matmul noise).
 //   * Log-softmax: logit - logsumexp(row) in F32 (the engine sums in double; the difference is
 //     ~1e-7 relative, below the other sources, and F32 keeps [B, T, V] at 4 bytes per entry).
 //
