@@ -83,7 +83,7 @@ int run_bench_step(tidal::cli::Args& args) {
                               {"seq_len", T},
                               {"steps_per_s", double(steps) / secs},
                               {"tokens_per_s", double(steps * batch * T) / secs},
-                              {"matmul_gflops", tidal::rl::check_blas_speed()},
+                              {"matmul_gflops", tidal::rl::check_blas_speed().gflops},
                               {"last_loss", loss}};
   std::printf("%s\n", out.dump().c_str());
   return 0;

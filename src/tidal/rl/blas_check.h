@@ -6,13 +6,20 @@
 
 namespace tidal::rl {
 
-// GFLOP/s of one n x n x n F32 matmul through torch (best of up to 3 runs, at most ~0.5 s).
-double measure_matmul_gflops(int n = 1024);
+struct MatmulRate {
+  double gflops = 0;      // per wall-clock second
+  double cpu_gflops = 0;  // per CPU second of this process (insensitive to other load)
+};
+
+// One n x n x n F32 matmul through torch (best of up to 3 runs, at most ~0.5 s).
+MatmulRate measure_matmul(int n = 1024);
 
 inline constexpr double kSlowBlasGflops = 20.0;
 
-// Measures once per process (later calls return the first result) and, when the rate is below
-// kSlowBlasGflops, prints a multi-line warning to stderr naming the fix.
-double check_blas_speed();
+// Measures once per process (later calls return the first result) and, when both rates are
+// below kSlowBlasGflops, prints a boxed warning to stderr naming the fix. (The CPU-time rate
+// keeps a busy machine from raising a false alarm: the reference BLAS is slow per CPU second
+// too.)
+MatmulRate check_blas_speed();
 
 }  // namespace tidal::rl

@@ -153,15 +153,18 @@ torch::Tensor TorchModel::rope_table(int64_t T) const {
   return table;
 }
 
-torch::Tensor TorchModel::logits(const torch::Tensor& tokens) const {
+std::vector<torch::Tensor> TorchModel::forward_weights() const {
+  std::vector<torch::Tensor> w(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) w[i] = round_to(params_[i], round_weights_);
+  return w;
+}
+
+torch::Tensor TorchModel::hidden(const torch::Tensor& tokens, const std::vector<torch::Tensor>& w) const {
   const ModelConfig& c = config_;
   const int64_t B = tokens.size(0), T = tokens.size(1);
   const int64_t H = c.hidden_size, nh = c.n_heads, nkv = c.n_kv_heads, hd = c.head_dim, g = nh / nkv;
   const double eps = double(float(c.rms_norm_eps));  // the engine's eps is an F32
   const float scale = float(1.0 / std::sqrt(double(hd)));
-  // The weights as the forward pass sees them (rounded when emulating a 16-bit engine).
-  std::vector<torch::Tensor> w(params_.size());
-  for (size_t i = 0; i < params_.size(); ++i) w[i] = round_to(params_[i], round_weights_);
   auto p = [&](size_t i) -> const torch::Tensor& { return w[i]; };
   auto opt = [&](size_t i) -> const torch::Tensor* { return i == kNone ? nullptr : &w[i]; };
 
@@ -197,15 +200,25 @@ torch::Tensor TorchModel::logits(const torch::Tensor& tokens) const {
     torch::Tensor up = linear(h, p(L.wu), opt(L.bu));
     x = x + linear(torch::silu(gate) * up, p(L.wd), opt(L.bd));
   }
-  x = rms_norm(x, p(out_norm_), eps);
-  return linear(x, p(lm_head_), nullptr);
+  return x;
 }
 
-torch::Tensor TorchModel::token_logprobs(const torch::Tensor& tokens) const {
+torch::Tensor TorchModel::logits(const torch::Tensor& tokens) const {
+  const std::vector<torch::Tensor> w = forward_weights();
+  const double eps = double(float(config_.rms_norm_eps));
+  return linear(rms_norm(hidden(tokens, w), w[out_norm_], eps), w[lm_head_], nullptr);
+}
+
+torch::Tensor TorchModel::token_logprobs(const torch::Tensor& tokens, const torch::Tensor& scored) const {
   const int64_t T = tokens.size(1);
-  const torch::Tensor lg = logits(tokens).index({Slice(), Slice(0, T - 1)});  // [B, T-1, V]
-  const torch::Tensor next = tokens.index({Slice(), Slice(1, torch::indexing::None)}).unsqueeze(-1);
-  return lg.gather(-1, next).squeeze(-1) - lg.logsumexp(-1);
+  const std::vector<torch::Tensor> w = forward_weights();
+  const double eps = double(float(config_.rms_norm_eps));
+  // Rows that predict a scored token: [N, H] -> final norm -> LM head [N, V].
+  const torch::Tensor h = hidden(tokens, w).index({Slice(), Slice(0, T - 1)}).index({scored});
+  const torch::Tensor lg = linear(rms_norm(h, w[out_norm_], eps), w[lm_head_], nullptr);
+  const torch::Tensor next = tokens.index({Slice(), Slice(1, torch::indexing::None)}).index({scored});
+  const torch::Tensor lp = lg.gather(-1, next.unsqueeze(-1)).squeeze(-1) - lg.logsumexp(-1);  // [N]
+  return torch::zeros(scored.sizes(), lp.options()).index_put({scored}, lp);
 }
 
 torch::Tensor TorchModel::log_softmax(const torch::Tensor& tokens) const {

@@ -55,14 +55,20 @@ class TorchModel {
 
   // tokens [B, T] int64 (right padding is harmless: attention is causal) -> logits [B, T, V].
   torch::Tensor logits(const torch::Tensor& tokens) const;
-  // log p(tokens[:, t+1] | tokens[:, ..t]) -> [B, T-1]; differentiable.
-  torch::Tensor token_logprobs(const torch::Tensor& tokens) const;
+  // log p(tokens[:, t+1] | tokens[:, ..t]) -> [B, T-1], differentiable, computed only where
+  // `scored` [B, T-1] (bool) is true (0 elsewhere): the LM head, the largest product of a small
+  // model, runs on the scored rows only (completions, not prompts or padding).
+  torch::Tensor token_logprobs(const torch::Tensor& tokens, const torch::Tensor& scored) const;
   // Full log-softmax [B, T, V], computed as token_logprobs computes its entries.
   torch::Tensor log_softmax(const torch::Tensor& tokens) const;
 
  private:
   TorchModel() = default;
   torch::Tensor rope_table(int64_t T) const;  // [2, T, 1, hd/2] (cos, sin), F32
+  // The weights as the forward pass sees them (rounded when emulating a 16-bit engine).
+  std::vector<torch::Tensor> forward_weights() const;
+  // The last layer's output [B, T, H], before the final norm.
+  torch::Tensor hidden(const torch::Tensor& tokens, const std::vector<torch::Tensor>& w) const;
 
   ModelConfig config_;
   bool tied_ = false;

@@ -1,6 +1,9 @@
 // Trainer: batches -> micro-batches -> TorchModel forward -> loss -> backward -> clip -> AdamW.
 #include "tidal/rl/trainer.h"
 
+#include <dlfcn.h>
+#include <malloc.h>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/types.h>
@@ -117,6 +120,21 @@ Status check_tokens(const std::vector<int32_t>& tokens, int64_t vocab, const std
   return Status::ok();
 }
 
+// OpenBLAS runs its own thread pool beside torch's OpenMP one; without this it keeps one thread
+// per core spinning in sched_yield between calls. Found at run time (libblas.so.3 may be another
+// BLAS, which simply lacks the symbol).
+void set_blas_threads(int n) {
+  using SetThreads = void (*)(int);
+  if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(n);
+}
+
+void tune_malloc() {
+  // NOTE: process-wide. Freed activation buffers stay in the heap for the next step instead of
+  // going back to the OS (trim) and faulting back in; 32 MiB is glibc's largest mmap threshold.
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
 }  // namespace
 
 struct Trainer::Impl {
@@ -158,7 +176,11 @@ Expected<std::unique_ptr<Trainer>> Trainer::create(const TrainerConfig& config) 
   }
   if (!(pl.kl_coef >= 0) || !(pl.tis_cap >= 0)) return invalid_argument("trainer: kl_coef and tis_cap must be >= 0");
 
-  if (config.n_threads > 0) at::set_num_threads(config.n_threads);
+  if (config.n_threads > 0) {
+    at::set_num_threads(config.n_threads);
+    set_blas_threads(config.n_threads);
+  }
+  if (config.tune_malloc) tune_malloc();
   if (config.check_blas) check_blas_speed();
   auto impl = std::make_unique<Impl>();
   impl->config = config;
@@ -237,7 +259,7 @@ Expected<StepStats> Trainer::Impl::sft(const SftBatch& batch) {
   for (const MicroBatch& mb : split(lengths, config.micro_batch_seqs)) {
     const torch::Tensor tokens = token_tensor(mb, seqs);
     const torch::Tensor coef = position_tensor(mb, weights, 0.0f);
-    const torch::Tensor lp = model->token_logprobs(tokens);
+    const torch::Tensor lp = model->token_logprobs(tokens, coef.ne(0));
     const torch::Tensor l = -(lp * coef).sum();
     l.backward();
     loss += l.item<double>();
@@ -366,10 +388,10 @@ Expected<StepStats> Trainer::Impl::grpo(const GrpoBatch& batch) {
     pin.ref_logprobs = position_tensor(mb, ref, kAbsent);
     if (need_reference) {
       torch::NoGradGuard no_grad;
-      const torch::Tensor computed = reference->token_logprobs(tokens);
+      const torch::Tensor computed = reference->token_logprobs(tokens, pin.scored);
       pin.ref_logprobs = torch::where(pin.ref_logprobs.isnan(), computed, pin.ref_logprobs);
     }
-    const torch::Tensor lp = model->token_logprobs(tokens);
+    const torch::Tensor lp = model->token_logprobs(tokens, pin.scored);
     PolicyTerms terms = policy_loss(lp, pin, pc);
     terms.loss.backward();
     totals.add(terms);
@@ -435,7 +457,9 @@ Expected<std::vector<std::vector<float>>> Trainer::logprobs(const std::vector<st
   torch::NoGradGuard no_grad;
   std::vector<std::vector<float>> out(sequences.size());
   for (const MicroBatch& mb : split(lengths, impl_->config.micro_batch_seqs)) {
-    const torch::Tensor lp = impl_->model->token_logprobs(token_tensor(mb, seqs)).contiguous();
+    torch::Tensor scored = torch::zeros({int64_t(mb.rows.size()), mb.T - 1}, torch::kBool);
+    for (size_t r = 0; r < mb.rows.size(); ++r) scored[int64_t(r)].narrow(0, 0, int64_t(lengths[mb.rows[r]]) - 1).fill_(true);
+    const torch::Tensor lp = impl_->model->token_logprobs(token_tensor(mb, seqs), scored).contiguous();
     const float* d = lp.data_ptr<float>();
     for (size_t r = 0; r < mb.rows.size(); ++r) {
       const size_t n = lengths[mb.rows[r]] - 1;
