@@ -84,7 +84,7 @@ TEST_P(WeightSyncTest, UpdatedEngineEqualsFreshEngine) {
   auto trainer = trained(dir);
   WeightSyncOptions o;
   o.dtype = dtype;
-  o.bucket_bytes = 4096;  // many buckets
+  o.bucket_bytes = dtype == DType::kF32 ? 4096 : 0;  // many buckets / converted in place
   auto r = sync_engine(*trainer, *engine, 7, o);
   ASSERT_TRUE(r) << r.status().to_string();
   EXPECT_EQ(r->bytes, trainer->n_parameters() * dtype_size(dtype));
@@ -101,6 +101,34 @@ TEST_P(WeightSyncTest, UpdatedEngineEqualsFreshEngine) {
   EXPECT_EQ(updated.logprobs, want.logprobs);  // bitwise
   EXPECT_NE(updated.logprobs, before.logprobs);  // the update really changed the model
   for (uint64_t v : updated.versions) EXPECT_EQ(v, 7u);
+}
+
+// A WeightSync reuses two segments alternately: after each of several steps the engine still
+// equals a fresh engine on the trainer's weights.
+TEST(WeightSync, ReusedSegmentsStayExact) {
+  const std::string dir = test::make_model("llama", /*tie=*/true);
+  const std::vector<int32_t> prompt = tokens(7, 5);
+  auto engine = make_engine(dir, DType::kBF16);
+  auto trainer = trained(dir);
+  ASSERT_TRUE(engine && trainer);
+  WeightSync sync;  // BF16, in place, reused
+  std::string first_path;
+  for (uint64_t version = 1; version <= 3; ++version) {
+    SftBatch b;
+    b.sequences.push_back({tokens(10, int(version)), {}});
+    ASSERT_TRUE(trainer->sft_step(b));
+    auto r = sync.to_engine(*trainer, *engine, version);
+    ASSERT_TRUE(r) << r.status().to_string();
+    if (version == 1) first_path = r->path;
+    EXPECT_EQ(r->path == first_path, version != 2);  // A, B, A
+    const std::string saved = test::temp_dir("reuse_fresh_" + std::to_string(version));
+    ASSERT_TRUE(trainer->save_model(saved, DType::kBF16).is_ok());
+    auto fresh = make_engine(saved, DType::kBF16);
+    const Generation got = generate(*engine, prompt), want = generate(*fresh, prompt);
+    EXPECT_EQ(got.ids, want.ids) << "version " << version;
+    EXPECT_EQ(got.logprobs, want.logprobs) << "version " << version;
+    EXPECT_EQ(got.versions.back(), version);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, WeightSyncTest, ::testing::Values(DType::kF32, DType::kBF16),
@@ -121,7 +149,9 @@ TEST(WeightSync, BucketSizeDoesNotChangeTheFile) {
   const auto params = (*t)->parameters();
   ASSERT_TRUE(write_weights_file(params, out + "/small.safetensors", DType::kBF16, 4096).is_ok());
   ASSERT_TRUE(write_weights_file(params, out + "/large.safetensors", DType::kBF16, 1ull << 30).is_ok());
+  ASSERT_TRUE(write_weights_file(params, out + "/mapped.safetensors", DType::kBF16, 0).is_ok());
   EXPECT_EQ(slurp(out + "/small.safetensors"), slurp(out + "/large.safetensors"));
+  EXPECT_EQ(slurp(out + "/small.safetensors"), slurp(out + "/mapped.safetensors"));
   auto store = WeightStore::open(out + "/small.safetensors");
   ASSERT_TRUE(store) << store.status().to_string();
   EXPECT_EQ(store->n_tensors(), params.size());
@@ -131,6 +161,8 @@ TEST(WeightSync, BucketSizeDoesNotChangeTheFile) {
   const uint16_t* bf = static_cast<const uint16_t*>(emb->data);
   for (int64_t i = 0; i < params[0].numel; i += 97) EXPECT_EQ(bf[i], f32_to_bf16(params[0].data[i]));
   EXPECT_FALSE(write_weights_file(params, out + "/x.safetensors", DType::kI32, 4096).is_ok());
+  EXPECT_FALSE(write_weights_file(params, out + "/x.safetensors", DType::kBF16, 100).is_ok());
+  EXPECT_FALSE(std::filesystem::exists(out + "/x.safetensors"));
 }
 
 }  // namespace

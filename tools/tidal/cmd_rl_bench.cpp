@@ -89,10 +89,12 @@ int run_bench_step(tidal::cli::Args& args) {
   return 0;
 }
 
-constexpr const char* kSyncHelp = R"(usage: tidal rl bench-sync --model DIR [--dtype bf16|f16|f32] [--bucket SIZE] [--reps N] [--threads N] [--server HOST:PORT]
+constexpr const char* kSyncHelp = R"(usage: tidal rl bench-sync --model DIR [--dtype bf16|f16|f32] [--bucket SIZE] [--no-reuse] [--reps N] [--threads N] [--server HOST:PORT]
 Weight-sync bandwidth: trainer (F32, loaded from DIR) -> an in-process engine (loaded from DIR),
-or -> a running `tidal serve` with --server. Also measures the machine's memcpy bandwidth (one
-thread, 1 GiB) for comparison. Prints one JSON line.
+or -> a running `tidal serve` with --server. --bucket: staging buffer (default 0: convert into the
+mapped segment); --no-reuse: a fresh segment per sync. Also measures the machine's memcpy
+bandwidth (one thread, 1 GiB) for comparison. Prints one JSON line (best of --reps, default 4;
+the first sync of a reused pair allocates its segment).
 )";
 
 double memcpy_gbps() {
@@ -114,13 +116,14 @@ int run_bench_sync(tidal::cli::Args& args) {
   }
   const auto model = args.get("model");
   const std::string dtype_name = args.get_or("dtype", "bf16");
-  const std::string bucket_text = args.get_or("bucket", "64MiB");
-  const long long reps = args.get_int("reps", 3);
+  const std::string bucket_text = args.get_or("bucket", "0");
+  const bool no_reuse = args.has("no-reuse");
+  const long long reps = args.get_int("reps", 4);
   const int threads = tidal::cli::threads_flag(args);
   const std::string server = args.get_or("server", "");
   if (!args.finish()) return 2;
   auto dtype = tidal::dtype_from_name(dtype_name);
-  auto bucket = tidal::cli::parse_bytes(bucket_text);
+  auto bucket = bucket_text == "0" ? tidal::Expected<uint64_t>(uint64_t(0)) : tidal::cli::parse_bytes(bucket_text);
   if (!model || !dtype || !bucket || reps < 1) {
     args.error("--model is required; --dtype bf16|f16|f32; --bucket SIZE; --reps >= 1");
     return 2;
@@ -133,6 +136,8 @@ int run_bench_sync(tidal::cli::Args& args) {
   tidal::rl::WeightSyncOptions o;
   o.dtype = *dtype;
   o.bucket_bytes = *bucket;
+  o.reuse_segments = !no_reuse;
+  tidal::rl::WeightSync sync(o);
   std::unique_ptr<tidal::Engine> engine;
   std::string host;
   uint16_t port = 0;
@@ -157,8 +162,8 @@ int run_bench_sync(tidal::cli::Args& args) {
   uint64_t bytes = 0;
   for (long long r = 0; r < reps; ++r) {
     const auto t0 = clock_type::now();
-    auto rep = engine ? tidal::rl::sync_engine(**trainer, *engine, uint64_t(r + 1), o)
-                      : tidal::rl::sync_server(**trainer, host, port, uint64_t(r + 1), o);
+    auto rep = engine ? sync.to_engine(**trainer, *engine, uint64_t(r + 1))
+                      : sync.to_server(**trainer, host, port, uint64_t(r + 1));
     if (!rep) return tidal::cli::fail(args, rep.status());
     const double total = since(t0);
     bytes = rep->bytes;
@@ -167,6 +172,8 @@ int run_bench_sync(tidal::cli::Args& args) {
   const double mem = memcpy_gbps();
   const nlohmann::json out = {{"target", engine ? "in-process engine" : "tidal serve " + server},
                               {"dtype", tidal::dtype_name(*dtype)},
+                              {"reuse_segments", !no_reuse},
+                              {"bucket_bytes", *bucket},
                               {"bytes", bytes},
                               {"params", (*trainer)->n_parameters()},
                               {"seconds", best_total},

@@ -190,11 +190,13 @@ Expected<SafetensorsWriter> SafetensorsWriter::create(const std::string& path, s
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
+  std::vector<uint64_t> offsets;
   for (const auto& t : tensors) {
     if (t.name == "__metadata__") return invalid_argument(path + ": '__metadata__' is not a tensor name");
     if (header.contains(t.name)) return invalid_argument(path + ": tensor '" + t.name + "' is listed twice");
     const uint64_t n = t.nbytes();
     header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + n}}};
+    offsets.push_back(offset);
     offset += n;
   }
   std::string text = header.dump();
@@ -206,9 +208,11 @@ Expected<SafetensorsWriter> SafetensorsWriter::create(const std::string& path, s
   // mapped keeps a valid mapping (truncating a mapped file in place raises SIGBUS in the reader),
   // and a crash never leaves a half-written model behind.
   w.tmp_ = path + ".tmp." + std::to_string(::getpid());
-  w.fd_ = ::open(w.tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  w.fd_ = ::open(w.tmp_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);  // RDWR: map_data
   if (w.fd_ < 0) return io_error(path + ": cannot create: " + std::strerror(errno));
   w.total_ = offset;
+  w.offsets_ = std::move(offsets);
+  w.header_bytes_ = 8 + text.size();
   uint8_t len[8];
   const uint64_t n = text.size();
   for (int i = 0; i < 8; ++i) len[i] = uint8_t(n >> (8 * i));
@@ -220,12 +224,15 @@ Expected<SafetensorsWriter> SafetensorsWriter::create(const std::string& path, s
 }
 
 SafetensorsWriter::SafetensorsWriter(SafetensorsWriter&& o) noexcept
-    : path_(std::move(o.path_)), tmp_(std::move(o.tmp_)), fd_(o.fd_), total_(o.total_), written_(o.written_) {
+    : path_(std::move(o.path_)), tmp_(std::move(o.tmp_)), fd_(o.fd_), total_(o.total_), written_(o.written_),
+      header_bytes_(o.header_bytes_), offsets_(std::move(o.offsets_)), map_(o.map_) {
   o.fd_ = -1;
   o.tmp_.clear();
+  o.map_ = nullptr;
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
+  if (map_) ::munmap(map_, header_bytes_ + total_);
   if (fd_ >= 0) ::close(fd_);
   if (!tmp_.empty()) std::remove(tmp_.c_str());
 }
@@ -245,8 +252,22 @@ Status SafetensorsWriter::append_raw(std::span<const uint8_t> bytes) {
   return Status::ok();
 }
 
+Expected<uint8_t*> SafetensorsWriter::map_data() {
+  if (fd_ < 0 || map_ || written_ != 0) return internal_error(path_ + ": map_data after append, map_data or finish");
+  const uint64_t size = header_bytes_ + total_;
+  if (::ftruncate(fd_, off_t(size)) != 0) return io_error(path_ + ": cannot size to " + std::to_string(size) + " bytes: " + std::strerror(errno));
+  if (total_ == 0) return static_cast<uint8_t*>(nullptr);
+  // MAP_POPULATE: the pages are allocated in one go instead of one fault per 4 KiB page.
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_, 0);
+  if (p == MAP_FAILED) return io_error(path_ + ": mmap for writing failed: " + std::strerror(errno));
+  map_ = static_cast<uint8_t*>(p);
+  written_ = total_;  // the caller owns the contents from here
+  return map_ + header_bytes_;
+}
+
 Status SafetensorsWriter::append(std::span<const uint8_t> bytes) {
   if (fd_ < 0) return internal_error(path_ + ": append after finish");
+  if (map_) return internal_error(path_ + ": append after map_data");
   if (bytes.size() > total_ - written_) {
     return invalid_argument(path_ + ": " + std::to_string(written_ + bytes.size()) +
                             " bytes of tensor data written, the header describes " + std::to_string(total_));
@@ -261,6 +282,10 @@ Status SafetensorsWriter::finish() {
   if (written_ != total_) {
     return invalid_argument(path_ + ": only " + std::to_string(written_) + " of " + std::to_string(total_) +
                             " bytes of tensor data were written");
+  }
+  if (map_) {
+    ::munmap(map_, header_bytes_ + total_);
+    map_ = nullptr;
   }
   const int rc = ::close(fd_);
   fd_ = -1;

@@ -96,7 +96,13 @@ class SafetensorsWriter {
   // Appends the next bytes of the data section (tensors in the order given to create()).
   // Writing more bytes than the tensors need is an error.
   Status append(std::span<const uint8_t> bytes);
-  // Checks that every tensor's bytes were written, then renames the file into place.
+  // Instead of append(): sizes the file and maps its whole data section writable (MAP_SHARED);
+  // the caller writes tensor i's bytes at data + data_offset(i), in any order and from any
+  // thread, then calls finish(). No staging copy: on /dev/shm the mapping is the final memory.
+  Expected<uint8_t*> map_data();
+  uint64_t data_offset(size_t tensor_index) const { return offsets_[tensor_index]; }
+  // Checks that every tensor's bytes were written (append) or unmaps (map_data), then renames the
+  // file into place.
   Status finish();
   uint64_t data_bytes() const { return total_; }
 
@@ -105,7 +111,9 @@ class SafetensorsWriter {
   Status append_raw(std::span<const uint8_t> bytes);
   std::string path_, tmp_;
   int fd_ = -1;
-  uint64_t total_ = 0, written_ = 0;
+  uint64_t total_ = 0, written_ = 0, header_bytes_ = 0;
+  std::vector<uint64_t> offsets_;
+  uint8_t* map_ = nullptr;  // the whole file while mapped
 };
 
 }  // namespace tidal

@@ -524,7 +524,7 @@ Status Trainer::save_model(const std::string& dir, DType dtype) const {
   }
   fs::remove(out / "model.safetensors.index.json", ec);  // a sharded model saved over stays loadable
   const std::vector<ParamView> params = parameters();
-  return write_weights_file(params, (out / "model.safetensors").string(), dtype, 64ull << 20, {{"format", "pt"}});
+  return write_weights_file(params, (out / "model.safetensors").string(), dtype, /*bucket_bytes=*/0, {{"format", "pt"}});
 }
 
 Status Trainer::save_checkpoint(const std::string& dir) const {
