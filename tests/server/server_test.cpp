@@ -360,6 +360,10 @@ TEST_F(ServerTest, UpdateWeightsBumpsVersionAndChangesOutputs) {
   json after = post("/v1/completions", req);
   EXPECT_EQ(after["weight_version"], 1);
   EXPECT_NE(after["choices"][0]["token_ids"], before["choices"][0]["token_ids"]);
+  // A trainer names the version (its step); a bad one changes nothing.
+  post("/admin/update_weights", {{"path", other + "/model.safetensors"}, {"weight_version", -3}}, 400);
+  EXPECT_EQ(post("/admin/update_weights", {{"path", other + "/model.safetensors"}, {"weight_version", 42}})["weight_version"], 42);
+  EXPECT_EQ(post("/v1/completions", req)["weight_version"], 42);
   // Pause (keep): a request waits; resume lets it finish.
   post("/admin/pause", {{"mode", "keep"}});
   std::thread t([&] {

@@ -115,6 +115,7 @@ void Engine::emit(Sequence& s, std::vector<RequestOutput>* out) {
   o.finish = s.finish;
   o.n_prompt = s.n_prompt;
   o.n_cached_prompt = s.n_prefix_hit;
+  o.weight_version = weight_version_;
   if (s.params->prompt_logprobs && !s.prompt_logprobs_sent && !o.token_ids.empty()) {
     o.prompt_logprobs = s.prompt_logprobs;
     s.prompt_logprobs_sent = true;
@@ -228,9 +229,10 @@ std::vector<RequestOutput> Engine::take_pending_outputs() {
 
 void Engine::flush_prefix_cache() { kv_->flush_prefix_cache(); }
 
-Status Engine::update_weights(const std::string& path) {
+Status Engine::update_weights(const std::string& path, std::optional<uint64_t> version) {
   TIDAL_RETURN_IF_ERROR(model_->reload_weights(path));
   kv_->flush_prefix_cache();
+  weight_version_ = version ? *version : weight_version_ + 1;
   return Status::ok();
 }
 

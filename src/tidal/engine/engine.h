@@ -54,6 +54,8 @@ struct RequestOutput {
   // With params.prompt_logprobs, on the first output: n_prompt - 1 values, entry i is
   // log p(prompt[i+1] | prompt[..i]) (raw distribution); empty otherwise.
   std::vector<float> prompt_logprobs;
+  // The weight version that produced this output's tokens (Engine::weight_version() at the step).
+  uint64_t weight_version = 0;
   bool finished() const { return finish != FinishReason::kNone; }
 };
 
@@ -86,7 +88,11 @@ class Engine {
   void flush_prefix_cache();
   // New weights from `path` (folder or safetensors file); flushes the prefix cache. Sequences in
   // flight continue on the new weights (callers drain or abort them first for a clean version cut).
-  Status update_weights(const std::string& path);
+  // The weight version becomes `version`, or the current one + 1 when absent; on failure nothing
+  // changes.
+  Status update_weights(const std::string& path, std::optional<uint64_t> version = std::nullopt);
+  // Starts at 0 (the weights loaded by create()); every output carries it (RequestOutput).
+  uint64_t weight_version() const { return weight_version_; }
   EngineStats stats() const;
 
   const ModelConfig& model_config() const { return model_->config(); }
@@ -116,6 +122,7 @@ class Engine {
   uint64_t seed_state_ = 0x5eed;
   std::vector<float> logits_;
   int64_t prompt_tokens_computed_ = 0, generated_tokens_ = 0, steps_ = 0;
+  uint64_t weight_version_ = 0;
 };
 
 }  // namespace tidal

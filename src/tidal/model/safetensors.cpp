@@ -179,49 +179,138 @@ const TensorInfo* SafetensorsFile::find(const std::string& name) const {
   return it == header_.tensors.end() ? nullptr : &it->second;
 }
 
-Status write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
-                         const std::map<std::string, std::string>& metadata) {
+uint64_t TensorSpec::nbytes() const {
+  uint64_t numel = 1;
+  for (int64_t d : shape) numel *= uint64_t(d);
+  return numel * dtype_size(dtype);
+}
+
+Expected<SafetensorsWriter> SafetensorsWriter::create(const std::string& path, std::vector<TensorSpec> tensors,
+                                                      const std::map<std::string, std::string>& metadata) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
+  std::vector<uint64_t> offsets;
   for (const auto& t : tensors) {
-    uint64_t numel = 1;
-    for (int64_t d : t.shape) numel *= uint64_t(d);
-    if (numel * dtype_size(t.dtype) != t.bytes.size()) {
-      return invalid_argument(path + ": tensor '" + t.name + "' has " + std::to_string(t.bytes.size()) +
-                              " bytes, its shape needs " + std::to_string(numel * dtype_size(t.dtype)));
-    }
-    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.bytes.size()}}};
-    offset += t.bytes.size();
+    if (t.name == "__metadata__") return invalid_argument(path + ": '__metadata__' is not a tensor name");
+    if (header.contains(t.name)) return invalid_argument(path + ": tensor '" + t.name + "' is listed twice");
+    const uint64_t n = t.nbytes();
+    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + n}}};
+    offsets.push_back(offset);
+    offset += n;
   }
   std::string text = header.dump();
   // Pad the header with spaces so tensor data starts 8-byte aligned (as the reference writer does).
   while ((8 + text.size()) % 8 != 0) text.push_back(' ');
+  SafetensorsWriter w;
+  w.path_ = path;
   // NOTE: written to a temporary name and renamed into place, so a reader that has the old file
   // mapped keeps a valid mapping (truncating a mapped file in place raises SIGBUS in the reader),
   // and a crash never leaves a half-written model behind.
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-  if (!out) return io_error(path + ": cannot create: " + std::strerror(errno));
+  w.tmp_ = path + ".tmp." + std::to_string(::getpid());
+  w.fd_ = ::open(w.tmp_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);  // RDWR: map_data
+  if (w.fd_ < 0) return io_error(path + ": cannot create: " + std::strerror(errno));
+  w.total_ = offset;
+  w.offsets_ = std::move(offsets);
+  w.header_bytes_ = 8 + text.size();
   uint8_t len[8];
-  uint64_t n = text.size();
+  const uint64_t n = text.size();
   for (int i = 0; i < 8; ++i) len[i] = uint8_t(n >> (8 * i));
-  out.write(reinterpret_cast<const char*>(len), 8);
-  out.write(text.data(), std::streamsize(text.size()));
-  for (const auto& t : tensors) {
-    out.write(reinterpret_cast<const char*>(t.bytes.data()), std::streamsize(t.bytes.size()));
-  }
-  out.close();
-  if (!out) {
-    std::remove(tmp.c_str());
-    return io_error(path + ": write failed: " + std::strerror(errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return io_error(path + ": cannot rename into place: " + std::strerror(errno));
+  w.written_ = 0;
+  Status st = w.append_raw(std::span<const uint8_t>(len, 8));
+  if (st.is_ok()) st = w.append_raw(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  if (!st.is_ok()) return st;
+  return w;
+}
+
+SafetensorsWriter::SafetensorsWriter(SafetensorsWriter&& o) noexcept
+    : path_(std::move(o.path_)), tmp_(std::move(o.tmp_)), fd_(o.fd_), total_(o.total_), written_(o.written_),
+      header_bytes_(o.header_bytes_), offsets_(std::move(o.offsets_)), map_(o.map_) {
+  o.fd_ = -1;
+  o.tmp_.clear();
+  o.map_ = nullptr;
+}
+
+SafetensorsWriter::~SafetensorsWriter() {
+  if (map_) ::munmap(map_, header_bytes_ + total_);
+  if (fd_ >= 0) ::close(fd_);
+  if (!tmp_.empty()) std::remove(tmp_.c_str());
+}
+
+Status SafetensorsWriter::append_raw(std::span<const uint8_t> bytes) {
+  const uint8_t* p = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    const ssize_t k = ::write(fd_, p, left);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      return io_error(path_ + ": write failed: " + std::strerror(errno));
+    }
+    p += k;
+    left -= size_t(k);
   }
   return Status::ok();
+}
+
+Expected<uint8_t*> SafetensorsWriter::map_data() {
+  if (fd_ < 0 || map_ || written_ != 0) return internal_error(path_ + ": map_data after append, map_data or finish");
+  const uint64_t size = header_bytes_ + total_;
+  if (::ftruncate(fd_, off_t(size)) != 0) return io_error(path_ + ": cannot size to " + std::to_string(size) + " bytes: " + std::strerror(errno));
+  if (total_ == 0) return static_cast<uint8_t*>(nullptr);
+  // MAP_POPULATE: the pages are allocated in one go instead of one fault per 4 KiB page.
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_, 0);
+  if (p == MAP_FAILED) return io_error(path_ + ": mmap for writing failed: " + std::strerror(errno));
+  map_ = static_cast<uint8_t*>(p);
+  written_ = total_;  // the caller owns the contents from here
+  return map_ + header_bytes_;
+}
+
+Status SafetensorsWriter::append(std::span<const uint8_t> bytes) {
+  if (fd_ < 0) return internal_error(path_ + ": append after finish");
+  if (map_) return internal_error(path_ + ": append after map_data");
+  if (bytes.size() > total_ - written_) {
+    return invalid_argument(path_ + ": " + std::to_string(written_ + bytes.size()) +
+                            " bytes of tensor data written, the header describes " + std::to_string(total_));
+  }
+  TIDAL_RETURN_IF_ERROR(append_raw(bytes));
+  written_ += bytes.size();
+  return Status::ok();
+}
+
+Status SafetensorsWriter::finish() {
+  if (fd_ < 0) return internal_error(path_ + ": finish called twice");
+  if (written_ != total_) {
+    return invalid_argument(path_ + ": only " + std::to_string(written_) + " of " + std::to_string(total_) +
+                            " bytes of tensor data were written");
+  }
+  if (map_) {
+    ::munmap(map_, header_bytes_ + total_);
+    map_ = nullptr;
+  }
+  const int rc = ::close(fd_);
+  fd_ = -1;
+  if (rc != 0) return io_error(path_ + ": write failed: " + std::strerror(errno));
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    return io_error(path_ + ": cannot rename into place: " + std::strerror(errno));
+  }
+  tmp_.clear();
+  return Status::ok();
+}
+
+Status write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                         const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorSpec> specs;
+  for (const auto& t : tensors) {
+    TensorSpec s{t.name, t.dtype, t.shape};
+    if (s.nbytes() != t.bytes.size()) {
+      return invalid_argument(path + ": tensor '" + t.name + "' has " + std::to_string(t.bytes.size()) +
+                              " bytes, its shape needs " + std::to_string(s.nbytes()));
+    }
+    specs.push_back(std::move(s));
+  }
+  TIDAL_ASSIGN_OR_RETURN(SafetensorsWriter w, SafetensorsWriter::create(path, std::move(specs), metadata));
+  for (const auto& t : tensors) TIDAL_RETURN_IF_ERROR(w.append(t.bytes));
+  return w.finish();
 }
 
 }  // namespace tidal

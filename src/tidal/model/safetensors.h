@@ -73,4 +73,47 @@ struct TensorToWrite {
 Status write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                          const std::map<std::string, std::string>& metadata = {});
 
+// Streaming writer: the header is written from the tensors' specs up front, then their bytes are
+// appended in order, in pieces of any size (e.g. one bounded bucket at a time), so the whole file
+// never has to be held in memory. The file appears at `path` only at finish() (written to a
+// temporary name and renamed, like write_safetensors); a writer destroyed before finish() removes
+// its temporary file. Not thread-safe.
+struct TensorSpec {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  uint64_t nbytes() const;  // numel * dtype size
+};
+class SafetensorsWriter {
+ public:
+  static Expected<SafetensorsWriter> create(const std::string& path, std::vector<TensorSpec> tensors,
+                                            const std::map<std::string, std::string>& metadata = {});
+  SafetensorsWriter(SafetensorsWriter&& o) noexcept;
+  SafetensorsWriter& operator=(SafetensorsWriter&& o) = delete;
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  ~SafetensorsWriter();
+
+  // Appends the next bytes of the data section (tensors in the order given to create()).
+  // Writing more bytes than the tensors need is an error.
+  Status append(std::span<const uint8_t> bytes);
+  // Instead of append(): sizes the file and maps its whole data section writable (MAP_SHARED);
+  // the caller writes tensor i's bytes at data + data_offset(i), in any order and from any
+  // thread, then calls finish(). No staging copy: on /dev/shm the mapping is the final memory.
+  Expected<uint8_t*> map_data();
+  uint64_t data_offset(size_t tensor_index) const { return offsets_[tensor_index]; }
+  // Checks that every tensor's bytes were written (append) or unmaps (map_data), then renames the
+  // file into place.
+  Status finish();
+  uint64_t data_bytes() const { return total_; }
+
+ private:
+  SafetensorsWriter() = default;
+  Status append_raw(std::span<const uint8_t> bytes);
+  std::string path_, tmp_;
+  int fd_ = -1;
+  uint64_t total_ = 0, written_ = 0, header_bytes_ = 0;
+  std::vector<uint64_t> offsets_;
+  uint8_t* map_ = nullptr;  // the whole file while mapped
+};
+
 }  // namespace tidal

@@ -90,6 +90,7 @@ class EngineService {
   bool paused() const { return pause_state_.load() != kRunning; }
   uint64_t weight_version() const { return weight_version_.load(); }
   void bump_weight_version() { weight_version_.fetch_add(1); }
+  void set_weight_version(uint64_t v) { weight_version_.store(v); }
 
   ServiceStats stats() const;
   // The engine's immutable parts (tokenizer, config) may be read from any thread.

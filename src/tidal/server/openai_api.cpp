@@ -293,14 +293,22 @@ HttpResponse OpenAiApi::admin_update_weights(HttpRequest& req) {
     }
     policy = m->get<std::string>();
   }
+  std::optional<uint64_t> version;  // absent: the current version + 1
+  if (auto v = body->find("weight_version"); v != body->end()) {
+    if (!v->is_number_unsigned()) return HttpResponse::error(400, "'weight_version' must be a non-negative integer");
+    version = v->get<uint64_t>();
+  }
   const bool was_paused = service_.paused();
   const auto t0 = clock_type::now();
   Status st = service_.pause(policy == "abort" ? EngineService::PauseMode::kAbort : EngineService::PauseMode::kWait);
   if (st.is_ok()) {
     const std::string path = p->get<std::string>();
-    st = service_.run_on_engine([&](Engine& e) { return e.update_weights(path); });
+    st = service_.run_on_engine([&](Engine& e) { return e.update_weights(path, version); });
   }
-  if (st.is_ok()) service_.bump_weight_version();
+  if (st.is_ok()) {
+    if (version) service_.set_weight_version(*version);
+    else service_.bump_weight_version();
+  }
   if (!was_paused) service_.resume();
   if (!st.is_ok()) {
     ApiError e = api_error_from_status(st, "path");

@@ -1,0 +1,186 @@
+#include "tidal/rl/weight_sync.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "tidal/engine/engine.h"
+#include "tidal/http/http_client.h"
+#include "tidal/model/safetensors.h"
+#include "tidal/rl/convert.h"
+
+namespace tidal::rl {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+std::string segment_path(const WeightSyncOptions& o) {
+  static std::atomic<uint64_t> counter{0};
+  return o.dir + "/tidal-weights-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".safetensors";
+}
+
+// Rewrites the data of an existing weights file in place (same names, dtypes and shapes): the
+// pages already exist, so nothing is allocated. False when the file does not match (or is absent).
+Expected<bool> rewrite_in_place(std::span<const ParamView> params, const std::string& path, DType dtype) {
+  std::vector<uint64_t> offsets;
+  uint64_t size = 0;
+  {
+    auto f = SafetensorsFile::open(path);
+    if (!f) return false;
+    if (f->tensors().size() != params.size()) return false;
+    for (const ParamView& p : params) {
+      const TensorInfo* t = f->find(p.name);
+      if (!t || t->dtype != dtype || t->shape != p.shape) return false;
+      offsets.push_back(t->offset);
+      size = std::max(size, t->offset + t->nbytes);
+    }
+  }
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return io_error(path + ": cannot open for rewriting: " + std::strerror(errno));
+  void* m = size ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0) : nullptr;
+  ::close(fd);
+  if (m == MAP_FAILED) return io_error(path + ": mmap for rewriting failed: " + std::strerror(errno));
+  for (size_t i = 0; i < params.size(); ++i) {
+    convert_f32(params[i].data, params[i].numel, dtype, static_cast<uint8_t*>(m) + offsets[i]);
+  }
+  if (m) ::munmap(m, size);
+  return true;
+}
+
+}  // namespace
+
+Status write_weights_file(std::span<const ParamView> params, const std::string& path, DType dtype,
+                          uint64_t bucket_bytes, const std::map<std::string, std::string>& metadata) {
+  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16) {
+    return invalid_argument(path + ": weights can be written as F32, F16 or BF16, not " + dtype_name(dtype));
+  }
+  if (bucket_bytes != 0 && bucket_bytes < 4096) {
+    return invalid_argument(path + ": bucket size must be 0 (convert in place) or at least 4096 bytes");
+  }
+  std::vector<TensorSpec> specs;
+  for (const ParamView& p : params) specs.push_back({p.name, dtype, p.shape});
+  TIDAL_ASSIGN_OR_RETURN(SafetensorsWriter w, SafetensorsWriter::create(path, std::move(specs), metadata));
+  const size_t esz = dtype_size(dtype);
+  if (bucket_bytes == 0) {
+    // Convert straight into the mapped file: no staging memory at all.
+    TIDAL_ASSIGN_OR_RETURN(uint8_t * data, w.map_data());
+    for (size_t i = 0; i < params.size(); ++i) convert_f32(params[i].data, params[i].numel, dtype, data + w.data_offset(i));
+    return w.finish();
+  }
+  // NOTE: one staging buffer for the whole file: a bucket is filled with converted values of
+  // consecutive tensors (large tensors span several buckets) and appended when full.
+  const int64_t bucket_elems = int64_t(bucket_bytes / esz);
+  std::vector<uint8_t> bucket(size_t(bucket_elems) * esz);
+  int64_t fill = 0;
+  for (const ParamView& p : params) {
+    for (int64_t done = 0; done < p.numel;) {
+      const int64_t n = std::min(p.numel - done, bucket_elems - fill);
+      convert_f32(p.data + done, n, dtype, bucket.data() + size_t(fill) * esz);
+      fill += n;
+      done += n;
+      if (fill == bucket_elems) {
+        TIDAL_RETURN_IF_ERROR(w.append(bucket));
+        fill = 0;
+      }
+    }
+  }
+  if (fill > 0) TIDAL_RETURN_IF_ERROR(w.append(std::span<const uint8_t>(bucket.data(), size_t(fill) * esz)));
+  return w.finish();
+}
+
+WeightSync::WeightSync(WeightSyncOptions options) : options_(std::move(options)) {
+  segments_[0] = segment_path(options_);
+  segments_[1] = options_.reuse_segments ? segment_path(options_) : segments_[0];
+}
+
+WeightSync::~WeightSync() {
+  for (const std::string& s : segments_) std::remove(s.c_str());
+}
+
+Expected<SyncReport> WeightSync::write(const Trainer& trainer, uint64_t version) {
+  SyncReport r;
+  r.weight_version = version;
+  r.path = segments_[next_];
+  const std::vector<ParamView> params = trainer.parameters();
+  for (const ParamView& p : params) r.bytes += uint64_t(p.numel) * dtype_size(options_.dtype);
+  const auto t0 = clock_type::now();
+  bool done = false;
+  if (options_.reuse_segments && options_.bucket_bytes == 0) {
+    // NOTE: segments_[next_] is not mapped by the target: it either never took it, or has
+    // swapped to the other segment since (swapped() only advances next_ after a swap).
+    TIDAL_ASSIGN_OR_RETURN(done, rewrite_in_place(params, r.path, options_.dtype));
+  }
+  if (!done) {
+    TIDAL_RETURN_IF_ERROR(write_weights_file(params, r.path, options_.dtype, options_.bucket_bytes, {{"format", "pt"}}));
+  }
+  r.write_seconds = seconds_since(t0);
+  return r;
+}
+
+void WeightSync::swapped(bool ok) {
+  if (!options_.reuse_segments) {
+    // The target maps the file (or failed to); unlinking keeps a mapping's pages alive.
+    std::remove(segments_[next_].c_str());
+    return;
+  }
+  if (ok) next_ = 1 - next_;
+}
+
+Expected<SyncReport> WeightSync::to_engine(const Trainer& trainer, Engine& engine, uint64_t version) {
+  TIDAL_ASSIGN_OR_RETURN(SyncReport r, write(trainer, version));
+  const auto t0 = clock_type::now();
+  Status st = engine.update_weights(r.path, version);
+  r.load_seconds = seconds_since(t0);
+  swapped(st.is_ok());
+  if (!st.is_ok()) return st;
+  return r;
+}
+
+Expected<SyncReport> WeightSync::to_server(const Trainer& trainer, const std::string& host, uint16_t port,
+                                           uint64_t version, const std::string& in_flight,
+                                           const std::string& api_key) {
+  TIDAL_ASSIGN_OR_RETURN(SyncReport r, write(trainer, version));
+  http::HttpClient client(host, port);
+  client.set_api_key(api_key);
+  const nlohmann::json body = {{"path", r.path}, {"weight_version", version}, {"in_flight", in_flight}};
+  const auto t0 = clock_type::now();
+  auto resp = client.request("POST", "/admin/update_weights", body.dump(), {{"Content-Type", "application/json"}});
+  r.load_seconds = seconds_since(t0);
+  const bool ok = resp && resp->status == 200;
+  swapped(ok);
+  if (!resp) return resp.status();
+  if (!ok) {
+    return internal_error(host + ":" + std::to_string(port) + " /admin/update_weights answered " +
+                          std::to_string(resp->status) + ": " + resp->body);
+  }
+  return r;
+}
+
+Expected<SyncReport> sync_engine(const Trainer& trainer, Engine& engine, uint64_t version, WeightSyncOptions options) {
+  options.reuse_segments = false;
+  WeightSync sync(options);
+  return sync.to_engine(trainer, engine, version);
+}
+
+Expected<SyncReport> sync_server(const Trainer& trainer, const std::string& host, uint16_t port, uint64_t version,
+                                 WeightSyncOptions options, const std::string& in_flight, const std::string& api_key) {
+  options.reuse_segments = false;
+  WeightSync sync(options);
+  return sync.to_server(trainer, host, port, version, in_flight, api_key);
+}
+
+}  // namespace tidal::rl
