@@ -5,6 +5,11 @@
 //
 //   bench_quant_accuracy --model DIR [--formats int8,fp8,fp8_e5m2,nvfp4,mxfp4] [--tokens 4096]
 //                        [--ctx 512] [--text FILE] [--exclude lm_head,embed_tokens] [--threads N]
+//                        [--ref-kv f32|bf16|f16]
+//
+// A format may name a KV cache type too: "FORMAT/kv=DTYPE" (e.g. "none/kv=fp8": weights as stored,
+// FP8 KV cache; "int8/kv=fp8"). The reference uses --ref-kv (default f32), and so does every
+// format without "/kv=".
 //
 // Tokens: FILE encoded with the model's tokenizer and repeated as needed (--text), else fixed
 // pseudo-random ids. Prints one markdown table row per format.
@@ -51,7 +56,7 @@ int64_t argmax(const float* x, int64_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_dir, formats = "int8,fp8,fp8:block128,fp8_e5m2,nvfp4,mxfp4", text, exclude;
+  std::string model_dir, formats = "int8,fp8,fp8:block128,fp8_e5m2,nvfp4,mxfp4", text, exclude, ref_kv_name = "f32";
   int64_t n_tokens = 4096, ctx = 512;
   int threads = 0;
   bool have_exclude = false;
@@ -71,6 +76,8 @@ int main(int argc, char** argv) {
       threads = std::atoi(v.c_str());
     else if (k == "--exclude")
       exclude = v, have_exclude = true;
+    else if (k == "--ref-kv")
+      ref_kv_name = v;
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -114,9 +121,38 @@ int main(int argc, char** argv) {
     }
   }
 
+  auto kv_dtype_of = [](const std::string& name) -> std::optional<DType> {
+    if (name == "fp8" || name == "fp8_e4m3") return DType::kF8E4M3;
+    auto dt = dtype_from_name(name);
+    if (dt && PagedKvStorage::supports(*dt)) return dt;
+    return std::nullopt;
+  };
+  const std::optional<DType> ref_kv = kv_dtype_of(ref_kv_name);
+  if (!ref_kv) {
+    std::fprintf(stderr, "--ref-kv: unknown KV dtype '%s'\n", ref_kv_name.c_str());
+    return 2;
+  }
   std::vector<std::string> names = split(formats);
-  std::vector<std::unique_ptr<Model>> models;
-  for (const std::string& f : names) {
+  std::vector<std::unique_ptr<Model>> owned;
+  std::vector<Model*> models;
+  std::vector<DType> kv_dtypes;
+  for (const std::string& name : names) {
+    std::string f = name;
+    DType kv = *ref_kv;
+    if (const size_t at = f.find("/kv="); at != std::string::npos) {
+      const auto dt = kv_dtype_of(f.substr(at + 4));
+      if (!dt) {
+        std::fprintf(stderr, "%s: unknown KV dtype\n", name.c_str());
+        return 2;
+      }
+      kv = *dt;
+      f = f.substr(0, at);
+    }
+    kv_dtypes.push_back(kv);
+    if (f == "none") {  // weights as stored
+      models.push_back(ref->get());
+      continue;
+    }
     auto q = parse_quantization_flags(f, have_exclude ? std::optional<std::string>(exclude) : std::nullopt);
     if (!q) {
       std::fprintf(stderr, "%s\n", q.status().to_string().c_str());
@@ -131,17 +167,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "loaded %s in %.2f s: %s, %.1f MiB of matrices per token\n", f.c_str(),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                  (*m)->quantization().c_str(), double((*m)->matrix_bytes_per_token()) / (1 << 20));
-    models.push_back(std::move(m).value());
+    owned.push_back(std::move(m).value());
+    models.push_back(owned.back().get());
   }
 
   std::vector<Stats> stats(models.size());
   std::vector<float> lr, lq, pr(static_cast<size_t>(V)), pq(static_cast<size_t>(V));
   for (int64_t off = 0; off < n_tokens; off += ctx) {
     const std::span<const int32_t> chunk(ids.data() + off, size_t(ctx));
-    KvCache kv(c, ctx, DType::kF32);
+    KvCache kv(c, ctx, *ref_kv);
     if (!(*ref)->forward(std::vector<SequenceChunk>{{kv.slots(), chunk, true}}, &lr).is_ok()) return 1;
     for (size_t mi = 0; mi < models.size(); ++mi) {
-      KvCache kq(c, ctx, DType::kF32);
+      KvCache kq(c, ctx, kv_dtypes[mi]);
       if (!models[mi]->forward(std::vector<SequenceChunk>{{kq.slots(), chunk, true}}, &lq).is_ok()) return 1;
       Stats& s = stats[mi];
       for (int64_t i = 0; i + 1 < ctx; ++i) {
@@ -164,9 +201,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "\r%lld / %lld tokens", (long long)(off + ctx), (long long)n_tokens);
   }
   std::fprintf(stderr, "\n");
-  std::printf("model %s (%s, %s weights), %lld tokens in chunks of %lld, kernels %s\n\n", model_dir.c_str(),
-              c.architecture.c_str(), dtype_name((*ref)->weight_dtype()), (long long)n_tokens, (long long)ctx,
-              kernels().name);
+  std::printf("model %s (%s, %s weights), %lld tokens in chunks of %lld, reference KV %s, kernels %s\n\n",
+              model_dir.c_str(), c.architecture.c_str(), dtype_name((*ref)->weight_dtype()), (long long)n_tokens,
+              (long long)ctx, dtype_name(*ref_kv), kernels().name);
   std::printf(
       "| format | MiB/token | mean KL | top-1 agree | mean abs dlogp | max abs dlogp | PPL (ref %.3f) |\n",
       std::exp(stats.empty() ? 0 : stats[0].nll_ref / double(stats[0].n)));

@@ -102,7 +102,13 @@ Result run_alone(const EngineConfig& c, const std::vector<int32_t>& pr, const Sa
   return drain(*e)[{*id, 0}];
 }
 
-TEST(EngineTest, BatchInvariantAcrossBatchingChunkingPrefixHitsAndPreemption) {
+// Every scenario runs with the given KV dtype (unset: the model's BF16).
+void check_batch_invariance(std::optional<DType> kv_dtype) {
+  auto config = [&](int64_t budget = 512) {
+    EngineConfig c = tidal::config(budget);
+    c.kv_dtype = kv_dtype;
+    return c;
+  };
   const auto target = prompt(37, 1);
   const SamplingParams tp = sampled(42);
   const Result alone = run_alone(config(), target, tp);
@@ -141,7 +147,8 @@ TEST(EngineTest, BatchInvariantAcrossBatchingChunkingPrefixHitsAndPreemption) {
   // 4. Under preemption: a KV budget far below what the batch needs.
   {
     EngineConfig c = config(64);
-    c.kv_cache_bytes = PagedKvStorage::bytes_per_token(make(config())->model_config(), DType::kBF16) * 4 * 20;
+    c.kv_cache_bytes =
+        PagedKvStorage::bytes_per_token(make(config())->model_config(), kv_dtype.value_or(DType::kBF16)) * 4 * 20;
     auto e = make(c);
     std::vector<RequestId> ids;
     for (int i = 0; i < 6; ++i) ids.push_back(*e->add_request(prompt(20 + i, 300 + i), sampled(uint64_t(i), 20)));
@@ -153,6 +160,11 @@ TEST(EngineTest, BatchInvariantAcrossBatchingChunkingPrefixHitsAndPreemption) {
     EXPECT_EQ(e->stats().kv_blocks_used, 0);
   }
 }
+
+TEST(EngineTest, BatchInvariantAcrossBatchingChunkingPrefixHitsAndPreemption) { check_batch_invariance(std::nullopt); }
+
+// The FP8 KV cache keeps one scale per token and head, so the same holds bit for bit.
+TEST(EngineTest, BatchInvariantWithFp8KvCache) { check_batch_invariance(DType::kF8E4M3); }
 
 TEST(EngineTest, StopsOnTokenIdsMaxTokensAndContext) {
   auto e = make(config());
@@ -240,6 +252,9 @@ TEST(EngineTest, RejectsBadRequestsClearly) {
   EngineConfig tiny = config();
   tiny.kv_cache_bytes = 100;
   EXPECT_NE(Engine::create(tiny).status().message().find("holds no KV block"), std::string::npos);
+  EngineConfig e5m2 = config();
+  e5m2.kv_dtype = DType::kF8E5M2;
+  EXPECT_NE(Engine::create(e5m2).status().message().find("KV cache dtype F8_E5M2 is not supported"), std::string::npos);
 }
 
 TEST(EngineTest, PromptLogprobsMatchTheModelScore) {

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "tidal/core/fp8.h"
 #include "tidal/kernels/kernel_table.h"
 
 namespace tidal {
@@ -24,17 +25,30 @@ struct Problem {
   std::vector<float> x;
   std::vector<uint16_t> w16;
   std::vector<float> w32;
-  std::vector<double> wd;  // the weights as the kernel sees them (after 16-bit rounding)
+  std::vector<uint8_t> w8;  // FP8 E4M3 codes
+  std::vector<double> wd;  // the weights as the kernel sees them (after 16-bit rounding / decoding)
 };
+
+// A random finite FP8 E4M3 code: every code but the two NaNs (0x7f, 0xff) is equally likely, so
+// subnormals, zeros of both signs and +-448 all occur.
+uint8_t random_e4m3(std::mt19937& rng) {
+  for (;;) {
+    const uint8_t c = uint8_t(rng() & 0xffu);
+    if ((c & 0x7fu) != 0x7fu) return c;
+  }
+}
 
 Problem make_problem(int64_t m, int64_t n, int64_t k, DType dt, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  Problem p{m, n, k, {}, {}, {}, {}};
+  Problem p{m, n, k, {}, {}, {}, {}, {}};
   p.x.resize(size_t(m * k));
   for (auto& v : p.x) v = nd(rng);
   p.wd.resize(size_t(n * k));
-  if (dt == DType::kF32) {
+  if (dt == DType::kF8E4M3) {
+    p.w8.resize(size_t(n * k));
+    for (size_t i = 0; i < p.w8.size(); ++i) p.wd[i] = fp8_e4m3_to_f32(p.w8[i] = random_e4m3(rng));
+  } else if (dt == DType::kF32) {
     p.w32.resize(size_t(n * k));
     for (size_t i = 0; i < p.w32.size(); ++i) p.wd[i] = p.w32[i] = nd(rng);
   } else {
@@ -49,7 +63,27 @@ Problem make_problem(int64_t m, int64_t n, int64_t k, DType dt, uint32_t seed) {
 }
 
 const void* weights(const Problem& p) {
+  if (!p.w8.empty()) return p.w8.data();
   return p.w32.empty() ? static_cast<const void*>(p.w16.data()) : static_cast<const void*>(p.w32.data());
+}
+
+// FP8 codes are decoded exactly and then go through the same instructions as F32 weights, so the
+// E4M3 matmul equals the F32 matmul on the decoded values bit for bit, in every table.
+TEST(KernelConsistencyE4M3, MatmulEqualsF32OnDecodedValues) {
+  for (CpuIsa isa : runnable_isas()) {
+    const KernelTable& kt = kernels_for(isa);
+    for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 16, 64}, {4, 16, 64}, {16, 16, 128},
+                                                                             {3, 7, 37}, {9, 30, 520}}) {
+      Problem p = make_problem(m, n, k, DType::kF8E4M3, uint32_t(m + n + k));
+      std::vector<float> w32(p.wd.begin(), p.wd.end());
+      std::vector<float> y8(size_t(m * n)), y32(size_t(m * n));
+      kt.matmul_for(DType::kF8E4M3)(p.x.data(), k, p.w8.data(), k, y8.data(), n, m, k, 0, n);
+      kt.matmul_for(DType::kF32)(p.x.data(), k, w32.data(), k, y32.data(), n, m, k, 0, n);
+      for (size_t i = 0; i < y8.size(); ++i) {
+        ASSERT_EQ(f32_bits(y8[i]), f32_bits(y32[i])) << kt.name << " m=" << m << " n=" << n << " k=" << k << " at " << i;
+      }
+    }
+  }
 }
 
 class KernelConsistency : public ::testing::TestWithParam<std::tuple<CpuIsa, DType>> {};
@@ -166,9 +200,12 @@ TEST_P(VectorKernels, AxpyRowsIsAxpyPerRow) {
       for (auto& e : v32) e = nd(rng);
       for (auto& e : y) e = nd(rng);
       std::vector<uint16_t> v16(v32.size()), vb16(v32.size());
+      std::vector<uint8_t> v8(v32.size());
+      std::vector<float> v8_decoded(v32.size());
       for (size_t i = 0; i < v32.size(); ++i) {
         v16[i] = f32_to_f16(v32[i]);
         vb16[i] = f32_to_bf16(v32[i]);
+        v8_decoded[i] = fp8_e4m3_to_f32(v8[i] = random_e4m3(rng));
       }
       for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
         std::vector<float> want = y, got = y;
@@ -186,6 +223,14 @@ TEST_P(VectorKernels, AxpyRowsIsAxpyPerRow) {
               << kt.name << " " << dtype_name(dt) << " n=" << n << " rows=" << rows << " at " << i;
         }
       }
+      // FP8 E4M3 rows (the FP8 KV cache): exactly axpy_rows over the decoded F32 values.
+      std::vector<float> want = y, got = y;
+      kt.axpy_rows(DType::kF32, a.data(), v8_decoded.data(), ldv, rows, want.data(), n);
+      kt.axpy_rows(DType::kF8E4M3, a.data(), v8.data(), ldv, rows, got.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(f32_bits(got[size_t(i)]), f32_bits(want[size_t(i)]))
+            << kt.name << " F8_E4M3 n=" << n << " rows=" << rows << " at " << i;
+      }
     }
   }
 }
@@ -196,7 +241,7 @@ std::string name_of(const ::testing::TestParamInfo<std::tuple<CpuIsa, DType>>& i
 
 INSTANTIATE_TEST_SUITE_P(AllRunnable, KernelConsistency,
                          ::testing::Combine(::testing::ValuesIn(runnable_isas()),
-                                            ::testing::Values(DType::kF32, DType::kF16, DType::kBF16)),
+                                            ::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kF8E4M3)),
                          name_of);
 
 INSTANTIATE_TEST_SUITE_P(AllRunnable, VectorKernels, ::testing::ValuesIn(runnable_isas()),

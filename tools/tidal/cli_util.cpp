@@ -53,7 +53,8 @@ const char* const kEngineFlagsHelp = R"(engine flags:
   --block-size N              tokens per KV block (default 16)
   --max-num-batched-tokens N  token budget per engine step (default 512)
   --max-num-seqs N            sequences running at once (default 64)
-  --kv-dtype auto|f32|f16|bf16  KV cache element type (default auto: F32 for F32 weights, else the weights' 16-bit type)
+  --kv-dtype auto|f32|f16|bf16|fp8  KV cache element type (default auto: F32 for F32 weights, else the
+                              weights' 16-bit type); fp8 = E4M3 codes with one F32 scale per token and head
   --no-prefix-caching         do not reuse cached prompt prefixes
   --max-model-len N           context limit (default: the model's max_position_embeddings)
   --threads N                 compute threads (default: all cores)
@@ -103,15 +104,18 @@ bool read_engine_flags(Args& args, EngineConfig* c) {
   c->max_model_len = args.get_int("max-model-len", 0);
   c->prefix_caching = !args.has("no-prefix-caching");
   if (!read_quantization_flags(args, &c->quantization)) return false;
+  return read_kv_dtype_flag(args, &c->kv_dtype);
+}
+
+bool read_kv_dtype_flag(Args& args, std::optional<DType>* out) {
   const std::string kv_dtype = args.get_or("kv-dtype", "auto");
-  if (kv_dtype != "auto") {
-    auto dt = dtype_from_name(kv_dtype);
-    if (!dt || (*dt != DType::kF32 && *dt != DType::kF16 && *dt != DType::kBF16)) {
-      args.error("--kv-dtype must be auto, f32, f16 or bf16, got '" + kv_dtype + "'");
-      return false;
-    }
-    c->kv_dtype = *dt;
+  if (kv_dtype == "auto") return true;
+  auto dt = kv_dtype == "fp8" || kv_dtype == "fp8_e4m3" ? std::optional<DType>(DType::kF8E4M3) : dtype_from_name(kv_dtype);
+  if (!dt || !PagedKvStorage::supports(*dt)) {
+    args.error("--kv-dtype must be auto, f32, f16, bf16 or fp8, got '" + kv_dtype + "'");
+    return false;
   }
+  *out = *dt;
   return true;
 }
 

@@ -31,10 +31,12 @@ extern const char* const kQuantizationFlagsHelp;
 
 // The engine flags shared by generate, bench-engine and serve:
 //   --kv-cache-memory SIZE (default 1GiB)  --block-size N (16)  --max-num-batched-tokens N (512)
-//   --max-num-seqs N (64)  --kv-dtype auto|f32|f16|bf16  --no-prefix-caching  --max-model-len N
+//   --max-num-seqs N (64)  --kv-dtype auto|f32|f16|bf16|fp8  --no-prefix-caching  --max-model-len N
 //   --threads N  --quantization F  --quantization-exclude LIST
 // Reads them into *config (model_dir from --model). Returns false after printing a problem.
 bool read_engine_flags(Args& args, EngineConfig* config);
+// --kv-dtype auto|f32|f16|bf16|fp8 alone (auto leaves *out unset). Returns false after printing a problem.
+bool read_kv_dtype_flag(Args& args, std::optional<DType>* out);
 extern const char* const kEngineFlagsHelp;
 
 }  // namespace tidal::cli

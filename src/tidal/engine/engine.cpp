@@ -33,6 +33,10 @@ Expected<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
   auto tok = Tokenizer::load(config.model_dir);
   if (tok) e->tokenizer_.emplace(std::move(tok).value());
   const DType kv_dtype = config.kv_dtype.value_or(e->model_->default_kv_dtype());
+  if (!PagedKvStorage::supports(kv_dtype)) {
+    return invalid_argument(std::string("engine: KV cache dtype ") + dtype_name(kv_dtype) +
+                            " is not supported (F32, F16, BF16 or F8_E4M3)");
+  }
   const uint64_t per_block = PagedKvStorage::bytes_per_token(c, kv_dtype) * uint64_t(config.block_size);
   const int64_t n_blocks = int64_t(config.kv_cache_bytes / per_block);
   if (n_blocks < 1) {

@@ -34,7 +34,8 @@ struct EngineConfig {
   int n_threads = 0;                    // 0: all cores
   uint64_t kv_cache_bytes = 1ull << 30; // KV budget (K and V, all layers); sets the block count
   int32_t block_size = 16;              // tokens per KV block
-  std::optional<DType> kv_dtype;        // default: the weights' dtype (F32 stays F32, else 16-bit)
+  std::optional<DType> kv_dtype;        // default: the weights' dtype (F32 stays F32, else 16-bit);
+                                        // kF8E4M3: FP8 codes + per-(token, head) scales (kv_cache.h)
   int64_t max_num_batched_tokens = 512; // token budget per step
   int32_t max_num_seqs = 64;            // running sequences per step
   bool prefix_caching = true;

@@ -11,7 +11,12 @@
 // - dot / axpy: plain F32 vectors of length n; same fixed-order rule as matmul.
 // - axpy_rows: y += sum_r a[r] * widen(v row r) for r = 0, 1, ..., rows - 1 in that order; every
 //   element's result is bit-identical to calling the table's axpy / axpy_f16 / axpy_bf16 once
-//   per row (attention's P x V; the accumulator stays in registers across rows).
+//   per row (attention's P x V; the accumulator stays in registers across rows). For F8_E4M3 rows
+//   (the FP8 KV cache) each element sees y = y + a[r] * decode(code) in row order, the same
+//   single rounding (fused on AVX2) as the 16-bit types.
+// - matmul_e4m3 (the FP8 KV cache's Q.K): w holds FP8 E4M3 codes (one byte each, row stride ldw
+//   bytes), decoded exactly with no scale (the caller multiplies each output by its row's scale);
+//   finite codes only (the KV quantizer never writes NaN for finite inputs).
 // - quant: the quantized-weight kernels, with their own contracts in quant_kernel_table.h.
 #pragma once
 
@@ -31,11 +36,12 @@ struct KernelTable {
   MatmulFn matmul_f32;   // w is float
   MatmulFn matmul_f16;   // w is IEEE binary16 (uint16_t)
   MatmulFn matmul_bf16;  // w is bfloat16 (uint16_t)
+  MatmulFn matmul_e4m3;  // w is FP8 E4M3 codes (uint8_t), unscaled
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
   void (*axpy_f16)(float a, const uint16_t* x, float* y, int64_t n);   // y += a * widen(x)
   void (*axpy_bf16)(float a, const uint16_t* x, float* y, int64_t n);  // y += a * widen(x)
-  // v: `rows` rows of n values of type vt (F32/F16/BF16), row stride ldv elements.
+  // v: `rows` rows of n values of type vt (F32/F16/BF16/F8_E4M3), row stride ldv elements.
   void (*axpy_rows)(DType vt, const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n);
   const QuantKernelTable* quant;  // quantized weights (quant_kernel_table.h); never nullptr
 
@@ -44,6 +50,7 @@ struct KernelTable {
       case DType::kF32: return matmul_f32;
       case DType::kF16: return matmul_f16;
       case DType::kBF16: return matmul_bf16;
+      case DType::kF8E4M3: return matmul_e4m3;
       default: return nullptr;
     }
   }
@@ -59,5 +66,10 @@ const KernelTable& kernels_for(CpuIsa isa);  // a specific level (must be <= the
 const KernelTable& kernel_table_scalar();
 const KernelTable& kernel_table_avx2();
 const KernelTable& kernel_table_avx512();
+
+// The AVX2 FP8 E4M3 kernels (matmul_e4m3, axpy_rows' F8_E4M3 case), also used by the avx512 table.
+void matmul_e4m3_avx2(const float* x, int64_t ldx, const void* w, int64_t ldw, float* y, int64_t ldy, int64_t m,
+                      int64_t k, int64_t j0, int64_t j1);
+void axpy_rows_e4m3_avx2(const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n);
 
 }  // namespace tidal

@@ -67,30 +67,6 @@ void add_bias(float* y, const std::vector<float>& b, int64_t rows) {
   for (int64_t r = 0; r < rows; ++r) ops::add(y + r * n, b.data(), n);
 }
 
-// Writes one token's k and v rows (F32) into its slot, converting to the storage dtype.
-void store_kv(PagedKvStorage& st, int64_t layer, int64_t block, int64_t slot, const float* k, const float* v) {
-  const int64_t row = st.row_size();
-  switch (st.dtype()) {
-    case DType::kF32:
-      std::memcpy(static_cast<float*>(st.k(layer, block)) + slot * row, k, size_t(row) * 4);
-      std::memcpy(static_cast<float*>(st.v(layer, block)) + slot * row, v, size_t(row) * 4);
-      break;
-    case DType::kF16: {
-      uint16_t* kd = static_cast<uint16_t*>(st.k(layer, block)) + slot * row;
-      uint16_t* vd = static_cast<uint16_t*>(st.v(layer, block)) + slot * row;
-      for (int64_t i = 0; i < row; ++i) { kd[i] = f32_to_f16(k[i]); vd[i] = f32_to_f16(v[i]); }
-      break;
-    }
-    case DType::kBF16: {
-      uint16_t* kd = static_cast<uint16_t*>(st.k(layer, block)) + slot * row;
-      uint16_t* vd = static_cast<uint16_t*>(st.v(layer, block)) + slot * row;
-      for (int64_t i = 0; i < row; ++i) { kd[i] = f32_to_bf16(k[i]); vd[i] = f32_to_bf16(v[i]); }
-      break;
-    }
-    default: break;
-  }
-}
-
 // Causal attention of each new token's queries over its sequence's paged K/V (positions <= its
 // own):  s[p] = q . k_p / sqrt(hd);  out = sum_p softmax_p(s) v_p.
 // One work item is (tile of up to kQueryTile consecutive tokens of one chunk, kv head). Scores of
@@ -100,6 +76,9 @@ void store_kv(PagedKvStorage& st, int64_t layer, int64_t block, int64_t slot, co
 // axpy_rows, the output row staying in registers. Both kernels promise results that depend only
 // on the row's own inputs (kernel_table.h), so a token's output is bit-identical whatever tile,
 // chunk or batch it is computed in.
+// FP8 KV (F8_E4M3 codes + one F32 scale per token and head, kv_cache.h): the kernels read the
+// codes unscaled; each score is multiplied by its K row's scale after the product, and each
+// probability by its V row's scale before P x V - both per element, so invariance holds as well.
 constexpr int64_t kQueryTile = 16;
 
 void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std::vector<TokenMeta>& meta,
@@ -135,6 +114,7 @@ void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std:
       const int64_t bs = st.block_size(), row = st.row_size();
       const size_t esz = dtype_size(st.dtype());
       const MatmulFn qk = kt.matmul_for(st.dtype());
+      const bool fp8 = st.dtype() == DType::kF8E4M3;
       int64_t tile_ctx = 0;
       for (int64_t ti = 0; ti < tile.n; ++ti) tile_ctx = std::max(tile_ctx, meta[size_t(tile.t0 + ti)].pos + 1);
       for (int64_t b = 0; b * bs < tile_ctx; ++b) {
@@ -143,6 +123,15 @@ void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std:
         for (int64_t g = 0; g < group; ++g) {
           const float* qg = q + (tile.t0 * nh + kvh * group + g) * hd;  // rows: the tile's tokens
           qk(qg, nh * hd, kb, row, s + g * max_ctx + b * bs, ld, tile.n, hd, 0, n_valid);
+        }
+        if (fp8) {
+          const float* ks = st.k_scale(layer, kv.block_table[size_t(b)]) + kvh;
+          for (int64_t ti = 0; ti < tile.n; ++ti) {
+            for (int64_t g = 0; g < group; ++g) {
+              float* sb = s + ti * ld + g * max_ctx + b * bs;
+              for (int64_t j = 0; j < n_valid; ++j) sb[j] *= ks[j * nkv];
+            }
+          }
         }
       }
       for (int64_t ti = 0; ti < tile.n; ++ti) {
@@ -156,6 +145,10 @@ void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std:
           for (int64_t b = 0; b * bs < n_ctx; ++b) {
             const int64_t nb = std::min(bs, n_ctx - b * bs);
             const void* vp = static_cast<const uint8_t*>(st.v(layer, kv.block_table[size_t(b)])) + size_t(kvh * hd) * esz;
+            if (fp8) {
+              const float* vs = st.v_scale(layer, kv.block_table[size_t(b)]) + kvh;
+              for (int64_t j = 0; j < nb; ++j) sg[b * bs + j] *= vs[j * nkv];
+            }
             kt.axpy_rows(st.dtype(), sg + b * bs, vp, row, nb, o, hd);
           }
         }
@@ -195,6 +188,10 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
       if (b < 0 || b >= kv.storage->n_blocks()) return invalid_argument("forward: block id " + std::to_string(b) + " out of range");
     }
     if (kv.storage->row_size() != c.n_kv_heads * hd) return invalid_argument("forward: KV storage shape does not match the model");
+    if (!PagedKvStorage::supports(kv.storage->dtype())) {
+      return invalid_argument(std::string("forward: KV storage dtype ") + dtype_name(kv.storage->dtype()) +
+                              " is not supported (F32, F16, BF16 or F8_E4M3)");
+    }
     for (size_t i = 0; i < ch.tokens.size(); ++i) {
       const int32_t id = ch.tokens[i];
       if (id < 0 || id >= V) {
@@ -238,7 +235,7 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
       ops::rope(k + t * kv_dim, int(c.n_kv_heads), int(hd), m.pos, inv_freq_.data());
       const KvSlots& kv = m.chunk->kv;
       const int64_t bs = kv.storage->block_size();
-      store_kv(*kv.storage, l, kv.block_table[size_t(m.pos / bs)], m.pos % bs, k + t * kv_dim, v + t * kv_dim);
+      kv.storage->write_token(l, kv.block_table[size_t(m.pos / bs)], m.pos % bs, k + t * kv_dim, v + t * kv_dim);
     }
     attention(pool_, c, l, meta, q, attn, scores_);
     ops::linear(pool_, attn, T, L.wo, proj, activations_);

@@ -27,6 +27,17 @@ struct WBF16 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   }
 };
+// FP8 E4M3 codes (the FP8 KV cache), decoded exactly (finite codes; no scale): sign-extend each
+// byte, shift s.eeee.mmm to bits 31, 26..20, clear the rest and multiply by 2^(127 - 7), the same
+// bit placement as the quantized-weight kernels (quant_avx2.cpp); subnormals come out exact.
+struct WE4M3 {
+  static constexpr int64_t kBytes = 1;
+  static __m256 load(const uint8_t* w) {
+    const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w)));
+    const __m256i b = _mm256_and_si256(_mm256_slli_epi32(q, 20), _mm256_set1_epi32(int(0x87f00000u)));
+    return _mm256_mul_ps(_mm256_castsi256_ps(b), _mm256_castsi256_ps(_mm256_set1_epi32(int((127u + 120u) << 23))));
+  }
+};
 
 inline float hsum(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
@@ -317,14 +328,24 @@ void axpy_rows(DType vt, const float* a, const void* v, int64_t ldv, int64_t row
   switch (vt) {
     case DType::kF32: axpy_rows_w<WF32>(a, vb, ldv * 4, rows, y, n); break;
     case DType::kF16: axpy_rows_w<WF16>(a, vb, ldv * 2, rows, y, n); break;
+    case DType::kF8E4M3: axpy_rows_w<WE4M3>(a, vb, ldv, rows, y, n); break;
     default: axpy_rows_w<WBF16>(a, vb, ldv * 2, rows, y, n); break;
   }
 }
 
-const KernelTable kTable = {"avx2", matmul<WF32>, matmul<WF16>, matmul<WBF16>, dot, axpy,
+const KernelTable kTable = {"avx2", matmul<WF32>, matmul<WF16>, matmul<WBF16>, matmul<WE4M3>, dot, axpy,
                             axpy_w<WF16>, axpy_w<WBF16>, axpy_rows, &kQuantKernelTableAvx2};
 
 }  // namespace
+
+void matmul_e4m3_avx2(const float* x, int64_t ldx, const void* w, int64_t ldw, float* y, int64_t ldy, int64_t m,
+                      int64_t k, int64_t j0, int64_t j1) {
+  matmul<WE4M3>(x, ldx, w, ldw, y, ldy, m, k, j0, j1);
+}
+
+void axpy_rows_e4m3_avx2(const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n) {
+  axpy_rows_w<WE4M3>(a, static_cast<const uint8_t*>(v), ldv, rows, y, n);
+}
 
 const KernelTable& kernel_table_avx2() { return kTable; }
 

@@ -138,12 +138,14 @@ void axpy_rows(DType vt, const float* a, const void* v, int64_t ldv, int64_t row
     switch (vt) {
       case DType::kF32: axpy(a[r], static_cast<const float*>(v) + r * ldv, y, n); break;
       case DType::kF16: axpy_w<WF16>(a[r], static_cast<const uint16_t*>(v) + r * ldv, y, n); break;
+      case DType::kF8E4M3: axpy_rows_e4m3_avx2(a + r, static_cast<const uint8_t*>(v) + r * ldv, ldv, 1, y, n); break;
       default: axpy_w<WBF16>(a[r], static_cast<const uint16_t*>(v) + r * ldv, y, n); break;
     }
   }
 }
 
-const KernelTable kTable = {"avx512", matmul<WF32>, matmul<WF16>, matmul<WBF16>, dot, axpy,
+// FP8 E4M3 (KV cache): the AVX2 kernels (no AVX-512 variant yet; every AVX-512 CPU runs them).
+const KernelTable kTable = {"avx512", matmul<WF32>, matmul<WF16>, matmul<WBF16>, matmul_e4m3_avx2, dot, axpy,
                             axpy_w<WF16>, axpy_w<WBF16>, axpy_rows, &kQuantKernelTableAvx2};
 
 }  // namespace

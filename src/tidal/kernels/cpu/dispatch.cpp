@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "tidal/core/fp8.h"
 #include "tidal/core/quantized_tensor.h"
 #include "tidal/kernels/kernel_table.h"
 
@@ -66,14 +67,18 @@ bool agrees_with_scalar(const KernelTable& t) {
   const int64_t n = 9, k = 37;
   std::vector<float> x(size_t(5 * k)), w32(size_t(n * k)), y(size_t(5 * n)), yr(size_t(5 * n));
   std::vector<uint16_t> w16(size_t(n * k));
+  std::vector<uint8_t> w8(size_t(n * k));
   uint32_t s = 12345;
   auto next = [&] { s = s * 1664525u + 1013904223u; return float(int32_t(s >> 8) % 2001 - 1000) / 1000.0f; };
   for (auto& v : x) v = next();
   for (auto& v : w32) v = next();
   for (size_t i = 0; i < w16.size(); ++i) w16[i] = f32_to_bf16(w32[i]);
-  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
+  for (size_t i = 0; i < w8.size(); ++i) w8[i] = f32_to_fp8_e4m3(w32[i] * 300.0f);  // subnormals to 300
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16, DType::kF8E4M3}) {
     if (dt == DType::kF16) for (size_t i = 0; i < w16.size(); ++i) w16[i] = f32_to_f16(w32[i]);
-    const void* w = dt == DType::kF32 ? static_cast<const void*>(w32.data()) : w16.data();
+    const void* w = dt == DType::kF32    ? static_cast<const void*>(w32.data())
+                    : dt == DType::kF8E4M3 ? static_cast<const void*>(w8.data())
+                                           : static_cast<const void*>(w16.data());
     for (int64_t m = 1; m <= 5; ++m) {
       t.matmul_for(dt)(x.data(), k, w, k, y.data(), n, m, k, 0, n);
       ref.matmul_for(dt)(x.data(), k, w, k, yr.data(), n, m, k, 0, n);
@@ -93,6 +98,12 @@ bool agrees_with_scalar(const KernelTable& t) {
     (t.*fn)(0.25f, w16.data(), u.data(), k);
     (ref.*fn)(0.25f, w16.data(), ur.data(), k);
     for (int64_t i = 0; i < k; ++i) if (!(std::fabs(u[size_t(i)] - ur[size_t(i)]) <= 1e-5f)) return false;
+  }
+  {  // FP8 rows: 5 rows of k codes against x's first 5 values
+    std::vector<float> u(size_t(k), 1.0f), ur = u;
+    t.axpy_rows(DType::kF8E4M3, x.data(), w8.data(), k, 5, u.data(), k);
+    ref.axpy_rows(DType::kF8E4M3, x.data(), w8.data(), k, 5, ur.data(), k);
+    for (int64_t i = 0; i < k; ++i) if (!(std::fabs(u[size_t(i)] - ur[size_t(i)]) <= 1e-4f * (1.0f + std::fabs(ur[size_t(i)])))) return false;
   }
   return quant_agrees_with_scalar(*t.quant);
 }

@@ -1,5 +1,6 @@
 // Portable reference kernels: plain C++, baseline x86-64 (or any CPU). Every other table is
 // checked against this one in tests/kernels.
+#include "tidal/core/fp8.h"
 #include "tidal/kernels/kernel_table.h"
 
 namespace tidal {
@@ -8,8 +9,10 @@ namespace {
 inline float load_w(const float* w, int64_t i) { return w[i]; }
 struct F16 { uint16_t v; };
 struct BF16 { uint16_t v; };
+struct E4M3 { uint8_t v; };
 inline float load_w(const F16* w, int64_t i) { return f16_to_f32(w[i].v); }
 inline float load_w(const BF16* w, int64_t i) { return bf16_to_f32(w[i].v); }
+inline float load_w(const E4M3* w, int64_t i) { return fp8_e4m3_to_f32(w[i].v); }
 
 // Four interleaved partial sums (fixed order: lane l takes k = l mod 4, then (s0+s1)+(s2+s3)).
 template <class W>
@@ -50,12 +53,17 @@ void axpy_rows(DType vt, const float* a, const void* v, int64_t ldv, int64_t row
     switch (vt) {
       case DType::kF32: axpy(a[r], static_cast<const float*>(v) + r * ldv, y, n); break;
       case DType::kF16: axpy_w<F16>(a[r], static_cast<const uint16_t*>(v) + r * ldv, y, n); break;
+      case DType::kF8E4M3: {
+        const E4M3* w = static_cast<const E4M3*>(v) + r * ldv;
+        for (int64_t i = 0; i < n; ++i) y[i] += a[r] * load_w(w, i);
+        break;
+      }
       default: axpy_w<BF16>(a[r], static_cast<const uint16_t*>(v) + r * ldv, y, n); break;
     }
   }
 }
 
-const KernelTable kTable = {"scalar", matmul<float>, matmul<F16>, matmul<BF16>, dot, axpy,
+const KernelTable kTable = {"scalar", matmul<float>, matmul<F16>, matmul<BF16>, matmul<E4M3>, dot, axpy,
                             axpy_w<F16>, axpy_w<BF16>, axpy_rows, &kQuantKernelTableScalar};
 
 }  // namespace
