@@ -29,5 +29,6 @@ esac
 for r in "${runs[@]}"; do
   set -- $r
   "$tidal" rl bench-step --model "$work/m" --kind "$1" --batch "$2" --seq-len "$3" --steps "$steps" --threads "$threads"
-  "$py" "$root/bench/torch_trainer_step.py" --model "$work/m" --kind "$1" --batch "$2" --seq-len "$3" --steps "$steps" --threads "$threads"
+  # OpenBLAS threads = torch threads on both sides (the trainer sets it itself).
+  OPENBLAS_NUM_THREADS=$threads "$py" "$root/bench/torch_trainer_step.py" --model "$work/m" --kind "$1" --batch "$2" --seq-len "$3" --steps "$steps" --threads "$threads"
 done

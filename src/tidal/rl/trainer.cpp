@@ -300,7 +300,6 @@ Expected<StepStats> Trainer::Impl::grpo(const GrpoBatch& batch) {
   }
 
   // Per scored position (token t predicted at row t-1): mask, old, rollout and ref logprobs.
-  PolicyInputs in;
   std::vector<const std::vector<int32_t>*> seqs;
   std::vector<size_t> lengths;
   std::vector<std::vector<float>> mask(n), old_lp(n), rollout(n), ref(n), adv_rows(n);

@@ -5,7 +5,7 @@
 //   StepStats g = t->grpo_step(grpo_batch);   // clipped policy loss (+KL, +truncated IS)
 //   t->save_checkpoint("ckpt/step-100");      // HF folder + optimizer + RNG + step
 //   t->load_checkpoint("ckpt/step-100");      // exact resume: bit-identical continued training
-//   sync_engine(*t, engine, version);         // weight_sync.h: trainer -> rollout engine
+//   sync.to_engine(*t, engine, version);      // weight_sync.h (WeightSync): trainer -> engine
 //
 // The model is the engine's decoder (Llama / Qwen2 / Qwen3 dense; model/config.h), loaded from and
 // saved to the same Hugging Face folder format, with parameters named as in the checkpoint.
