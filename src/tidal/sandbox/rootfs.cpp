@@ -404,8 +404,6 @@ Status copy_entry(const std::string& src, const std::string& dst, const struct s
   return copy_xattrs(src, dst);
 }
 
-bool is_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == 0; }
-
 bool is_opaque(const std::string& dir) {
   char v[4];
   ssize_t n = lgetxattr(dir.c_str(), "trusted.overlay.opaque", v, sizeof(v));
