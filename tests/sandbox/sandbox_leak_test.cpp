@@ -9,7 +9,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <sstream>
 
 #include "sandbox_test_env.h"
 
@@ -31,11 +33,18 @@ std::ostream& operator<<(std::ostream& os, const Counts& c) {
             << ", processes " << c.descendants << ", zombies " << c.zombies << ", fds " << c.fds << "}";
 }
 
-int count_lines(const std::string& path) {
-  std::ifstream f(path);
+// Mounts whose mount point lies under `root` (this test's daemon). Other tests running in
+// parallel (ctest -j) mount and unmount their own sandboxes, so the host-wide count is not stable.
+int count_mounts_under(const std::string& root) {
+  std::ifstream f("/proc/self/mountinfo");
   std::string line;
   int n = 0;
-  while (std::getline(f, line)) ++n;
+  while (std::getline(f, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, source_root, mount_point;
+    fields >> id >> parent >> dev >> source_root >> mount_point;
+    if (mount_point.rfind(root, 0) == 0) ++n;
+  }
   return n;
 }
 
@@ -104,7 +113,7 @@ class Leak : public SandboxService {
   Counts counts() {
     Counts c;
     const std::string root = manager_->options().root;
-    c.mounts = count_lines("/proc/self/mountinfo");
+    c.mounts = count_mounts_under(root);
     c.cgroup_dirs = count_cgroup_dirs(base_group_name(root));
     std::error_code ec;
     for (auto it = fs::directory_iterator(root + "/sandboxes", ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
