@@ -123,14 +123,17 @@ class SessionSink : public ChunkSink {
 
   // Session side (strand).
   void sub_pending(size_t n) { pending_.fetch_sub(n); }
+  // The stream is over; `cut`: before end(). The callback is dropped either way (it may hold the
+  // producer, which holds this sink: the cycle ends here).
   void mark_closed(bool cut) {
     open_.store(false);
     std::function<void()> fn;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      fn = std::move(on_close_);
+      on_close_ = nullptr;
       if (!cut || cut_) return;
       cut_ = true;
-      fn = std::move(on_close_);
     }
     if (fn) fn();
   }
