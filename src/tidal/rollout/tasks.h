@@ -1,0 +1,16 @@
+// The built-in tasks' factories (make_task in task.h dispatches on config["name"]). Each reads its
+// own keys from `config` with http::JsonFields (where = "env") and rejects unknown ones.
+#pragma once
+
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "tidal/core/status.h"
+#include "tidal/rollout/task.h"
+
+namespace tidal::rollout {
+
+Expected<std::unique_ptr<Task>> make_count_letters(const nlohmann::json& config, const TaskContext& context);
+
+}  // namespace tidal::rollout
