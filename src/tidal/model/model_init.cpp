@@ -91,9 +91,9 @@ Status write_random_model(const RandomModelSpec& s, const std::string& out_dir, 
   }
   const int64_t hd = s.head_dim > 0 ? s.head_dim : (s.n_heads > 0 ? s.hidden / s.n_heads : 0);
   if (s.n_layers < 1 || s.hidden < 2 || s.intermediate < 1 || s.n_heads < 1 || s.n_kv_heads < 1 || hd < 2 ||
-      hd % 2 || s.n_heads % s.n_kv_heads || s.vocab < 300 || s.n_shards < 1) {
+      hd % 2 || s.n_heads % s.n_kv_heads || s.vocab < kMinSyntheticVocabSize || s.n_shards < 1) {
     return invalid_argument(
-        "model init: need layers >= 1, heads divisible by kv-heads, an even head_dim, vocab >= 300, shards >= 1");
+        "model init: need layers >= 1, heads divisible by kv-heads, an even head_dim, vocab >= 259 (256 bytes + 3 special tokens), shards >= 1");
   }
   const fs::path dir(out_dir);
   if (fs::exists(dir / "config.json") && !overwrite) {

@@ -6,7 +6,7 @@ namespace tidal::rollout {
 
 Status EngineBackend::submit(GenRequest request) {
   SamplingParams p = request.params;
-  p.detokenize = false;  // environments decode what they need; the engine does not stream text
+  p.detokenize = !p.stop.empty();  // environments decode what they need; stop strings need text
   p.logprobs = 0;
   auto id = engine_.add_request(std::move(request.prompt), p);
   if (!id) return id.status();

@@ -48,11 +48,15 @@ struct RolloutConfig {
   int32_t env_workers = 4;         // threads for blocking environment steps
   // Optional cap on groups admitted in total (0: unbounded); the manager then drains and idles.
   uint64_t max_groups = 0;
+  std::string split = "train";     // the task split instances come from
+  // Instance of group g: g itself (evaluation sets: instances 0 .. n-1) instead of a hash of
+  // (seed, g) (training: a fresh problem per group).
+  bool sequential_instances = false;
 };
 
 struct RolloutStats {
   uint64_t groups_admitted = 0, groups_completed = 0, groups_taken = 0, groups_dropped_stale = 0;
-  uint64_t trajectories = 0, trajectories_failed = 0, resubmissions = 0;
+  uint64_t trajectories = 0, trajectories_failed = 0, resubmissions = 0, duplicates_dropped = 0;
   uint64_t generated_tokens = 0, env_steps = 0;
   double generate_seconds = 0;     // rollout thread time inside backend.poll (generation)
   double env_seconds = 0;          // time in environment steps (summed over workers)

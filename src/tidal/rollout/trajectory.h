@@ -22,6 +22,7 @@ struct Trajectory {
   bool correct = false;
   int32_t turns = 0;
   std::map<std::string, double> info;  // environment counters (sandbox_calls, ...)
+  std::string error;                   // non-empty: the trajectory failed (not trained on)
   uint64_t min_version() const;
   uint64_t max_version() const;
   // Stable id for the ledger: group * 65536 + sample.
