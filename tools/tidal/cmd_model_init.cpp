@@ -16,7 +16,7 @@ Writes a random-weight model as a Hugging Face folder (config.json, safetensors,
   --heads N                  attention heads (default 4)
   --kv-heads N               key/value heads (default = heads / 2, at least 1)
   --head-dim N               per-head size (default hidden / heads)
-  --vocab N                  vocabulary size (default 4096, at least 300)
+  --vocab N                  vocabulary size (default 4096, at least 259: a byte-level vocabulary)
   --tie                      tie the LM head to the embedding
   --dtype f32|f16|bf16       stored dtype (default bf16)
   --rope-theta X             RoPE base (default 10000)

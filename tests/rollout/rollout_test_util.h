@@ -1,0 +1,34 @@
+// Shared helpers for tests/rollout: a tiny random model with the byte-level tokenizer.
+#pragma once
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "tidal/model/model_init.h"
+
+namespace tidal::rollout::test {
+
+// A 2-layer, width-64 F32 model with the 259-id byte-level tokenizer (created once per process).
+inline std::string tiny_model() {
+  static const std::string dir = [] {
+    const auto d = std::filesystem::temp_directory_path() / ("tidal_rollout_model_" + std::to_string(::getpid()));
+    RandomModelSpec s;
+    s.family = "qwen3";
+    s.n_layers = 2;
+    s.hidden = 64;
+    s.intermediate = 128;
+    s.n_heads = 4;
+    s.n_kv_heads = 2;
+    s.vocab = 259;
+    s.dtype = DType::kF32;
+    s.max_position = 256;
+    s.seed = 3;
+    if (!write_random_model(s, d.string(), true).is_ok()) return std::string();
+    return d.string();
+  }();
+  return dir;
+}
+
+}  // namespace tidal::rollout::test
