@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
-# The README's main job: install what is missing, build, create the built-in default model with
-# `tidal model init` (a random-weight Qwen3-shaped model), and generate text from it.
-# Env: TIDAL_MODEL_DIR (default build/default-model), TIDAL_PROMPT, TIDAL_MAX_TOKENS.
+# The README's main job: install what is missing, build, and run the RL job
+# examples/count-letters.toml: Tidal initialises a tiny character-level model, warms it up with SFT
+# on generated demonstrations, then trains it with GRPO on its own samples (in-process engine for
+# rollouts, libtorch trainer, weights synced every step). Progress on stderr; the last stdout line
+# is the summary JSON (sft/rl accuracy and sampled reward, generalisation probes, wall_s).
+# Env: TIDAL_RL_CONFIG (default examples/count-letters.toml), TIDAL_RUN_DIR (default
+# runs/count-letters-<date>), TIDAL_RL_SET (extra --set assignments).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-step() { echo; echo "==> $*"; }
+step() { echo; echo "==> $*" >&2; }
 step "dependencies"
-./scripts/install-deps.sh
+./scripts/install-deps.sh >&2
 step "build (release)"
-./scripts/build.sh release
+./scripts/build.sh release >&2
 tidal=build/release/tools/tidal/tidal
-model=${TIDAL_MODEL_DIR:-build/default-model}
-if [ ! -f "$model/config.json" ]; then
-  step "create the default model in $model"
-  "$tidal" model init --arch qwen3 --layers 4 --hidden 512 --intermediate 1536 --heads 8 --kv-heads 2 \
-    --vocab 8192 --dtype bf16 --seed 1 "$model"
-fi
-step "generate (random weights: the text is noise, the pipeline is real)"
-"$tidal" generate --model "$model" --prompt "${TIDAL_PROMPT:-The tide comes in and}" \
-  --max-tokens "${TIDAL_MAX_TOKENS:-48}" --temperature 0.8 --seed 1
+config=${TIDAL_RL_CONFIG:-examples/count-letters.toml}
+run_dir=${TIDAL_RUN_DIR:-runs/count-letters-$(date +%Y%m%d-%H%M%S)}
+step "tidal rl $config (outputs in $run_dir: metrics.jsonl, curve.svg, checkpoints; docs/rl.md)"
+"$tidal" rl "$config" --set "run.dir=\"$run_dir\"${TIDAL_RL_SET:+;$TIDAL_RL_SET}"
