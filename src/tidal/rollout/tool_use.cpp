@@ -20,7 +20,8 @@
 //     deleted when the episode ends or the Environment is destroyed) with notebook semantics (a
 //     final expression is printed). The observation is "<output>" + stdout + stderr (a timeout or
 //     OOM kill is reported as a Python-style error line; the middle of long output is cut to
-//     max_output_chars) + "</output>\n", preceded by "</python>" when the turn did not write it.
+//     max_output_chars; "<|" becomes "< |" so output cannot spell special tokens) +
+//     "</output>\n", preceded by "</python>" when the turn did not write it.
 //     On the max_turns-th turn a tool call ends the episode with reward 0 (no answer).
 //   - neither: the episode ends, reward 0.
 // State across turns: each exec is a fresh process (the sandbox service has no long-lived
@@ -198,9 +199,16 @@ class ToolUseEnv final : public Environment {
       history_.push_back(code);
       if (r->oom_killed) out += "MemoryError: the cell ran out of memory\n";
     }
-    const std::string obs = std::string(close == std::string::npos ? "</python>" : "") + "<output>" +
-                            python_cell::truncate_middle(out, static_cast<size_t>(spec_.max_output_chars)) +
-                            "</output>\n";
+    out = python_cell::truncate_middle(out, static_cast<size_t>(spec_.max_output_chars));
+    // The output is data: break up special-token spellings ("<|im_end|>") so that a program
+    // cannot put control tokens into the context.
+    std::string shown;
+    for (size_t i = 0; i < out.size(); ++i) {
+      shown += out[i];
+      if (out[i] == '<' && i + 1 < out.size() && out[i + 1] == '|') shown += ' ';
+    }
+    const std::string obs =
+        std::string(close == std::string::npos ? "</python>" : "") + "<output>" + shown + "</output>\n";
     s.observation = tok_.encode(obs, false);
     return s;
   }
