@@ -39,6 +39,10 @@ TEST(SandboxRequest, ExecAndRun) {
   auto r = parse_run_request(R"J({"language": "python", "code": "print(1)", "files": {"/w/a.py": "x"}})J");
   ASSERT_TRUE(r.has_value()) << r.status().to_string();
   EXPECT_EQ(r->run.files.size(), 1u);
+  EXPECT_TRUE(r->run.spec.lease.empty());
+  auto leased = parse_run_request(R"J({"language": "python", "code": "print(1)", "lease": "lease-1"})J");
+  ASSERT_TRUE(leased.has_value()) << leased.status().to_string();
+  EXPECT_EQ(leased->run.spec.lease, "lease-1");
   EXPECT_NE(error_of(parse_run_request(R"({"language": "python", "code": "", "files": {"/w/../x": ""}})").status()).find("files"),
             std::string::npos);
 }

@@ -12,6 +12,8 @@ Expected<std::unique_ptr<Task>> make_task(const nlohmann::json& config, const Ta
     return invalid_argument("env.name: required (count-letters, arith-python or tool-use)");
   const std::string name = it->get<std::string>();
   if (name == "count-letters") return make_count_letters(config, context);
+  if (name == "arith-python") return make_arith_python(config, context);
+  if (name == "tool-use") return make_tool_use(config, context);
   return invalid_argument("env.name: unknown task '" + name + "' (count-letters, arith-python or tool-use)");
 }
 

@@ -12,5 +12,8 @@
 namespace tidal::rollout {
 
 Expected<std::unique_ptr<Task>> make_count_letters(const nlohmann::json& config, const TaskContext& context);
+// arith-python and tool-use run model-written Python through context.sandbox_url (required).
+Expected<std::unique_ptr<Task>> make_arith_python(const nlohmann::json& config, const TaskContext& context);
+Expected<std::unique_ptr<Task>> make_tool_use(const nlohmann::json& config, const TaskContext& context);
 
 }  // namespace tidal::rollout

@@ -291,6 +291,7 @@ Expected<RunCall> parse_run_request(std::string_view text) {
   }
   read_limits(f, run.spec);
   read_network(f, run.spec);
+  f.optional("lease", &run.spec.lease);
   read_queue_timeout(f, call.ticket);
   f.reject_unknown();
   for (const auto& [path, content] : run.files) {
