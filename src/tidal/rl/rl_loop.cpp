@@ -19,6 +19,7 @@
 #include "tidal/rollout/engine_backend.h"
 #include "tidal/rollout/evaluate.h"
 #include "tidal/rollout/rollout_manager.h"
+#include "tidal/rollout/sandbox_client.h"
 
 namespace tidal::rl {
 namespace {
@@ -142,6 +143,7 @@ class Run {
   double wall_before_ = 0;  // wall time of earlier invocations (resume)
   std::string model_dir_, policy_dir_;
   std::optional<Tokenizer> tokenizer_;
+  std::unique_ptr<rollout::LeaseHolder> lease_;  // the run's sandbox lease (its sandboxes die with it)
   std::unique_ptr<rollout::Task> task_;
   JsonlLog metrics_, ledger_;
   std::unique_ptr<Engine> eval_engine_;
@@ -484,6 +486,14 @@ Expected<json> Run::go() {
   ctx.tokenizer = &*tokenizer_;
   ctx.sandbox_url = c_.sandbox.url;
   ctx.sandbox_api_key = c_.sandbox.api_key;
+  if (!c_.sandbox.url.empty()) {
+    auto lease = rollout::LeaseHolder::create(c_.sandbox.url, c_.sandbox.api_key, double(c_.sandbox.lease_ttl_s));
+    if (!lease) return lease.status();
+    lease_ = std::move(*lease);
+    ctx.lease = lease_->id();
+    say("sandbox lease " + ctx.lease + " on " + c_.sandbox.url + " (renewed every " +
+        std::to_string(c_.sandbox.lease_ttl_s / 3) + " s; its sandboxes end with the run)");
+  }
   auto task = rollout::make_task(c_.env, ctx);
   if (!task) return task.status();
   task_ = std::move(*task);
