@@ -129,5 +129,28 @@ PY
 expect_error "missing tensor" "missing tensor 'model.layers.1.mlp.up_proj.weight'" "$tidal" score --model "$d" --token-ids 1
 expect_error "generate without tokenizer text" "" "$tidal" generate --model "$work/nope" --prompt hi
 
+# tidal rl: bad configs are one-line errors; a tiny run prints the summary as its last stdout line.
+if "$tidal" --help | grep -q "^  rl  "; then
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  expect_error "rl: neither config nor --resume" "give either CONFIG.toml or --resume" "$tidal" rl
+  expect_error "rl: bad value" "grpo.lr: must be > 0" "$tidal" rl "$root/examples/count-letters.toml" --set 'grpo.lr=-1'
+  expect_error "rl: unknown key" "field 'colour'" "$tidal" rl "$root/examples/count-letters.toml" --set 'grpo.colour=1'
+  expect_error "rl: resume nothing" "not a run directory" "$tidal" rl --resume "$work/no-run"
+  rm -rf "$work/rl"
+  tiny='model.layers=1;model.hidden=32;model.intermediate=64;model.heads=2;model.kv_heads=2;sft.steps=3;sft.batch=4;grpo.steps=2;grpo.prompts=2;grpo.samples=2;eval.instances=4;eval.samples=1;eval.every=0'
+  out=$("$tidal" rl "$root/examples/count-letters.toml" --set "$tiny;run.dir=\"$work/rl\"" 2>/dev/null | tail -n 1)
+  if $py - "$out" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+for k in ("sft_accuracy", "rl_accuracy", "sft_sampled_reward", "rl_sampled_reward",
+          "probe_letters_accuracy", "probe_length_accuracy"):
+    assert 0 <= r[k] <= 1, k
+assert r["wall_s"] > 0
+PY
+  then ok "rl: summary JSON on the last line"; else bad "rl: summary JSON: $out"; fi
+  [ -s "$work/rl/curve.svg" ] && [ -s "$work/rl/metrics.jsonl" ] && ok "rl: curve and metrics" || bad "rl: outputs missing"
+  expect_error "rl: refuses to overwrite a run" "pass --resume" "$tidal" rl "$root/examples/count-letters.toml" --set "$tiny;run.dir=\"$work/rl\""
+fi
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
