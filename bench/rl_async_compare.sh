@@ -3,19 +3,22 @@
 # from one shared SFT checkpoint, with grpo.max_policy_lag = 0 (generate, then train), 1 and 2.
 # Reports per run: GRPO wall time, trajectories/s, mean step time, time the trainer waited for
 # rollouts, and held-out accuracy / sampled reward after GRPO; then the speed-up over lag 0.
-#   bench/rl_async_compare.sh [STEPS]       (default 100; TIDAL=build/release/tools/tidal/tidal)
+#   bench/rl_async_compare.sh [STEPS]       (default 100; LR=2e-4; TIDAL=build/release/tools/tidal/tidal)
+# LR: one learning rate for all three runs (at the example's 5e-4 the synchronous run collapses
+# onto one answer per prompt, docs/rl.md; 2e-4 is stable for all three).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tidal=${TIDAL:-$root/build/release/tools/tidal/tidal}
 steps=${1:-100}
+lr=${LR:-2e-4}
 config=$root/examples/count-letters.toml
 work=${WORK:-$(mktemp -d)}
-echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg), $steps GRPO steps"
+echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg), $steps GRPO steps, lr $lr"
 # One SFT checkpoint for all runs (grpo.steps = 0: SFT + evaluation only).
 [ -f "$work/sft/sft/config.json" ] || "$tidal" rl "$config" --set "run.dir=\"$work/sft\";grpo.steps=0" >/dev/null 2>"$work/sft.log"
 for lag in 0 1 2; do
   rm -rf "$work/lag$lag"
-  "$tidal" rl "$config" --set "run.dir=\"$work/lag$lag\";model.path=\"$work/sft/sft\";sft.steps=0;grpo.steps=$steps;grpo.max_policy_lag=$lag;eval.every=0" \
+  "$tidal" rl "$config" --set "run.dir=\"$work/lag$lag\";model.path=\"$work/sft/sft\";sft.steps=0;grpo.steps=$steps;grpo.max_policy_lag=$lag;grpo.lr=$lr;eval.every=0" \
     >"$work/lag$lag.json" 2>"$work/lag$lag.log"
 done
 /usr/bin/python3 - "$work" <<'PY'
