@@ -171,6 +171,8 @@ OpenAiApi::OpenAiApi(EngineService& service, ApiOptions options) : service_(serv
                     stat([](const ServiceStats& s) { return s.engine.prefix_hit_rate(); }));
   metrics_.gauge_fn("tidal_preemptions", "Sequences preempted so far",
                     stat([](const ServiceStats& s) { return double(s.engine.preemptions); }));
+  metrics_.gauge_fn("tidal_engine_generated_tokens", "Tokens sampled by the engine so far (unfinished requests included)",
+                    stat([](const ServiceStats& s) { return double(s.engine.generated_tokens); }));
   metrics_.gauge_fn("tidal_weight_version", "Version of the weights being served",
                     stat([](const ServiceStats& s) { return double(s.weight_version); }));
   // CPU split (cpu_accounting.h): the engine step (engine thread in step() + kernel pool workers)
