@@ -342,6 +342,22 @@ TEST_F(HttpBackendTest, PartialRolloutContinuesOnTheNewWeightsWithPerTokenVersio
   ASSERT_EQ(g.tokens.size(), 300u);
   ASSERT_EQ(g.versions.size(), 300u);
   for (size_t i = 0; i < 300; ++i) EXPECT_EQ(g.versions[i], int64_t(i) < before ? 0u : 3u) << i;
+
+  // A request the server refuses (a token id outside the vocabulary) comes back with the server's
+  // message as its error; the instance stays live.
+  GenRequest bad;
+  bad.tag = 6;
+  bad.prompt = {1, 5000};
+  bad.params.n = 2;
+  ASSERT_TRUE(b.submit(bad).is_ok());
+  auto errs = collect(b, 2, 60);
+  ASSERT_EQ(errs.size(), 2u);
+  for (const auto& e : errs) {
+    EXPECT_EQ(e.tag, 6u);
+    EXPECT_NE(e.error.find("HTTP 400"), std::string::npos) << e.error;
+    EXPECT_NE(e.error.find("5000"), std::string::npos) << e.error;
+  }
+  EXPECT_TRUE(b.instances()[0].live);
 }
 
 TEST_F(HttpBackendTest, NoLiveInstanceReturnsErrorsInsteadOfHanging) {

@@ -323,7 +323,7 @@ void HttpBackend::worker(size_t i) {
       // A 4xx (the request itself is wrong) or an answer that does not parse: retrying elsewhere
       // would fail the same way.
       --jobs_pending_;
-      fail_job_locked(*job, inst.url + ": " + (results ? error_message(*r) : results.status().message()));
+      fail_job_locked(*job, r->status == 200 ? results.status().message() : inst.url + ": " + error_message(*r));
     }
   }
 }
