@@ -380,5 +380,44 @@ TEST_F(ServerTest, UpdateWeightsBumpsVersionAndChangesOutputs) {
   EXPECT_GT(metric("tidal_generation_tokens_total"), 0);
 }
 
+TEST_F(ServerTest, UpdateWeightsContinueSwapsBetweenStepsAndTagsEachToken) {
+  // Partial rollouts: in_flight "continue" swaps the weights between two engine steps; a
+  // generation in flight goes on with the new weights and token_weight_versions says which
+  // version produced each token. Freeze the engine mid-generation so the split point is known.
+  const std::string other = make_model("c", 3);
+  const json req = {{"prompt", {3, 4, 5}}, {"max_tokens", 64}, {"ignore_eos", true}, {"temperature", 0},
+                    {"return_token_ids", true}, {"return_logprobs", true}, {"detokenize", false}};
+  json res;
+  std::thread t([&] {
+    http::HttpClient c("127.0.0.1", server_->port());
+    c.set_api_key("sekret");
+    auto r = c.request("POST", "/v1/completions", req.dump());
+    ASSERT_TRUE(r && r->status == 200);
+    res = json::parse(r->body);
+  });
+  for (int i = 0; i < 5000 && service_->stats().engine.generated_tokens < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(service_->pause(EngineService::PauseMode::kKeep).is_ok());
+  const int64_t before = service_->stats().engine.generated_tokens;
+  ASSERT_GE(before, 2);
+  ASSERT_LT(before, 64);
+  post("/admin/update_weights", {{"path", other + "/model.safetensors"}, {"in_flight", "bogus"}}, 400);
+  json up = post("/admin/update_weights", {{"path", other + "/model.safetensors"}, {"weight_version", 5}, {"in_flight", "continue"}});
+  EXPECT_EQ(up["weight_version"], 5);
+  EXPECT_EQ(up["in_flight"], "continue");
+  EXPECT_TRUE(service_->paused());  // "continue" leaves the pause state alone
+  service_->resume();
+  t.join();
+  const json& c = res["choices"][0];
+  ASSERT_EQ(c["token_ids"].size(), 64u);
+  ASSERT_EQ(c["token_weight_versions"].size(), 64u);
+  ASSERT_EQ(c["logprobs"]["token_logprobs"].size(), 64u);
+  EXPECT_EQ(c["text"], "");  // detokenize: false
+  EXPECT_EQ(res["weight_version"], 0);  // the version it started with
+  for (int64_t i = 0; i < 64; ++i) EXPECT_EQ(c["token_weight_versions"][i], i < before ? 0 : 5) << i;
+  EXPECT_EQ(post("/v1/completions", req)["choices"][0]["token_weight_versions"][0], 5);
+}
+
 }  // namespace
 }  // namespace tidal::server

@@ -104,6 +104,7 @@ struct Choice {
   std::string text;
   std::vector<int32_t> token_ids;
   std::vector<TokenLogprob> logprobs;
+  std::vector<uint64_t> token_versions;  // per token: the weight version that produced it
   std::string finish_reason;
 };
 
@@ -170,6 +171,8 @@ OpenAiApi::OpenAiApi(EngineService& service, ApiOptions options) : service_(serv
                     stat([](const ServiceStats& s) { return s.engine.prefix_hit_rate(); }));
   metrics_.gauge_fn("tidal_preemptions", "Sequences preempted so far",
                     stat([](const ServiceStats& s) { return double(s.engine.preemptions); }));
+  metrics_.gauge_fn("tidal_engine_generated_tokens", "Tokens sampled by the engine so far (unfinished requests included)",
+                    stat([](const ServiceStats& s) { return double(s.engine.generated_tokens); }));
   metrics_.gauge_fn("tidal_weight_version", "Version of the weights being served",
                     stat([](const ServiceStats& s) { return double(s.weight_version); }));
   // CPU split (cpu_accounting.h): the engine step (engine thread in step() + kernel pool workers)
@@ -287,9 +290,12 @@ HttpResponse OpenAiApi::admin_update_weights(HttpRequest& req) {
   }
   std::string policy = "wait";
   if (auto m = body->find("in_flight"); m != body->end()) {
-    if (!m->is_string() || (m->get<std::string>() != "wait" && m->get<std::string>() != "abort")) {
-      return HttpResponse::error(400, "'in_flight' must be 'wait' (finish on the old weights) or 'abort'", {},
-                                 "in_flight");
+    if (!m->is_string() || (m->get<std::string>() != "wait" && m->get<std::string>() != "abort" &&
+                            m->get<std::string>() != "continue")) {
+      return HttpResponse::error(400,
+                                 "'in_flight' must be 'wait' (finish on the old weights), 'abort', or 'continue' "
+                                 "(swap between two steps; in-flight generations go on with the new weights)",
+                                 {}, "in_flight");
     }
     policy = m->get<std::string>();
   }
@@ -298,18 +304,29 @@ HttpResponse OpenAiApi::admin_update_weights(HttpRequest& req) {
     if (!v->is_number_unsigned()) return HttpResponse::error(400, "'weight_version' must be a non-negative integer");
     version = v->get<uint64_t>();
   }
-  const bool was_paused = service_.paused();
+  const std::string path = p->get<std::string>();
   const auto t0 = clock_type::now();
-  Status st = service_.pause(policy == "abort" ? EngineService::PauseMode::kAbort : EngineService::PauseMode::kWait);
-  if (st.is_ok()) {
-    const std::string path = p->get<std::string>();
-    st = service_.run_on_engine([&](Engine& e) { return e.update_weights(path, version); });
+  Status st;
+  if (policy == "continue") {
+    // Partial rollouts: the swap runs on the engine thread between two steps; nothing pauses,
+    // generations in flight continue on the new weights (each token reports its version). The
+    // service's version changes in the same engine-thread task, so requests admitted afterwards
+    // report the new one.
+    st = service_.run_on_engine([&](Engine& e) {
+      Status s = e.update_weights(path, version);
+      if (s.is_ok()) service_.set_weight_version(e.weight_version());
+      return s;
+    });
+  } else {
+    const bool was_paused = service_.paused();
+    st = service_.pause(policy == "abort" ? EngineService::PauseMode::kAbort : EngineService::PauseMode::kWait);
+    if (st.is_ok()) st = service_.run_on_engine([&](Engine& e) { return e.update_weights(path, version); });
+    if (st.is_ok()) {
+      if (version) service_.set_weight_version(*version);
+      else service_.bump_weight_version();
+    }
+    if (!was_paused) service_.resume();
   }
-  if (st.is_ok()) {
-    if (version) service_.set_weight_version(*version);
-    else service_.bump_weight_version();
-  }
-  if (!was_paused) service_.resume();
   if (!st.is_ok()) {
     ApiError e = api_error_from_status(st, "path");
     if (e.status == 400 || e.status == 404) e.param = "path";
@@ -382,6 +399,7 @@ HttpResponse OpenAiApi::completions(HttpRequest& req) {
           c.text += o.text;
           c.token_ids.insert(c.token_ids.end(), o.token_ids.begin(), o.token_ids.end());
           c.logprobs.insert(c.logprobs.end(), o.logprobs.begin(), o.logprobs.end());
+          c.token_versions.insert(c.token_versions.end(), o.token_ids.size(), o.weight_version);
           if (o.finished()) c.finish_reason = finish_reason_name(o.finish);
         }
         outs.clear();
@@ -426,6 +444,8 @@ HttpResponse OpenAiApi::completions(HttpRequest& req) {
       if (return_ids) {
         choice["token_ids"] = c.token_ids;
         choice["prompt_token_ids"] = prompts[pi];
+        // A generation may span a weight update (in_flight "continue"): each token's version.
+        choice["token_weight_versions"] = c.token_versions;
       }
       jc.push_back(std::move(choice));
     }
@@ -480,7 +500,10 @@ HttpResponse OpenAiApi::completions(HttpRequest& req) {
                                                 : json(nullptr)},
                    {"finish_reason", o.finished() ? json(finish_reason_name(o.finish)) : json(nullptr)}};
     state->text_offset[ci] += o.text.size();
-    if (q.return_token_ids) choice["token_ids"] = o.token_ids;
+    if (q.return_token_ids) {
+      choice["token_ids"] = o.token_ids;
+      choice["token_weight_versions"] = std::vector<uint64_t>(o.token_ids.size(), o.weight_version);
+    }
     if (o.finished()) {
       if (o.finish == FinishReason::kAbort) requests_aborted_->inc(); else requests_ok_->inc();
     }

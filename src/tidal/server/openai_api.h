@@ -12,7 +12,9 @@
 //
 // RL extensions (request fields): "return_token_ids": true adds "prompt_token_ids" and
 // "token_ids" to each choice (no re-tokenization between turns); a prompt may be a list of
-// token ids. Every response carries "weight_version", the model version that produced it.
+// token ids; with return_token_ids each choice also has "token_weight_versions" (per token: a
+// generation may span an in_flight "continue" weight update); "detokenize": false skips text.
+// Every response carries "weight_version", the model version the request started with.
 // Log-probabilities are natural-log, full-vocabulary, of the raw model distribution
 // (temperature 1, no penalties); "sampling_logprobs" (extension) gives the distribution sampled from.
 #pragma once

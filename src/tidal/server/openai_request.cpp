@@ -437,6 +437,9 @@ ApiResult<CompletionRequest> parse_completion_request(std::string_view text, con
   TIDAL_API_TRY(parse_stream_flags(body, &r.stream, &r.include_usage));
   TIDAL_API_TRY(opt_bool(body, "echo", &r.echo));
   TIDAL_API_TRY(opt_bool(body, "return_token_ids", &r.return_token_ids));
+  // Extension: "detokenize": false skips producing text (token-id clients; stop strings then
+  // have no effect, as with an in-process engine request that does not detokenize).
+  TIDAL_API_TRY(opt_bool(body, "detokenize", &r.params.detokenize));
   bool return_logprobs = false, prompt_logprobs = false;
   TIDAL_API_TRY(opt_bool(body, "return_logprobs", &return_logprobs));
   TIDAL_API_TRY(opt_bool(body, "prompt_logprobs", &prompt_logprobs));

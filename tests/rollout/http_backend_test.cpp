@@ -1,0 +1,405 @@
+// HttpBackend against real `tidal serve` processes (the CLI binary, TIDAL_BIN) on a tiny random
+// model: every (tag, index) comes back exactly once when an instance is SIGKILLed mid-run, the
+// samples equal an in-process EngineBackend's (same seeds; the engine is batch invariant), weights
+// reach every instance (and a re-admitted one catches up), and with no live instance requests
+// fail with an error instead of hanging.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "tidal/http/http_client.h"
+#include "tidal/model/model_init.h"
+#include "tidal/rollout/engine_backend.h"
+#include "tidal/rollout/http_backend.h"
+
+extern char** environ;
+
+namespace tidal::rollout {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+fs::path work_dir() {
+  static const fs::path d = fs::temp_directory_path() / ("tidal_http_backend_test_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  return d;
+}
+
+// Models and server logs live in one folder per test process, removed at exit.
+class RemoveWorkDir : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(work_dir(), ec);
+  }
+};
+const auto* const g_cleanup = ::testing::AddGlobalTestEnvironment(new RemoveWorkDir);
+
+std::string make_model(const std::string& name, uint64_t seed) {
+  const fs::path d = work_dir() / name;
+  if (fs::exists(d / "config.json")) return d.string();
+  RandomModelSpec s;
+  s.family = "qwen3";
+  s.n_layers = 2;
+  s.hidden = 64;
+  s.intermediate = 128;
+  s.n_heads = 4;
+  s.n_kv_heads = 2;
+  s.vocab = 600;
+  s.max_position = 512;
+  s.seed = seed;
+  EXPECT_TRUE(write_random_model(s, d.string(), true).is_ok());
+  return d.string();
+}
+
+// The engine settings shared by the servers and the in-process reference engine.
+constexpr int kThreads = 1;
+constexpr const char* kKvMemory = "32MiB";
+constexpr uint64_t kKvBytes = 32ull << 20;
+
+// One `tidal serve` child process; its stderr goes to a log file, from which the port is read.
+struct Server {
+  pid_t pid = -1;
+  uint16_t port = 0;
+  std::string url, log;
+
+  static Server start(const std::string& model, uint16_t port = 0) {
+    static int counter = 0;
+    Server s;
+    s.log = (work_dir() / ("serve" + std::to_string(counter++) + ".log")).string();
+    const std::string port_s = std::to_string(port);
+    std::vector<std::string> args = {TIDAL_BIN, "serve", "--model", model, "--port", port_s, "--threads",
+                                     std::to_string(kThreads), "--kv-cache-memory", kKvMemory,
+                                     "--http-workers", "64", "--shutdown-grace-s", "1"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, s.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    const int rc = posix_spawn(&s.pid, TIDAL_BIN, &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    EXPECT_EQ(rc, 0) << "cannot start " << TIDAL_BIN;
+    // "[tidal serve] listening on http://127.0.0.1:PORT"
+    const std::string key = "listening on http://127.0.0.1:";
+    for (int i = 0; i < 3000 && s.port == 0; ++i) {
+      std::ifstream f(s.log);
+      std::stringstream ss;
+      ss << f.rdbuf();
+      const std::string text = ss.str();
+      if (auto at = text.find(key); at != std::string::npos && text.find('\n', at) != std::string::npos) {
+        s.port = uint16_t(std::stoi(text.substr(at + key.size())));
+      } else {
+        int status = 0;
+        if (::waitpid(s.pid, &status, WNOHANG) == s.pid) {
+          ADD_FAILURE() << "tidal serve exited: " << text;
+          s.pid = -1;
+          return s;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    EXPECT_NE(s.port, 0) << "tidal serve did not report its port";
+    s.url = "http://127.0.0.1:" + std::to_string(s.port);
+    return s;
+  }
+  void kill() {
+    if (pid <= 0) return;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    pid = -1;
+  }
+  // A value the server reports in /metrics (-1 when missing).
+  int64_t metric(const std::string& name) const {
+    http::HttpClient c("127.0.0.1", port);
+    auto r = c.request("GET", "/metrics");
+    if (!r || r->status != 200) return -1;
+    const std::string key = "\n" + name + " ";
+    const size_t at = r->body.find(key);
+    return at == std::string::npos ? -1 : int64_t(std::stod(r->body.substr(at + key.size())));
+  }
+  int64_t version() const { return metric("tidal_weight_version"); }
+  int post(const std::string& path, const std::string& body) const {
+    http::HttpClient c("127.0.0.1", port);
+    auto r = c.request("POST", path, body);
+    return r ? r->status : -1;
+  }
+};
+
+class HttpBackendTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (auto& s : servers_) s.kill();
+  }
+  std::vector<std::string> urls() const {
+    std::vector<std::string> u;
+    for (const auto& s : servers_) u.push_back(s.url);
+    return u;
+  }
+  std::vector<Server> servers_;
+};
+
+std::vector<GenRequest> make_requests(int count, int n) {
+  std::vector<GenRequest> reqs;
+  for (int i = 0; i < count; ++i) {
+    std::mt19937 rng(static_cast<uint32_t>(i));
+    GenRequest r;
+    r.tag = 1000 + uint64_t(i);
+    const int len = 3 + int(rng() % 10);
+    for (int k = 0; k < len; ++k) r.prompt.push_back(int32_t(rng() % 600));
+    r.params.n = n;
+    r.params.temperature = 1.0;
+    r.params.seed = 77 + uint64_t(i);
+    r.params.max_tokens = 12;
+    for (int32_t id = 100; id < 130; ++id) r.params.stop_token_ids.push_back(id);  // ~5% per token: many stop early
+    reqs.push_back(std::move(r));
+  }
+  return reqs;
+}
+
+// Polls until `want` results arrived or the deadline passed (the test then fails, not hangs).
+// on_result runs after each poll with the count so far.
+std::vector<GenResult> collect(GenerationBackend& b, size_t want, double deadline_s,
+                               const std::function<void(size_t)>& on_progress = {}) {
+  std::vector<GenResult> all;
+  const auto t0 = Clock::now();
+  while (all.size() < want && std::chrono::duration<double>(Clock::now() - t0).count() < deadline_s) {
+    for (GenResult& g : b.poll(0.05)) all.push_back(std::move(g));
+    if (on_progress) on_progress(all.size());
+  }
+  return all;
+}
+
+TEST_F(HttpBackendTest, KilledInstanceLosesNothingAndSamplesEqualTheInProcessEngine) {
+  const std::string model = make_model("a", 1);
+  for (int i = 0; i < 3; ++i) servers_.push_back(Server::start(model));
+  HttpBackendOptions o;
+  o.urls = urls();
+  o.workers_per_instance = 8;
+  o.probe_interval_s = 0.2;
+  auto hb = HttpBackend::create(o);
+  ASSERT_TRUE(hb) << hb.status().to_string();
+  HttpBackend& b = **hb;
+  EXPECT_EQ(b.describe(), "http: 3 instances (3 live)");
+
+  const int kRequests = 100, kN = 4;
+  const auto reqs = make_requests(kRequests, kN);
+  for (const auto& r : reqs) ASSERT_TRUE(b.submit(r).is_ok());
+  EXPECT_EQ(b.in_flight(), size_t(kRequests));
+  // SIGKILL instance 1 once a few requests are done: it still has requests queued and running.
+  bool killed = false;
+  auto got = collect(b, size_t(kRequests * kN), 120, [&](size_t n) {
+    if (!killed && n >= 5 * kN) {
+      servers_[1].kill();
+      killed = true;
+    }
+  });
+  ASSERT_TRUE(killed);
+  ASSERT_EQ(got.size(), size_t(kRequests * kN));
+  EXPECT_EQ(b.in_flight(), 0u);
+  EXPECT_GT(b.reissued(), 0u);  // its requests went to the others
+  const auto info = b.instances();
+  EXPECT_FALSE(info[1].live);
+  EXPECT_TRUE(info[0].live && info[2].live);
+  EXPECT_EQ(info[1].failures, 1u);
+
+  // Every (tag, index) exactly once, no errors.
+  std::map<std::pair<uint64_t, int32_t>, GenResult> by_key;
+  size_t stopped = 0;
+  for (auto& g : got) {
+    EXPECT_TRUE(g.error.empty()) << g.error;
+    EXPECT_TRUE(g.finish == "stop" || g.finish == "length") << g.finish;
+    EXPECT_EQ(g.logprobs.size(), g.tokens.size());
+    EXPECT_EQ(g.versions, std::vector<uint64_t>(g.tokens.size(), 0));
+    EXPECT_FALSE(g.backend.empty());
+    stopped += g.finish == "stop";
+    auto key = std::make_pair(g.tag, g.index);
+    EXPECT_FALSE(by_key.count(key)) << "duplicate " << g.tag << "/" << g.index;
+    by_key[key] = std::move(g);
+  }
+  EXPECT_EQ(by_key.size(), size_t(kRequests * kN));
+  EXPECT_GT(stopped, 0u);
+
+  // The in-process engine, same model, same engine settings, same seeds: identical samples
+  // (the stop token included), identical raw log-probabilities.
+  EngineConfig ec;
+  ec.model_dir = model;
+  ec.n_threads = kThreads;
+  ec.kv_cache_bytes = kKvBytes;
+  auto engine = Engine::create(ec);
+  ASSERT_TRUE(engine) << engine.status().to_string();
+  EngineBackend eb(**engine);
+  for (const auto& r : reqs) ASSERT_TRUE(eb.submit(r).is_ok());
+  auto ref = collect(eb, size_t(kRequests * kN), 120);
+  ASSERT_EQ(ref.size(), size_t(kRequests * kN));
+  size_t same = 0, stopped_on_id = 0;
+  for (const auto& e : ref) {
+    const GenResult& h = by_key.at({e.tag, e.index});
+    EXPECT_EQ(h.tokens, e.tokens) << e.tag << "/" << e.index;
+    EXPECT_EQ(h.logprobs, e.logprobs) << e.tag << "/" << e.index;
+    EXPECT_EQ(h.finish, e.finish) << e.tag << "/" << e.index;
+    same += h.tokens == e.tokens;
+    // The stop token (one of stop_token_ids, or the model's EOS) is the last token, in both.
+    if (e.finish == "stop") stopped_on_id += e.tokens.back() >= 100 && e.tokens.back() < 130;
+  }
+  EXPECT_EQ(same, size_t(kRequests * kN));
+  EXPECT_GT(stopped_on_id, 0u);
+}
+
+TEST_F(HttpBackendTest, PublishReachesEveryInstanceAndAReadmittedOneCatchesUp) {
+  const std::string model = make_model("a", 1), other = make_model("b", 2);
+  for (int i = 0; i < 2; ++i) servers_.push_back(Server::start(model));
+  HttpBackendOptions o;
+  o.urls = urls();
+  o.workers_per_instance = 4;
+  o.probe_interval_s = 0.1;
+  auto hb = HttpBackend::create(o);
+  ASSERT_TRUE(hb) << hb.status().to_string();
+  HttpBackend& b = **hb;
+  EXPECT_EQ(b.weight_version(), 0u);
+
+  ASSERT_TRUE(b.publish_weights(other + "/model.safetensors", 7).is_ok());
+  EXPECT_EQ(b.weight_version(), 7u);
+  for (const auto& s : servers_) EXPECT_EQ(s.version(), 7);
+  for (const auto& r : make_requests(6, 2)) ASSERT_TRUE(b.submit(r).is_ok());
+  for (const auto& g : collect(b, 12, 60)) {
+    EXPECT_TRUE(g.error.empty()) << g.error;
+    EXPECT_EQ(g.versions, std::vector<uint64_t>(g.tokens.size(), 7));
+  }
+  // A path an instance cannot read is an error (not a dead instance).
+  EXPECT_FALSE(b.publish_weights("/nonexistent/model.safetensors", 8).is_ok());
+  for (const auto& i : b.instances()) EXPECT_TRUE(i.live);
+  ASSERT_TRUE(b.publish_weights(other + "/model.safetensors", 9).is_ok());
+
+  // Instance 0 dies; requests fail over to instance 1.
+  const uint16_t port0 = servers_[0].port;
+  servers_[0].kill();
+  for (const auto& r : make_requests(8, 2)) ASSERT_TRUE(b.submit(r).is_ok());
+  auto got = collect(b, 16, 60);
+  ASSERT_EQ(got.size(), 16u);
+  for (const auto& g : got) {
+    EXPECT_TRUE(g.error.empty()) << g.error;
+    EXPECT_EQ(g.backend, servers_[1].url);
+  }
+  EXPECT_FALSE(b.instances()[0].live);
+  // It comes back on the same port with its initial weights (version 0); the prober re-admits it
+  // only after giving it the latest weights (version 9).
+  servers_[0] = Server::start(model, port0);
+  ASSERT_EQ(servers_[0].port, port0);
+  for (int i = 0; i < 1000 && !b.instances()[0].live; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(b.instances()[0].live);
+  EXPECT_EQ(servers_[0].version(), 9);
+  EXPECT_EQ(b.weight_version(), 9u);
+  EXPECT_EQ(b.describe(), "http: 2 instances (2 live)");
+}
+
+TEST_F(HttpBackendTest, PartialRolloutContinuesOnTheNewWeightsWithPerTokenVersions) {
+  // A generation in flight when weights are published goes on with the new ones; each token
+  // carries the version that produced it. The engine is frozen (/admin/pause keep) at a known
+  // point so the split is exact.
+  const std::string model = make_model("a", 1), other = make_model("b", 2);
+  servers_.push_back(Server::start(model));
+  HttpBackendOptions o;
+  o.urls = urls();
+  auto hb = HttpBackend::create(o);
+  ASSERT_TRUE(hb) << hb.status().to_string();
+  HttpBackend& b = **hb;
+  GenRequest r;
+  r.tag = 5;
+  r.prompt = {1, 2, 3};
+  r.params.max_tokens = 300;
+  r.params.ignore_eos = true;
+  r.params.seed = 1;
+  ASSERT_TRUE(b.submit(r).is_ok());
+  for (int i = 0; i < 5000 && servers_[0].metric("tidal_engine_generated_tokens") < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(servers_[0].post("/admin/pause", R"({"mode": "keep"})"), 200);
+  const int64_t before = servers_[0].metric("tidal_engine_generated_tokens");
+  ASSERT_GE(before, 2);
+  ASSERT_LT(before, 300);
+  ASSERT_TRUE(b.publish_weights(other + "/model.safetensors", 3).is_ok());
+  ASSERT_EQ(servers_[0].post("/admin/resume", "{}"), 200);
+  auto got = collect(b, 1, 60);
+  ASSERT_EQ(got.size(), 1u);
+  const GenResult& g = got[0];
+  EXPECT_TRUE(g.error.empty()) << g.error;
+  EXPECT_EQ(g.finish, "length");
+  ASSERT_EQ(g.tokens.size(), 300u);
+  ASSERT_EQ(g.versions.size(), 300u);
+  for (size_t i = 0; i < 300; ++i) EXPECT_EQ(g.versions[i], int64_t(i) < before ? 0u : 3u) << i;
+
+  // A request the server refuses (a token id outside the vocabulary) comes back with the server's
+  // message as its error; the instance stays live.
+  GenRequest bad;
+  bad.tag = 6;
+  bad.prompt = {1, 5000};
+  bad.params.n = 2;
+  ASSERT_TRUE(b.submit(bad).is_ok());
+  auto errs = collect(b, 2, 60);
+  ASSERT_EQ(errs.size(), 2u);
+  for (const auto& e : errs) {
+    EXPECT_EQ(e.tag, 6u);
+    EXPECT_NE(e.error.find("HTTP 400"), std::string::npos) << e.error;
+    EXPECT_NE(e.error.find("5000"), std::string::npos) << e.error;
+  }
+  EXPECT_TRUE(b.instances()[0].live);
+}
+
+TEST_F(HttpBackendTest, NoLiveInstanceReturnsErrorsInsteadOfHanging) {
+  const std::string model = make_model("a", 1);
+  servers_.push_back(Server::start(model));
+  HttpBackendOptions o;
+  o.urls = {servers_[0].url, "http://127.0.0.1:1"};  // the second never answers
+  o.workers_per_instance = 2;
+  o.retry_timeout_s = 0.5;
+  o.probe_interval_s = 0.1;
+  auto hb = HttpBackend::create(o);
+  ASSERT_TRUE(hb) << hb.status().to_string();
+  HttpBackend& b = **hb;
+  EXPECT_EQ(b.describe(), "http: 2 instances (1 live)");
+  servers_[0].kill();
+  for (const auto& r : make_requests(5, 3)) ASSERT_TRUE(b.submit(r).is_ok());
+  auto got = collect(b, 15, 60);  // bounded by retry_timeout_s; the deadline only stops a hang
+  ASSERT_EQ(got.size(), 15u);
+  std::set<std::pair<uint64_t, int32_t>> keys;
+  for (const auto& g : got) {
+    EXPECT_FALSE(g.error.empty());
+    EXPECT_EQ(g.finish, "abort");
+    keys.insert({g.tag, g.index});
+  }
+  EXPECT_EQ(keys.size(), 15u);
+  EXPECT_EQ(b.in_flight(), 0u);
+  EXPECT_TRUE(b.poll(0).empty());
+
+  // Options are checked.
+  HttpBackendOptions bad;
+  EXPECT_FALSE(HttpBackend::create(bad));
+  bad.urls = {"https://127.0.0.1:8000"};
+  EXPECT_FALSE(HttpBackend::create(bad));
+  bad.urls = {"http://127.0.0.1"};
+  EXPECT_FALSE(HttpBackend::create(bad));
+  bad.urls = {"http://127.0.0.1:99999"};
+  EXPECT_FALSE(HttpBackend::create(bad));
+  bad.urls = {"http://localhost:8000/", "http://127.0.0.1:8000"};
+  EXPECT_FALSE(HttpBackend::create(bad));  // the same instance twice
+  // Bad requests fail at submit, like the in-process backend.
+  EXPECT_FALSE(b.submit(GenRequest{}).is_ok());
+}
+
+}  // namespace
+}  // namespace tidal::rollout
