@@ -23,6 +23,7 @@
 #include "tidal/model/model_init.h"
 #include "tidal/rollout/engine_backend.h"
 #include "tidal/rollout/http_backend.h"
+#include "serve_process.h"
 
 extern char** environ;
 
@@ -65,80 +66,12 @@ std::string make_model(const std::string& name, uint64_t seed) {
   return d.string();
 }
 
-// The engine settings shared by the servers and the in-process reference engine.
-constexpr int kThreads = 1;
-constexpr const char* kKvMemory = "32MiB";
-constexpr uint64_t kKvBytes = 32ull << 20;
+using test::Server;
+using test::kThreads;
+using test::kKvMemory;
+using test::kKvBytes;
 
-// One `tidal serve` child process; its stderr goes to a log file, from which the port is read.
-struct Server {
-  pid_t pid = -1;
-  uint16_t port = 0;
-  std::string url, log;
-
-  static Server start(const std::string& model, uint16_t port = 0) {
-    static int counter = 0;
-    Server s;
-    s.log = (work_dir() / ("serve" + std::to_string(counter++) + ".log")).string();
-    const std::string port_s = std::to_string(port);
-    std::vector<std::string> args = {TIDAL_BIN, "serve", "--model", model, "--port", port_s, "--threads",
-                                     std::to_string(kThreads), "--kv-cache-memory", kKvMemory,
-                                     "--http-workers", "64", "--shutdown-grace-s", "1"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, s.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    const int rc = posix_spawn(&s.pid, TIDAL_BIN, &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    EXPECT_EQ(rc, 0) << "cannot start " << TIDAL_BIN;
-    // "[tidal serve] listening on http://127.0.0.1:PORT"
-    const std::string key = "listening on http://127.0.0.1:";
-    for (int i = 0; i < 3000 && s.port == 0; ++i) {
-      std::ifstream f(s.log);
-      std::stringstream ss;
-      ss << f.rdbuf();
-      const std::string text = ss.str();
-      if (auto at = text.find(key); at != std::string::npos && text.find('\n', at) != std::string::npos) {
-        s.port = uint16_t(std::stoi(text.substr(at + key.size())));
-      } else {
-        int status = 0;
-        if (::waitpid(s.pid, &status, WNOHANG) == s.pid) {
-          ADD_FAILURE() << "tidal serve exited: " << text;
-          s.pid = -1;
-          return s;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-    }
-    EXPECT_NE(s.port, 0) << "tidal serve did not report its port";
-    s.url = "http://127.0.0.1:" + std::to_string(s.port);
-    return s;
-  }
-  void kill() {
-    if (pid <= 0) return;
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
-  // A value the server reports in /metrics (-1 when missing).
-  int64_t metric(const std::string& name) const {
-    http::HttpClient c("127.0.0.1", port);
-    auto r = c.request("GET", "/metrics");
-    if (!r || r->status != 200) return -1;
-    const std::string key = "\n" + name + " ";
-    const size_t at = r->body.find(key);
-    return at == std::string::npos ? -1 : int64_t(std::stod(r->body.substr(at + key.size())));
-  }
-  int64_t version() const { return metric("tidal_weight_version"); }
-  int post(const std::string& path, const std::string& body) const {
-    http::HttpClient c("127.0.0.1", port);
-    auto r = c.request("POST", path, body);
-    return r ? r->status : -1;
-  }
-};
+Server start_server(const std::string& model, uint16_t port = 0) { return Server::start(model, work_dir(), port); }
 
 class HttpBackendTest : public ::testing::Test {
  protected:
@@ -186,7 +119,7 @@ std::vector<GenResult> collect(GenerationBackend& b, size_t want, double deadlin
 
 TEST_F(HttpBackendTest, KilledInstanceLosesNothingAndSamplesEqualTheInProcessEngine) {
   const std::string model = make_model("a", 1);
-  for (int i = 0; i < 3; ++i) servers_.push_back(Server::start(model));
+  for (int i = 0; i < 3; ++i) servers_.push_back(start_server(model));
   HttpBackendOptions o;
   o.urls = urls();
   o.workers_per_instance = 8;
@@ -262,7 +195,7 @@ TEST_F(HttpBackendTest, KilledInstanceLosesNothingAndSamplesEqualTheInProcessEng
 
 TEST_F(HttpBackendTest, PublishReachesEveryInstanceAndAReadmittedOneCatchesUp) {
   const std::string model = make_model("a", 1), other = make_model("b", 2);
-  for (int i = 0; i < 2; ++i) servers_.push_back(Server::start(model));
+  for (int i = 0; i < 2; ++i) servers_.push_back(start_server(model));
   HttpBackendOptions o;
   o.urls = urls();
   o.workers_per_instance = 4;
@@ -298,7 +231,7 @@ TEST_F(HttpBackendTest, PublishReachesEveryInstanceAndAReadmittedOneCatchesUp) {
   EXPECT_FALSE(b.instances()[0].live);
   // It comes back on the same port with its initial weights (version 0); the prober re-admits it
   // only after giving it the latest weights (version 9).
-  servers_[0] = Server::start(model, port0);
+  servers_[0] = start_server(model, port0);
   ASSERT_EQ(servers_[0].port, port0);
   for (int i = 0; i < 1000 && !b.instances()[0].live; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_TRUE(b.instances()[0].live);
@@ -312,7 +245,7 @@ TEST_F(HttpBackendTest, PartialRolloutContinuesOnTheNewWeightsWithPerTokenVersio
   // carries the version that produced it. The engine is frozen (/admin/pause keep) at a known
   // point so the split is exact.
   const std::string model = make_model("a", 1), other = make_model("b", 2);
-  servers_.push_back(Server::start(model));
+  servers_.push_back(start_server(model));
   HttpBackendOptions o;
   o.urls = urls();
   auto hb = HttpBackend::create(o);
@@ -362,7 +295,7 @@ TEST_F(HttpBackendTest, PartialRolloutContinuesOnTheNewWeightsWithPerTokenVersio
 
 TEST_F(HttpBackendTest, NoLiveInstanceReturnsErrorsInsteadOfHanging) {
   const std::string model = make_model("a", 1);
-  servers_.push_back(Server::start(model));
+  servers_.push_back(start_server(model));
   HttpBackendOptions o;
   o.urls = {servers_[0].url, "http://127.0.0.1:1"};  // the second never answers
   o.workers_per_instance = 2;

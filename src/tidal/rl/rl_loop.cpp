@@ -18,6 +18,7 @@
 #include "tidal/rl/weight_sync.h"
 #include "tidal/rollout/engine_backend.h"
 #include "tidal/rollout/evaluate.h"
+#include "tidal/rollout/http_backend.h"
 #include "tidal/rollout/rollout_manager.h"
 #include "tidal/rollout/sandbox_client.h"
 
@@ -259,15 +260,29 @@ Status Run::grpo() {
     if (auto st = tr.load_checkpoint(ck); !st.is_ok()) return st;
     say("resumed from " + ck);
   }
-  auto engine = Engine::create(engine_config(policy_dir_));
-  if (!engine) return engine.status();
   uint64_t version = uint64_t(step0);
   std::string current = weights_path(version);
-  if (step0 > 0) {
-    if (auto st = write_weights_file(tr.parameters(), current, DType::kF32, 0); !st.is_ok()) return st;
-    if (auto st = (*engine)->update_weights(current, version); !st.is_ok()) return st;
+  // The policy's weights as a file: backends load version step0 from it (resumed runs, and
+  // `tidal serve` instances started on any weights of the same shape).
+  if (auto st = write_weights_file(tr.parameters(), current, DType::kF32, 0); !st.is_ok()) return st;
+  std::unique_ptr<Engine> engine;  // in-process rollouts
+  std::unique_ptr<rollout::GenerationBackend> backend;
+  if (c_.rollout.backend == "http") {
+    rollout::HttpBackendOptions ho;
+    ho.urls = c_.rollout.urls;
+    ho.api_key = c_.rollout.api_key;
+    auto hb = rollout::HttpBackend::create(ho);
+    if (!hb) return hb.status();
+    backend = std::move(*hb);
+  } else {
+    auto e = Engine::create(engine_config(policy_dir_));
+    if (!e) return e.status();
+    engine = std::move(*e);
+    backend = std::make_unique<rollout::EngineBackend>(*engine);
   }
-  std::unique_ptr<rollout::GenerationBackend> backend = std::make_unique<rollout::EngineBackend>(**engine);
+  if (step0 > 0 || c_.rollout.backend == "http") {
+    if (auto st = backend->publish_weights(current, version); !st.is_ok()) return st;
+  }
   rollout::RolloutConfig rc;
   rc.group_size = int32_t(c_.grpo.samples);
   rc.groups_per_step = int32_t(G);
