@@ -266,6 +266,7 @@ TEST_F(RolloutManagerTest, MultiTurnObservationsAreMaskedOut) {
   c.group_size = 2;
   c.groups_per_step = 2;
   c.max_policy_lag = 0;
+  c.max_groups = 2;  // nothing admitted after the step (the stats count exactly these groups)
   RolloutStats st;
   auto groups = run(task, backend, c, 1, &st);
   ASSERT_EQ(groups.size(), 2u);
@@ -289,6 +290,7 @@ TEST_F(RolloutManagerTest, FailedGenerationsAreResubmittedAndDuplicatesDropped) 
   c.groups_per_step = 4;
   c.max_policy_lag = 0;
   c.seed = 4;
+  c.max_groups = 8;  // exactly the two steps' groups
   auto e1 = engine();
   EngineBackend clean(*e1);
   auto want = run(task, clean, c, 2);
@@ -320,6 +322,7 @@ TEST_F(RolloutManagerTest, EnvironmentErrorsFailTheTrajectoryNotTheRun) {
   c.groups_per_step = 16;
   c.max_policy_lag = 0;
   c.sequential_instances = true;  // instance = group id: group 13 fails
+  c.max_groups = 16;
   RolloutStats st;
   auto groups = run(task, backend, c, 1, &st);
   ASSERT_EQ(groups.size(), 16u);

@@ -20,6 +20,7 @@
 #include "tidal/rollout/evaluate.h"
 #include "tidal/rollout/http_backend.h"
 #include "tidal/rollout/rollout_manager.h"
+#include "tidal/rollout/seed.h"
 #include "tidal/rollout/sandbox_client.h"
 
 namespace tidal::rl {
@@ -30,12 +31,7 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+uint64_t mix(uint64_t x) { return rollout::mix64(x); }
 
 Expected<json> read_json(const fs::path& p) {
   std::ifstream in(p);

@@ -16,16 +16,12 @@
 
 #include "tidal/http/json_fields.h"
 #include "tidal/rollout/tasks.h"
+#include "tidal/rollout/seed.h"
 
 namespace tidal::rollout {
 namespace {
 
-uint64_t mix(uint64_t x) {  // splitmix64 finaliser
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+uint64_t mix(uint64_t x) { return mix64(x); }
 
 struct Rng {
   uint64_t s;

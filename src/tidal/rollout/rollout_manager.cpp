@@ -3,18 +3,15 @@
 #include <chrono>
 #include <functional>
 
+#include "tidal/rollout/seed.h"
+
 namespace tidal::rollout {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+uint64_t mix(uint64_t x) { return mix64(x); }
 
 // Request tags: group << 24 | (turn & 0xff) << 16 | sample, sample = 0xffff for a group's first
 // turn (one request, n samples). A result whose tag is not what its trajectory waits for is a
