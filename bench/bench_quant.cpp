@@ -204,7 +204,9 @@ void register_all() {
         Case{"fp8_e4m3_block128", QuantFormat::kFp8E4M3, Granularity::kBlock, Activations::kF32},
         Case{"fp8_e5m2", QuantFormat::kFp8E5M2, Granularity::kPerChannel, Activations::kF32},
         Case{"nvfp4", QuantFormat::kNvFp4, Granularity::kDefault, Activations::kF32},
-        Case{"mxfp4", QuantFormat::kMxFp4, Granularity::kDefault, Activations::kF32}}) {
+        Case{"mxfp4", QuantFormat::kMxFp4, Granularity::kDefault, Activations::kF32},
+        Case{"nvfp4_w4a8", QuantFormat::kNvFp4, Granularity::kDefault, Activations::kInt8},
+        Case{"mxfp4_w4a8", QuantFormat::kMxFp4, Granularity::kDefault, Activations::kInt8}}) {
     shapes(benchmark::RegisterBenchmark((std::string("gemv/") + c.name).c_str(),
                                         [c](benchmark::State& s) { BM_Quant(s, c.f, c.g, c.a); }));
     benchmark::RegisterBenchmark((std::string("decode/") + c.name).c_str(),

@@ -183,6 +183,55 @@ TEST_P(W8A8Kernels, ActivationQuantizationAndIntegerProductsAreExact) {
 INSTANTIATE_TEST_SUITE_P(AllRunnable, W8A8Kernels, ::testing::ValuesIn(runnable_isas()),
                          [](const auto& info) { return std::string(cpu_isa_name(info.param)); });
 
+// W4A8: FP4 weights x int8 activations. The block sums are exact integers, so the result equals
+// the product of the dequantized weights and the dequantized activations (xq * x_scale) up to F32
+// rounding of the per-block terms; batch invariant bit for bit.
+TEST_P(W8A8Kernels, Fp4WeightsInt8ActivationsMatchDequantizedProduct) {
+  const QuantKernelTable& qt = *kernels_for(GetParam()).quant;
+  for (QuantFormat f : {QuantFormat::kNvFp4, QuantFormat::kMxFp4}) {
+    const MatmulI8I8Fn fn = qt.matmul_i8_for(f);
+    ASSERT_NE(fn, nullptr) << qt.name;
+    for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+             {1, 1, 1}, {1, 9, 31}, {1, 8, 64}, {3, 7, 48}, {4, 9, 33}, {7, 5, 100}, {5, 13, 257}, {2, 6, 2048}}) {
+      const auto x = normal(m * k, uint32_t(k + 5));
+      const auto w = normal(n * k, uint32_t(k + 6), 0.1f);
+      auto q = quantize(w.data(), n, k, {f});
+      ASSERT_TRUE(q);
+      std::vector<float> wd(size_t(n * k));
+      q->dequantize(wd.data());
+      std::vector<int8_t> xq(size_t(m * k));
+      std::vector<float> xs(static_cast<size_t>(m)), y(size_t(m * n));
+      qt.quantize_rows_i8(x.data(), k, m, k, xq.data(), k, xs.data());
+      fn(xq.data(), k, xs.data(), q->view(), y.data(), n, m, 0, n);
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          double ref = 0, mag = 0, ref32 = 0, mag32 = 0;
+          for (int64_t c = 0; c < k; ++c) {
+            const double xd = double(xq[size_t(i * k + c)]) * xs[size_t(i)];
+            ref += xd * wd[size_t(j * k + c)];
+            mag += std::fabs(xd * wd[size_t(j * k + c)]);
+            ref32 += double(x[size_t(i * k + c)]) * wd[size_t(j * k + c)];
+            mag32 += std::fabs(double(x[size_t(i * k + c)]) * wd[size_t(j * k + c)]);
+          }
+          ASSERT_NEAR(y[size_t(i * n + j)], ref, 1e-5 * mag + 1e-6)
+              << qt.name << " " << quant_format_info(f).name << " m=" << m << " n=" << n << " k=" << k;
+          ASSERT_NEAR(y[size_t(i * n + j)], ref32, 0.03 * mag32 + 1e-6);  // per-token int8 activations
+        }
+      }
+      // Batch invariance: each row alone, and columns split in two calls.
+      for (int64_t i = 0; i < m; ++i) {
+        std::vector<float> y1(static_cast<size_t>(n));
+        const int64_t split = n / 3;
+        fn(xq.data() + i * k, k, xs.data() + i, q->view(), y1.data(), n, 1, 0, split);
+        fn(xq.data() + i * k, k, xs.data() + i, q->view(), y1.data(), n, 1, split, n);
+        for (int64_t j = 0; j < n; ++j) {
+          ASSERT_EQ(f32_bits(y1[size_t(j)]), f32_bits(y[size_t(i * n + j)])) << qt.name << " row " << i << " col " << j;
+        }
+      }
+    }
+  }
+}
+
 // ops::quant_matmul: threads split columns without changing a bit; zero points and formats
 // without a kernel entry take the generic path, which matches the reference too.
 TEST(QuantOps, ThreadedEqualsSingleCallAndGenericPathWorks) {
@@ -207,6 +256,14 @@ TEST(QuantOps, ThreadedEqualsSingleCallAndGenericPathWorks) {
   qt.quantize_rows_i8(x.data(), k, m, k, xq.data(), k, xs.data());
   qt.matmul_i8_i8(xq.data(), k, xs.data(), q->view(), y1.data(), n, m, 0, n);
   EXPECT_EQ(y, y1);
+  for (QuantFormat f : {QuantFormat::kNvFp4, QuantFormat::kMxFp4}) {  // W4A8 through quant_matmul
+    auto q4 = quantize(w.data(), n, k, {f});
+    ASSERT_TRUE(q4);
+    EXPECT_TRUE(ops::quant_matmul_has_kernel(*q4, ops::Activations::kInt8));
+    ops::quant_matmul(pool, x.data(), m, *q4, y.data(), ops::Activations::kInt8);
+    qt.matmul_i8_for(f)(xq.data(), k, xs.data(), q4->view(), y1.data(), n, m, 0, n);
+    EXPECT_EQ(y, y1) << quant_format_info(f).name;
+  }
   // Zero points: generic path, checked against the dequantized reference.
   QuantLayout l = q->layout();
   l.has_zero_points = true;

@@ -61,7 +61,8 @@ const char* const kEngineFlagsHelp = R"(engine flags:
   --quantization F            quantize weight matrices on load: int8, fp8 (= fp8_e4m3), fp8_e5m2,
                               nvfp4, mxfp4; 8-bit formats take :channel (default), :tensor or
                               :block128 / :block<R>x<C> (e.g. fp8:block128); w8a8 = int8 weights
-                              and int8 activations (per token) with int8 dot products
+                              and int8 activations (per token) with int8 dot products; nvfp4:a8 /
+                              mxfp4:a8 = FP4 weights with int8 activations (W4A8)
   --quantization-exclude L    comma list of tensor-name substrings kept as stored
                               (default lm_head,embed_tokens; "none" quantizes every matrix)
 )";
@@ -70,7 +71,8 @@ const char* const kQuantizationFlagsHelp = R"(quantization flags:
   --quantization F            quantize weight matrices on load: int8, fp8 (= fp8_e4m3), fp8_e5m2,
                               nvfp4, mxfp4; 8-bit formats take :channel (default), :tensor or
                               :block128 / :block<R>x<C> (e.g. fp8:block128); w8a8 = int8 weights
-                              and int8 activations (per token) with int8 dot products
+                              and int8 activations (per token) with int8 dot products; nvfp4:a8 /
+                              mxfp4:a8 = FP4 weights with int8 activations (W4A8)
   --quantization-exclude L    comma list of tensor-name substrings kept as stored
                               (default lm_head,embed_tokens; "none" quantizes every matrix)
 )";

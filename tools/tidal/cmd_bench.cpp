@@ -67,7 +67,10 @@ int run_bench(tidal::cli::Args& args) {
     for (double s : secs) tps.push_back(double(n) / s);
     const double med = median(tps);
     const double mn = *std::min_element(tps.begin(), tps.end()), mx = *std::max_element(tps.begin(), tps.end());
-    results.push_back({{"test", test}, {"tokens_per_second", med}, {"min", mn}, {"max", mx}, {"reps", secs.size()}});
+    results.push_back({{"test", test}, {"tokens_per_second", med}, {"min", mn}, {"max", mx}, {"reps", secs.size()},
+                       {"quantization", (*model)->quantization()},
+                       {"matrix_bytes_per_token", (*model)->matrix_bytes_per_token()},
+                       {"kv_dtype", tidal::dtype_name(kv_dtype)}, {"depth", depth}, {"threads", (*model)->pool().n_threads()}});
     if (!as_json) std::printf("%-14s %10.2f tok/s  (min %.2f, max %.2f, %zu reps)\n", test.c_str(), med, mn, mx, secs.size());
   };
   if (!as_json) {

@@ -14,6 +14,11 @@
 // - matmul_i8_i8: y[i, j] = (float(sum_c xq[i, c] * wq[j, c]) * x_scale[i]) * w_scale[j], the sum
 //   exact in int32 (n_in <= 2^17). Requires an int8 W with one F32 scale per row
 //   (block_rows == 1, block_cols == n_in) and no zero points. Bit-identical across tables.
+// - matmul_nvfp4_i8 / matmul_mxfp4_i8 (W4A8: FP4 weights, int8 activations from quantize_rows_i8):
+//   y[i, j] = sum over W's blocks b of float(sum_{c in b} xq[i, c] * 2 e2m1(code[j, c])) * scale_b,
+//   times x_scale[i] * 0.5 at the end; scale_b = decode(scale code) * global_scale. The block sums
+//   are exact integers; the F32 accumulation over blocks may be ordered differently per table
+//   (results agree within rounding, not bit for bit). Requires that format, no zero points.
 // - Batch invariance (as for KernelTable::matmul): y[i, j] depends only on row i of x and row j of
 //   W, never on m, j0/j1 or tiling. Tests (tests/kernels/quant_kernel_test.cpp) check it bit for bit.
 // Thread-safety: all entries are pure functions of their arguments.
@@ -41,6 +46,18 @@ struct QuantKernelTable {
   QuantMatmulFn matmul_mxfp4;     // (optional)
   QuantizeRowsI8Fn quantize_rows_i8;
   MatmulI8I8Fn matmul_i8_i8;
+  MatmulI8I8Fn matmul_nvfp4_i8;
+  MatmulI8I8Fn matmul_mxfp4_i8;
+
+  // The int8-activation kernel for a format: int8 (per-channel weights), nvfp4, mxfp4; else nullptr.
+  MatmulI8I8Fn matmul_i8_for(QuantFormat f) const {
+    switch (f) {
+      case QuantFormat::kInt8: return matmul_i8_i8;
+      case QuantFormat::kNvFp4: return matmul_nvfp4_i8;
+      case QuantFormat::kMxFp4: return matmul_mxfp4_i8;
+      default: return nullptr;
+    }
+  }
 
   QuantMatmulFn matmul_for(QuantFormat f) const {
     switch (f) {

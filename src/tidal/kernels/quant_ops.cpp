@@ -10,9 +10,13 @@
 namespace tidal::ops {
 namespace {
 
-bool w8a8_ok(const QuantizedTensor& w) {
+// The int8-activation kernel for `w`: int8 with one scale per row (W8A8), NVFP4 / MXFP4 (W4A8);
+// nullptr for anything else (those run with F32 activations whatever was asked).
+MatmulI8I8Fn int8_activation_kernel(const QuantKernelTable& qt, const QuantizedTensor& w) {
   const QuantLayout& l = w.layout();
-  return l.format == QuantFormat::kInt8 && l.block_rows == 1 && l.block_cols == l.n_in && !w.zero_points();
+  if (w.zero_points()) return nullptr;
+  if (l.format == QuantFormat::kInt8 && !(l.block_rows == 1 && l.block_cols == l.n_in)) return nullptr;
+  return qt.matmul_i8_for(l.format);
 }
 
 // Generic path for columns [j0, j1): dequantize kRows rows of W at a time, then the F32 kernel.
@@ -47,7 +51,7 @@ void split_columns(ThreadPool& pool, int64_t m, int64_t n, int64_t k, Fn fn) {
 bool quant_matmul_has_kernel(const QuantizedTensor& w, Activations activations) {
   const QuantKernelTable& qt = *kernels().quant;
   if (w.zero_points()) return false;
-  if (activations == Activations::kInt8 && w8a8_ok(w)) return true;
+  if (activations == Activations::kInt8 && int8_activation_kernel(qt, w)) return true;
   return qt.matmul_for(w.format()) != nullptr;
 }
 
@@ -57,7 +61,8 @@ void quant_matmul(ThreadPool& pool, const float* x, int64_t m, const QuantizedTe
   const QuantKernelTable& qt = *kt.quant;
   const int64_t n = w.n_out(), k = w.n_in();
   const QuantView v = w.view();
-  if (activations == Activations::kInt8 && w8a8_ok(w)) {
+  const MatmulI8I8Fn i8fn = activations == Activations::kInt8 ? int8_activation_kernel(qt, w) : nullptr;
+  if (i8fn) {
     thread_local std::vector<int8_t> xq;
     thread_local std::vector<float> xs;
     xq.resize(size_t(m * k));
@@ -66,7 +71,7 @@ void quant_matmul(ThreadPool& pool, const float* x, int64_t m, const QuantizedTe
     const int8_t* xqp = xq.data();
     const float* xsp = xs.data();
     split_columns(pool, m, n, k,
-                  [&](int64_t j0, int64_t j1) { qt.matmul_i8_i8(xqp, k, xsp, v, y, n, m, j0, j1); });
+                  [&](int64_t j0, int64_t j1) { i8fn(xqp, k, xsp, v, y, n, m, j0, j1); });
     return;
   }
   const QuantMatmulFn fn = w.zero_points() ? nullptr : qt.matmul_for(w.format());
@@ -98,25 +103,25 @@ void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_l
     QuantView view;
     QuantMatmulFn qfn;
     MatmulFn dfn;
-    bool w8a8;
+    MatmulI8I8Fn i8fn;  // int8 activations (W8A8 / W4A8)
   };
   std::array<Resolved, kMaxLinearJobs> rs;
   size_t n_jobs = 0;
   int64_t total = 0, k = 0;
-  bool any_w8a8 = false;
+  bool any_i8 = false;
   for (const LinearJob& j : jobs) {
     Resolved& r = rs[n_jobs++];
     r.w = j.w;
     r.y = j.y;
     r.qfn = nullptr;
     r.dfn = nullptr;
-    r.w8a8 = false;
+    r.i8fn = nullptr;
     if (j.w->quant) {
       const QuantizedTensor& q = *j.w->quant;
       r.view = q.view();
-      r.w8a8 = activations == Activations::kInt8 && w8a8_ok(q);
+      r.i8fn = activations == Activations::kInt8 ? int8_activation_kernel(qt, q) : nullptr;
       r.qfn = q.zero_points() ? nullptr : qt.matmul_for(q.format());
-      any_w8a8 = any_w8a8 || r.w8a8;
+      any_i8 = any_i8 || r.i8fn;
     } else {
       r.dfn = kt.matmul_for(j.w->dense.dtype);
     }
@@ -126,7 +131,7 @@ void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_l
   // W8A8: x is quantized once for every job that uses it (same rows, same result as quant_matmul).
   thread_local std::vector<int8_t> xq;
   thread_local std::vector<float> xs;
-  if (any_w8a8) {
+  if (any_i8) {
     xq.resize(size_t(m * k));
     xs.resize(size_t(m));
     qt.quantize_rows_i8(x, k, m, k, xq.data(), k, xs.data());
@@ -145,8 +150,8 @@ void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_l
       if (lo >= hi) continue;
       if (!r.w->quant) {
         r.dfn(x, kk, r.w->dense.data, kk, r.y, n, m, kk, lo, hi);
-      } else if (r.w8a8) {
-        qt.matmul_i8_i8(xqp, kk, xsp, r.view, r.y, n, m, lo, hi);
+      } else if (r.i8fn) {
+        r.i8fn(xqp, kk, xsp, r.view, r.y, n, m, lo, hi);
       } else if (r.qfn) {
         r.qfn(x, kk, r.view, r.y, n, m, lo, hi);
       } else {

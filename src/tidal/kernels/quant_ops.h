@@ -13,8 +13,9 @@ namespace tidal::ops {
 
 enum class Activations : uint8_t {
   kF32,   // W8A16 style: codes decoded to F32 in registers, activations untouched (every format)
-  kInt8,  // W8A8: rows of x quantized to int8 per token (dynamic, symmetric), int8 dot products.
-          // Only for int8 weights with per-channel scales; other weights use kF32 silently.
+  kInt8,  // rows of x quantized to int8 per token (dynamic, symmetric), int8 dot products: W8A8
+          // for int8 weights with per-channel scales, W4A8 for NVFP4 / MXFP4; other weights use
+          // kF32 silently.
 };
 
 // Threads split the output columns. Formats or layouts without a kernel entry (or with zero

@@ -68,9 +68,14 @@ Expected<QuantizationOptions> parse_quantization_flags(std::string_view format,
   if (colon != std::string_view::npos) {
     const std::string_view g = format.substr(colon + 1);
     const bool fp4 = quant_format_info(*f).fixed_block_cols > 0;
+    if (fp4 && g == "a8") {  // W4A8: int8 activations per token, int8 dot products
+      o.quantize = q;
+      o.int8_activations = true;
+      return o;
+    }
     if (fp4) {
       return invalid_argument("--quantization: " + std::string(fname) +
-                              " has fixed blocks; no ':" + std::string(g) + "' granularity");
+                              " has fixed blocks; no ':" + std::string(g) + "' granularity (only ':a8', int8 activations)");
     }
     if (g == "channel") {
       q.granularity = Granularity::kPerChannel;
@@ -118,7 +123,8 @@ std::string quant_options_name(const QuantOptions& o) {
 }
 
 std::string quantization_name(const QuantOptions& o, bool int8_activations) {
-  return int8_activations ? std::string("w8a8") : quant_options_name(o);
+  if (!int8_activations) return quant_options_name(o);
+  return o.format == QuantFormat::kInt8 ? std::string("w8a8") : quant_options_name(o) + ":a8";
 }
 
 Expected<CheckpointQuantization> parse_checkpoint_quantization(const json& config, const std::string& label) {
@@ -181,8 +187,9 @@ Expected<CheckpointQuantization> parse_checkpoint_quantization(const json& confi
     }
     const std::string act = qc.value("activations", std::string("f32"));
     if (act == "int8") {
-      if (q.options.format != QuantFormat::kInt8 || q.options.granularity != Granularity::kPerChannel) {
-        return invalid_argument(at + ": activations 'int8' needs format int8 with granularity per_channel");
+      const bool fp4 = q.options.format == QuantFormat::kNvFp4 || q.options.format == QuantFormat::kMxFp4;
+      if (!fp4 && (q.options.format != QuantFormat::kInt8 || q.options.granularity != Granularity::kPerChannel)) {
+        return invalid_argument(at + ": activations 'int8' needs format int8 with granularity per_channel, nvfp4 or mxfp4");
       }
       q.int8_activations = true;
     } else if (act != "f32") {

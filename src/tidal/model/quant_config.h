@@ -36,21 +36,22 @@ struct QuantizationOptions {
   // matches the output projection, tied or not; "layers.0." the first layer; "mlp.down_proj"...).
   std::vector<std::string> exclude = kDefaultQuantizationExclude;
   // W8A8 (--quantization w8a8): int8 per-channel weights and activations quantized to int8 per
-  // token before each product (int8 dot products); otherwise activations stay F32 (W8A16 style).
+  // token before each product (int8 dot products); W4A8 (nvfp4:a8, mxfp4:a8): the same with FP4
+  // weights. Otherwise activations stay F32 (W8A16 / W4A16 style).
   bool int8_activations = false;
   bool excludes(std::string_view tensor_name) const;
 };
 
 // Parses the CLI spelling: FORMAT[:GRANULARITY] with FORMAT one of int8, w8a8, fp8 (= fp8_e4m3),
 // fp8_e5m2, nvfp4, mxfp4 (or "none"), GRANULARITY channel | tensor | block<R>x<C> (8-bit formats
-// only; default channel); `exclude` is a comma list of substrings ("none": quantize everything;
+// only; default channel) or a8 (nvfp4 / mxfp4 only: int8 activations); `exclude` is a comma list of substrings ("none": quantize everything;
 // nullopt: the default list). Errors name the flag and the bad value.
 Expected<QuantizationOptions> parse_quantization_flags(std::string_view format,
                                                        const std::optional<std::string>& exclude);
 
 // "int8", "fp8_e4m3:block128x128", ... (what parse_quantization_flags accepts back).
 std::string quant_options_name(const QuantOptions& o);
-// The same, "w8a8" for int8 activations.
+// The same, "w8a8" / "nvfp4:a8" / "mxfp4:a8" for int8 activations.
 std::string quantization_name(const QuantOptions& o, bool int8_activations);
 
 // config.json's quantization_config.

@@ -58,6 +58,18 @@ bool quant_agrees_with_scalar(const QuantKernelTable& t) {
     t.matmul_i8_i8(xq.data(), k, xs.data(), q->view(), y.data(), n, 5, 0, n);
     ref.matmul_i8_i8(xq.data(), k, xs.data(), q->view(), yr.data(), n, 5, 0, n);
     if (y != yr) return false;
+    for (QuantFormat f : {QuantFormat::kNvFp4, QuantFormat::kMxFp4}) {  // W4A8: within rounding
+      if (!t.matmul_i8_for(f)) continue;
+      auto q4 = quantize(w.data(), n, k, {f});
+      if (!q4) return false;
+      for (int64_t m = 1; m <= 5; ++m) {
+        t.matmul_i8_for(f)(xq.data(), k, xs.data(), q4->view(), y.data(), n, m, 0, n);
+        ref.matmul_i8_for(f)(xq.data(), k, xs.data(), q4->view(), yr.data(), n, m, 0, n);
+        for (int64_t i = 0; i < m * n; ++i) {
+          if (!(std::fabs(y[size_t(i)] - yr[size_t(i)]) <= 1e-4f * (1.0f + std::fabs(yr[size_t(i)])))) return false;
+        }
+      }
+    }
   }
   return true;
 }

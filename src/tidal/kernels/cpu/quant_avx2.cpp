@@ -464,10 +464,142 @@ void matmul_i8_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantVie
   }
 }
 
+// ---- FP4 weights x int8 activations (NVFP4 / MXFP4 "W4A8") ----
+//
+// NOTE: 16 bytes of codes (32 elements) become 32 int8 weights with one pshufb: the table maps an
+// E2M1 code to 2 x its value, an exact integer in {0, +-1, +-2, +-3, +-4, +-6, +-8, +-12}. Low
+// nibbles go to the low 128-bit lane, high nibbles to the high lane, so lane 0 holds the even
+// elements 0, 2, ..., 30 and lane 1 the odd ones; x (already int8, one scale per row) is permuted
+// into that order once per call. vpsignb + vpmaddubsw + vpmaddwd (as W8A8) give 8 exact int32
+// sums of 4 products each: int32 lane L < 4 sums even elements 8L..8L+6, lane L >= 4 odd elements
+// 8(L-4)+1..8(L-4)+7, so a 16-element NVFP4 block is lanes {0, 1, 4, 5} or {2, 3, 6, 7} and a
+// 32-element MXFP4 block is all eight. The int32 sums are converted (exactly) and multiplied by
+// their block's scale into an F32 accumulator; y = hsum * (x_scale * 0.5). Every output sees the
+// same instruction sequence for any m, tile or column range (batch invariance).
+inline __m256i decode_fp4_i8_32(const uint8_t* p) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12,
+                                       0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1);
+  return _mm256_shuffle_epi8(lut, _mm256_and_si256(both, _mm256_set1_epi8(0x0f)));
+}
+
+// x row (int8, natural order) -> the nibble-lane order of decode_fp4_i8_32, zero-padded to 32.
+inline void permute_xq_fp4(const int8_t* x, int64_t k, int8_t* out) {
+  const int64_t kp = (k + 31) / 32 * 32;
+  for (int64_t c = 0; c < kp; c += 32) {
+    for (int i = 0; i < 16; ++i) {
+      out[c + i] = c + 2 * i < k ? x[c + 2 * i] : int8_t(0);
+      out[c + 16 + i] = c + 2 * i + 1 < k ? x[c + 2 * i + 1] : int8_t(0);
+    }
+  }
+}
+
+template <int kBlock, int MT, int NT>
+inline void tile_fp4_i8(const int8_t* xp, int64_t ldxp, const float* xs, const QuantView& w, const float* mult_of,
+                        int64_t j, float* y, int64_t ldy) {
+  const QuantLayout& l = w.layout;
+  const int64_t k = l.n_in, last_cb = l.n_scale_cols - 1;
+  const uint8_t* wr[NT];
+  const uint8_t* sr[NT];
+  for (int b = 0; b < NT; ++b) {
+    wr[b] = w.data + (j + b) * l.row_bytes;
+    sr[b] = static_cast<const uint8_t*>(w.scales) + ((j + b) / l.block_rows) * l.n_scale_cols;
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[MT][NT];
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_setzero_ps();
+  auto step = [&](const uint8_t* const* wp, int64_t kk) {
+    __m256i wv[NT];
+    __m256 sv[NT];
+    for (int b = 0; b < NT; ++b) {
+      wv[b] = decode_fp4_i8_32(wp[b]);
+      if constexpr (kBlock == 32) {
+        sv[b] = _mm256_broadcast_ss(mult_of + sr[b][kk / 32]);
+      } else {
+        const int64_t c0 = kk / 16, c1 = c0 + 1 < last_cb ? c0 + 1 : last_cb;
+        const __m128 q = _mm_movelh_ps(_mm_broadcast_ss(mult_of + sr[b][c0]), _mm_broadcast_ss(mult_of + sr[b][c1]));
+        sv[b] = _mm256_set_m128(q, q);  // block c0 on int32 lanes {0, 1, 4, 5}, c1 on {2, 3, 6, 7}
+      }
+    }
+    for (int a = 0; a < MT; ++a) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + a * ldxp + kk));
+      const __m256i ax = _mm256_sign_epi8(xv, xv);
+      for (int b = 0; b < NT; ++b) {
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv[b], xv)), ones);
+        acc[a][b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sv[b], acc[a][b]);
+      }
+    }
+  };
+  const uint8_t* wp[NT];
+  int64_t kk = 0;
+  for (; kk + 32 <= k; kk += 32) {
+    for (int b = 0; b < NT; ++b) wp[b] = wr[b] + kk / 2;
+    step(wp, kk);
+  }
+  if (kk < k) {  // the k tail: codes zero-padded (x is zero-padded by permute_xq_fp4)
+    alignas(32) uint8_t wbuf[NT][16];
+    for (int b = 0; b < NT; ++b) {
+      std::memset(wbuf[b], 0, 16);
+      std::memcpy(wbuf[b], wr[b] + kk / 2, size_t(l.row_bytes - kk / 2));
+      wp[b] = wbuf[b];
+    }
+    step(wp, kk);
+  }
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) y[a * ldy + b] = hsum(acc[a][b]) * (xs[a] * 0.5f);
+}
+
+template <int kBlock, int NT>
+inline void rows_fp4_i8(const int8_t* xp, int64_t ldxp, const float* xs, const QuantView& w, const float* mult_of,
+                        int64_t j, float* y, int64_t ldy, int64_t m) {
+  int64_t i = 0;
+  for (; i + 3 <= m; i += 3) tile_fp4_i8<kBlock, 3, NT>(xp + i * ldxp, ldxp, xs + i, w, mult_of, j, y + i * ldy, ldy);
+  for (; i < m; ++i) tile_fp4_i8<kBlock, 1, NT>(xp + i * ldxp, ldxp, xs + i, w, mult_of, j, y + i * ldy, ldy);
+}
+
+struct ScratchI8 {
+  int8_t* data = nullptr;
+  size_t size = 0;
+  int8_t* get(size_t n) {
+    if (n > size) {
+      std::free(data);
+      data = static_cast<int8_t*>(std::malloc(n));
+      size = n;
+    }
+    return data;
+  }
+  ~ScratchI8() { std::free(data); }
+};
+
+template <class F, int kBlock>
+void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantView& w, float* y, int64_t ldy,
+                   int64_t m, int64_t j0, int64_t j1) {
+  const int64_t k = w.layout.n_in, ldxp = (k + 31) / 32 * 32;
+  alignas(64) float mult_of[256];
+  for (int c = 0; c < 256; ++c) mult_of[c] = F::mult(uint8_t(c), w.global_scale);
+  thread_local ScratchI8 scratch;
+  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
+    const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
+    int8_t* xp = scratch.get(size_t(mb * ldxp));
+    for (int64_t i = 0; i < mb; ++i) permute_xq_fp4(xq + (i0 + i) * ldq, k, xp + i * ldxp);
+    // m = 1 (decode): 4 weight rows per tile share the x loads; larger m: 3 x rows x 2 weight rows.
+    int64_t j = j0;
+    if (mb == 1) {
+      for (; j + 4 <= j1; j += 4) rows_fp4_i8<kBlock, 4>(xp, ldxp, xs + i0, w, mult_of, j, y + i0 * ldy + j, ldy, mb);
+    } else {
+      for (; j + 2 <= j1; j += 2) rows_fp4_i8<kBlock, 2>(xp, ldxp, xs + i0, w, mult_of, j, y + i0 * ldy + j, ldy, mb);
+    }
+    for (; j < j1; ++j) rows_fp4_i8<kBlock, 1>(xp, ldxp, xs + i0, w, mult_of, j, y + i0 * ldy + j, ldy, mb);
+  }
+}
+
 }  // namespace
 
 extern const QuantKernelTable kQuantKernelTableAvx2 = {"avx2",           matmul<Int8>,      matmul<E4M3>,
                                                        matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
-                                                       quantize_rows_i8, matmul_i8_i8};
+                                                       quantize_rows_i8, matmul_i8_i8,
+                                                       matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>};
 
 }  // namespace tidal

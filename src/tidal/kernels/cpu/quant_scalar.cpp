@@ -119,10 +119,33 @@ void matmul_i8_i8(const int8_t* xq, int64_t ldq, const float* x_scale, const Qua
   }
 }
 
+// W4A8: per block, the exact integer sum of xq * (2 x value), times the block's scale, summed over
+// blocks in order; then x_scale * 0.5.
+template <class F>
+void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* x_scale, const QuantView& w, float* y,
+                   int64_t ldy, int64_t m, int64_t j0, int64_t j1) {
+  const QuantLayout& l = w.layout;
+  const int64_t k = l.n_in, bc = l.block_cols;
+  for (int64_t j = j0; j < j1; ++j) {
+    const int64_t srow = (j / l.block_rows) * l.n_scale_cols;
+    for (int64_t i = 0; i < m; ++i) {
+      const int8_t* xr = xq + i * ldq;
+      float acc = 0.0f;
+      for (int64_t c0 = 0, cb = 0; c0 < k; c0 += bc, ++cb) {
+        int32_t s = 0;
+        for (int64_t c = c0; c < std::min(k, c0 + bc); ++c) s += int32_t(xr[c]) * int32_t(2.0f * fp4_at(w, j, c));
+        acc += float(s) * (F::scale(w, srow + cb) * w.global_scale);
+      }
+      y[i * ldy + j] = acc * (x_scale[i] * 0.5f);
+    }
+  }
+}
+
 }  // namespace
 
 extern const QuantKernelTable kQuantKernelTableScalar = {"scalar",         matmul<Int8>,  matmul<E4M3>,
                                                          matmul<E5M2>,     matmul<NvFp4>, matmul<MxFp4>,
-                                                         quantize_rows_i8, matmul_i8_i8};
+                                                         quantize_rows_i8, matmul_i8_i8,
+                                                         matmul_fp4_i8<NvFp4>, matmul_fp4_i8<MxFp4>};
 
 }  // namespace tidal
