@@ -15,5 +15,7 @@ Expected<std::unique_ptr<Task>> make_count_letters(const nlohmann::json& config,
 // arith-python and tool-use run model-written Python through context.sandbox_url (required).
 Expected<std::unique_ptr<Task>> make_arith_python(const nlohmann::json& config, const TaskContext& context);
 Expected<std::unique_ptr<Task>> make_tool_use(const nlohmann::json& config, const TaskContext& context);
+// qa: the declarative form (prompt/answer items in the config or a JSONL file; qa_task.cpp).
+Expected<std::unique_ptr<Task>> make_qa(const nlohmann::json& config, const TaskContext& context);
 
 }  // namespace tidal::rollout
