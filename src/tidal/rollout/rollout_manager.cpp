@@ -276,10 +276,11 @@ void RolloutManager::handle(GenResult&& res) {
   const std::string text = tokenizer_.decode(res.tokens, /*skip_special_tokens=*/true);
   if (p.env->blocking()) {
     Environment* env = p.env.get();
-    workers_->post([this, key, env, tokens = std::move(res.tokens), text] {
+    Workers* workers = workers_.get();  // not workers_: stop() resets it while jobs finish
+    workers->post([workers, key, env, tokens = std::move(res.tokens), text] {
       const auto t0 = Clock::now();
       auto step = env->step(tokens, text);
-      workers_->finished({key, std::move(step), seconds_since(t0)});
+      workers->finished({key, std::move(step), seconds_since(t0)});
     });
     return;
   }
