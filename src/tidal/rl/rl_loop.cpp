@@ -31,7 +31,6 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-uint64_t mix(uint64_t x) { return rollout::mix64(x); }
 
 Expected<json> read_json(const fs::path& p) {
   std::ifstream in(p);
@@ -212,7 +211,7 @@ Status Run::sft() {
   for (int64_t s = 0; s < c_.sft.steps; ++s) {
     SftBatch b;
     for (int64_t i = 0; i < c_.sft.batch; ++i) {
-      auto d = task_->demonstration(mix(c_.run.seed ^ 0x5f7a11ull) + uint64_t(s * c_.sft.batch + i));
+      auto d = task_->demonstration(rollout::mix64(c_.run.seed ^ 0x5f7a11ull) + uint64_t(s * c_.sft.batch + i));
       if (!d) return invalid_argument("sft: task " + task_->name() + " has no demonstrations (set sft.steps = 0)");
       SftSequence q;
       q.tokens = d->prompt;

@@ -37,13 +37,8 @@
 namespace tidal::rollout {
 namespace {
 
-uint64_t mix(uint64_t x) { return mix64(x); }
 
-struct Rng {
-  uint64_t s;
-  uint64_t next() { return s = mix(s); }
-  uint64_t below(uint64_t n) { return next() % n; }
-};
+using Rng = SplitMix;
 
 using i128 = __int128;
 
@@ -207,7 +202,7 @@ class ArithPython final : public Task {
     if (split == "train") salt = 1;
     else if (split == "test") salt = 2;
     else return invalid_argument("arith-python: unknown split '" + split + "' (train, test)");
-    Rng rng{mix(instance ^ (salt * 0x632be59bd9b4e019ull))};
+    Rng rng = instance_rng(instance, salt);
     return draw(spec_, rng);
   }
 

@@ -21,13 +21,8 @@
 namespace tidal::rollout {
 namespace {
 
-uint64_t mix(uint64_t x) { return mix64(x); }
 
-struct Rng {
-  uint64_t s;
-  uint64_t next() { return s = mix(s); }
-  uint64_t below(uint64_t n) { return next() % n; }  // n small: the bias is negligible
-};
+using Rng = SplitMix;
 
 struct Problem {
   std::string text;  // S
@@ -102,7 +97,7 @@ class CountLetters final : public Task {
     else if (split == "probe-letters" && !spec_.probe_letters.empty()) salt = 3, letters = &spec_.probe_letters;
     else if (split == "probe-length" && spec_.probe_max_len > 0) salt = 4, lo = spec_.probe_min_len, hi = spec_.probe_max_len;
     else return invalid_argument("count-letters: unknown split '" + split + "'");
-    Rng rng{mix(instance ^ (salt * 0x632be59bd9b4e019ull))};
+    Rng rng = instance_rng(instance, salt);
     return draw(spec_.alphabet, *letters, lo, hi, spec_.max_count, rng);
   }
 

@@ -11,7 +11,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-uint64_t mix(uint64_t x) { return mix64(x); }
 
 // Request tags: group << 24 | (turn & 0xff) << 16 | sample, sample = 0xffff for a group's first
 // turn (one request, n samples). A result whose tag is not what its trajectory waits for is a
@@ -188,7 +187,7 @@ void RolloutManager::admit_groups() {
     ++admitted_;
     Group& grp = forming_[g];
     grp.id = g;
-    grp.instance = config_.sequential_instances ? g : mix(config_.seed * 0x2545f4914f6cdd1dull + g);
+    grp.instance = config_.sequential_instances ? g : mix64(config_.seed * 0x2545f4914f6cdd1dull + g);
     std::vector<int32_t> prompt;
     for (int32_t i = 0; i < config_.group_size; ++i) {
       auto env = task_.make(grp.instance, config_.split);
@@ -211,7 +210,7 @@ void RolloutManager::admit_groups() {
     r.params = task_.turn_params();
     r.params.n = config_.group_size;
     r.params.temperature = config_.temperature;
-    const uint64_t seed = mix(config_.seed ^ mix(g));
+    const uint64_t seed = mix64(config_.seed ^ mix64(g));
     r.params.seed = seed;
     for (int32_t i = 0; i < config_.group_size; ++i) {
       Pending& p = *pending_[(g << 16) | uint64_t(i)];
@@ -318,7 +317,7 @@ void RolloutManager::finish_turn(uint64_t key, Expected<EnvStep> step, double se
     p.traj.versions.push_back(v);
   }
   p.retries = 0;
-  p.turn_seed = mix(p.turn_seed + uint64_t(p.traj.turns));
+  p.turn_seed = mix64(p.turn_seed + uint64_t(p.traj.turns));
   submit_turn(key);
 }
 

@@ -14,4 +14,18 @@ inline uint64_t mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// A small deterministic generator for drawing task instances (splitmix64 sequence).
+struct SplitMix {
+  uint64_t s;
+  uint64_t next() { return s = mix64(s); }
+  uint64_t below(uint64_t n) { return next() % n; }  // n small: the bias is negligible
+  int64_t in(int64_t lo, int64_t hi) { return lo + int64_t(below(uint64_t(hi - lo + 1))); }
+};
+
+// The generator of instance `instance` of the split numbered `salt` (tasks keep splits disjoint
+// by giving each its own salt).
+inline SplitMix instance_rng(uint64_t instance, uint64_t salt) {
+  return SplitMix{mix64(instance ^ (salt * 0x632be59bd9b4e019ull))};
+}
+
 }  // namespace tidal::rollout

@@ -56,13 +56,8 @@
 namespace tidal::rollout {
 namespace {
 
-uint64_t mix(uint64_t x) { return mix64(x); }
 
-struct Rng {
-  uint64_t s;
-  uint64_t next() { return s = mix(s); }
-  int64_t in(int64_t lo, int64_t hi) { return lo + int64_t(next() % uint64_t(hi - lo + 1)); }
-};
+using Rng = SplitMix;
 
 const std::vector<std::string> kKinds = {"sum-squares", "product-mod", "count-divisible"};
 
@@ -247,7 +242,7 @@ class ToolUse final : public Task {
     if (split == "train") salt = 1;
     else if (split == "test") salt = 2;
     else return invalid_argument("tool-use: unknown split '" + split + "' (train, test)");
-    Rng rng{mix(instance ^ (salt * 0x632be59bd9b4e019ull))};
+    Rng rng = instance_rng(instance, salt);
     return draw(spec_, rng);
   }
 
