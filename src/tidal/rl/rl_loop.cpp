@@ -525,13 +525,15 @@ Expected<json> Run::go() {
   if (auto st = ledger_.open(dir_ / "ledger.jsonl"); !st.is_ok()) return st;
 
   policy_dir_ = c_.sft.steps > 0 ? (dir_ / "sft").string() : model_dir_;
-  if (state_["phase"] == "start") {
-    if (c_.sft.steps > 0) {
-      if (auto st = sft(); !st.is_ok()) return st;
-    }
-    auto e = Engine::create(engine_config(policy_dir_));
-    if (!e) return e.status();
-    eval_engine_ = std::move(*e);
+  const bool fresh = state_["phase"] == "start";
+  if (fresh && c_.sft.steps > 0) {
+    if (auto st = sft(); !st.is_ok()) return st;
+  }
+  // Evaluations run on their own engine, loaded with each evaluated version.
+  auto e = Engine::create(engine_config(policy_dir_));
+  if (!e) return e.status();
+  eval_engine_ = std::move(*e);
+  if (fresh) {
     auto ev = evaluate_all(*eval_engine_, true, 0, "sft");
     if (!ev) return ev.status();
     state_ = {{"phase", "grpo"}, {"step", 0}, {"sft_eval", {{"test", ev->test}, {"probes", ev->probes}}},
@@ -539,15 +541,10 @@ Expected<json> Run::go() {
     if (auto st = save_state(); !st.is_ok()) return st;
     say("after SFT: greedy accuracy " + pct(ev->test["accuracy"].get<double>()) + ", sampled reward " +
         pct(ev->test.value("sampled_reward", 0.0)));
-  } else {
-    auto e = Engine::create(engine_config(policy_dir_));
-    if (!e) return e.status();
-    eval_engine_ = std::move(*e);
-    if (state_.contains("curve")) {
-      state_["curve"]["reward"].get_to(curve_reward_);
-      state_["curve"]["accuracy"].get_to(curve_acc_);
-      state_["curve"]["sampled"].get_to(curve_sampled_);
-    }
+  } else if (state_.contains("curve")) {
+    state_["curve"]["reward"].get_to(curve_reward_);
+    state_["curve"]["accuracy"].get_to(curve_acc_);
+    state_["curve"]["sampled"].get_to(curve_sampled_);
   }
   const json& sft_test = state_["sft_eval"]["test"];
   curve_acc_.insert(curve_acc_.begin(), {0.0, sft_test.value("accuracy", 0.0)});
