@@ -245,9 +245,7 @@ Expected<std::unique_ptr<Task>> make_arith_python(const nlohmann::json& config, 
   f.optional("max_operand", &s.max_operand);
   f.optional("ops", &s.ops);
   f.optional("style", &s.style);
-  f.optional("timeout_s", &s.timeout_s);
-  f.optional("max_tokens", &s.max_tokens);
-  f.optional("memory_mb", &s.memory_mb);
+  read_sandbox_keys(f, &s.timeout_s, &s.max_tokens, &s.memory_mb);
   f.reject_unknown();
   if (s.terms < 2 || s.terms > 6) f.fail("terms", "must be in 2..6, got " + std::to_string(s.terms));
   if (s.max_operand < 1 || s.max_operand > 1000000)
@@ -255,15 +253,10 @@ Expected<std::unique_ptr<Task>> make_arith_python(const nlohmann::json& config, 
   if (s.ops.empty() || s.ops.find_first_not_of("+-*/%") != std::string::npos)
     f.fail("ops", "must be a non-empty string of the operators + - * / % (got '" + s.ops + "')");
   if (s.style != "words" && s.style != "symbols") f.fail("style", "must be \"words\" or \"symbols\" (got '" + s.style + "')");
-  if (!(s.timeout_s > 0) || s.timeout_s > 60) f.fail("timeout_s", "must be in (0, 60]");
-  if (s.max_tokens < 1 || s.max_tokens > 4096) f.fail("max_tokens", "must be in 1..4096");
-  if (s.memory_mb < 16 || s.memory_mb > 4096) f.fail("memory_mb", "must be in 16..4096");
+  check_sandbox_keys(f, s.timeout_s, s.max_tokens, s.memory_mb);
   if (!f.status().is_ok()) return f.status();
-  if (context.sandbox_url.empty())
-    return invalid_argument("env: arith-python runs answers in a sandbox; no sandbox service url was given");
-  TIDAL_ASSIGN_OR_RETURN(auto client, SandboxClient::connect(context.sandbox_url, context.sandbox_api_key));
-  return std::unique_ptr<Task>(std::make_unique<ArithPython>(*context.tokenizer, std::move(s),
-                                                             std::shared_ptr<SandboxClient>(std::move(client)),
+  TIDAL_ASSIGN_OR_RETURN(auto client, task_sandbox_client(context, "arith-python", "answers"));
+  return std::unique_ptr<Task>(std::make_unique<ArithPython>(*context.tokenizer, std::move(s), std::move(client),
                                                              context.lease));
 }
 

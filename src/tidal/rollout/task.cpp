@@ -18,4 +18,24 @@ Expected<std::unique_ptr<Task>> make_task(const nlohmann::json& config, const Ta
   return invalid_argument("env.name: unknown task '" + name + "' (count-letters, arith-python, tool-use or qa)");
 }
 
+void read_sandbox_keys(http::JsonFields& f, double* timeout_s, int64_t* max_tokens, int64_t* memory_mb) {
+  f.optional("timeout_s", timeout_s);
+  f.optional("max_tokens", max_tokens);
+  f.optional("memory_mb", memory_mb);
+}
+
+void check_sandbox_keys(http::JsonFields& f, double timeout_s, int64_t max_tokens, int64_t memory_mb) {
+  if (!(timeout_s > 0) || timeout_s > 60) f.fail("timeout_s", "must be in (0, 60]");
+  if (max_tokens < 1 || max_tokens > 4096) f.fail("max_tokens", "must be in 1..4096");
+  if (memory_mb < 16 || memory_mb > 4096) f.fail("memory_mb", "must be in 16..4096");
+}
+
+Expected<std::shared_ptr<SandboxClient>> task_sandbox_client(const TaskContext& context, const std::string& task,
+                                                             const std::string& what) {
+  if (context.sandbox_url.empty())
+    return invalid_argument("env: " + task + " runs " + what + " in a sandbox; no sandbox service url was given");
+  TIDAL_ASSIGN_OR_RETURN(auto client, SandboxClient::connect(context.sandbox_url, context.sandbox_api_key));
+  return std::shared_ptr<SandboxClient>(std::move(client));
+}
+
 }  // namespace tidal::rollout

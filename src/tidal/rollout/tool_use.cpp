@@ -289,10 +289,8 @@ Expected<std::unique_ptr<Task>> make_tool_use(const nlohmann::json& config, cons
   f.optional("list_len", &s.list_len);
   f.optional("max_value", &s.max_value);
   f.optional("max_turns", &s.max_turns);
-  f.optional("timeout_s", &s.timeout_s);
+  read_sandbox_keys(f, &s.timeout_s, &s.max_tokens, &s.memory_mb);
   f.optional("max_output_chars", &s.max_output_chars);
-  f.optional("max_tokens", &s.max_tokens);
-  f.optional("memory_mb", &s.memory_mb);
   f.optional("demonstration", &s.demonstration);
   f.reject_unknown();
   if (s.problems.empty()) f.fail("problems", "must list at least one of sum-squares, product-mod, count-divisible");
@@ -304,18 +302,13 @@ Expected<std::unique_ptr<Task>> make_tool_use(const nlohmann::json& config, cons
   if (s.max_value < 1 || s.max_value > 1000000)
     f.fail("max_value", "must be in 1..1000000, got " + std::to_string(s.max_value));
   if (s.max_turns < 1 || s.max_turns > 16) f.fail("max_turns", "must be in 1..16, got " + std::to_string(s.max_turns));
-  if (!(s.timeout_s > 0) || s.timeout_s > 60) f.fail("timeout_s", "must be in (0, 60]");
+  check_sandbox_keys(f, s.timeout_s, s.max_tokens, s.memory_mb);
   if (s.max_output_chars < 16 || s.max_output_chars > 65536) f.fail("max_output_chars", "must be in 16..65536");
-  if (s.max_tokens < 1 || s.max_tokens > 4096) f.fail("max_tokens", "must be in 1..4096");
-  if (s.memory_mb < 16 || s.memory_mb > 4096) f.fail("memory_mb", "must be in 16..4096");
   if (s.demonstration != "answer" && s.demonstration != "tool" && s.demonstration != "none")
     f.fail("demonstration", "must be \"answer\", \"tool\" or \"none\" (got '" + s.demonstration + "')");
   if (!f.status().is_ok()) return f.status();
-  if (context.sandbox_url.empty())
-    return invalid_argument("env: tool-use runs the python tool in a sandbox; no sandbox service url was given");
-  TIDAL_ASSIGN_OR_RETURN(auto client, SandboxClient::connect(context.sandbox_url, context.sandbox_api_key));
-  return std::unique_ptr<Task>(std::make_unique<ToolUse>(*context.tokenizer, std::move(s),
-                                                         std::shared_ptr<SandboxClient>(std::move(client)),
+  TIDAL_ASSIGN_OR_RETURN(auto client, task_sandbox_client(context, "tool-use", "the python tool"));
+  return std::unique_ptr<Task>(std::make_unique<ToolUse>(*context.tokenizer, std::move(s), std::move(client),
                                                          context.lease));
 }
 
