@@ -7,21 +7,14 @@
 #include "tidal/rollout/python_cell.h"
 #include "tidal/rollout/sandbox_client.h"
 #include "tidal/rollout/task.h"
-#include "tidal/tokenizer/synthetic.h"
+#include "rollout_test_util.h"
 
 namespace tidal::rollout {
 namespace {
 
 using nlohmann::json;
 
-const Tokenizer& tok() {
-  static const Tokenizer t = [] {
-    auto t = Tokenizer::from_json_text(make_synthetic_tokenizer_json(259), make_synthetic_tokenizer_config_json());
-    EXPECT_TRUE(t.has_value()) << t.status().to_string();
-    return std::move(t).value();
-  }();
-  return t;
-}
+const Tokenizer& tok() { return test::byte_tokenizer(); }
 
 // Port 1 on loopback: nothing listens there, so a call fails fast with "connection refused".
 TaskContext offline() {

@@ -6,7 +6,11 @@
 #include <filesystem>
 #include <string>
 
+#include <gtest/gtest.h>
+
 #include "tidal/model/model_init.h"
+#include "tidal/tokenizer/synthetic.h"
+#include "tidal/tokenizer/tokenizer.h"
 
 namespace tidal::rollout::test {
 
@@ -29,6 +33,16 @@ inline std::string tiny_model() {
     return d.string();
   }();
   return dir;
+}
+
+// The 259-id byte-level tokenizer (256 bytes + 3 special tokens) without a model folder.
+inline const Tokenizer& byte_tokenizer() {
+  static const Tokenizer t = [] {
+    auto t = Tokenizer::from_json_text(make_synthetic_tokenizer_json(259), make_synthetic_tokenizer_config_json());
+    EXPECT_TRUE(t.has_value()) << t.status().to_string();
+    return std::move(t).value();
+  }();
+  return t;
 }
 
 }  // namespace tidal::rollout::test
