@@ -82,6 +82,8 @@ Status apply_override(toml::table& tbl, const std::string& assignment) {
   if (!slot) tbl.insert(table, toml::table{});
   toml::table* t = tbl[table].as_table();
   if (!t) return invalid_argument("--set " + assignment + ": [" + table + "] is not a table");
+  // sandbox.url and sandbox.urls are two spellings of one setting: setting one drops the other.
+  if (table == "sandbox" && (key == "url" || key == "urls")) t->erase(key == "url" ? "urls" : "url");
   try {
     toml::table v = toml::parse("v = " + value);
     t->insert_or_assign(key, *v.get("v"));
