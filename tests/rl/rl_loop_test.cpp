@@ -85,10 +85,47 @@ TEST(RlConfig, ErrorsNameTheKey) {
   bad("[env]\nname = \"count-letters\"\n", "expected table.key=value", {"steps=3"});
   bad("[env]\nname = \"count-letters\"\n[rollout]\nbackend = \"http\"\n", "rollout.urls");
   bad("[env]\nname = \"count-letters\"\n[model]\nheads = 3\n", "model.hidden");
+  bad("[env]\nname = \"count-letters\"\n[sandbox]\nurl = \"http://127.0.0.1:1\"\nurls = [\"http://127.0.0.1:2\"]\n",
+      "sandbox.url and sandbox.urls");
+  bad("[env]\nname = \"count-letters\"\n[sandbox]\nurls = [\"http://127.0.0.1:1\", \"https://b:443\"]\n",
+      "sandbox.urls[1]: sandbox url 'https://b:443'");
+  bad("[env]\nname = \"count-letters\"\n[sandbox]\nurls = [\"http://127.0.0.1:1\", \"http://localhost:1/\"]\n",
+      "sandbox.urls[1]: 'http://localhost:1/' is listed twice");
+  bad("[env]\nname = \"count-letters\"\n[sandbox]\nurls = []\n", "sandbox.urls: empty");
+  bad("[env]\nname = \"count-letters\"\n[sandbox]\nurl = \"127.0.0.1:1\"\n", "sandbox.urls[0]: sandbox url '127.0.0.1:1'");
+  bad("[env]\nname = \"count-letters\"\n[sandbox]\nurls = \"http://127.0.0.1:1\"\n", "'urls'");
   auto ok = parse_rl_config("[env]\nname = \"count-letters\"\n", "x.toml", {"grpo.steps=7", "run.dir=/tmp/x y"});
   ASSERT_TRUE(ok) << ok.status().to_string();
   EXPECT_EQ(ok->grpo.steps, 7);
   EXPECT_EQ(ok->run.dir, "/tmp/x y");
+  EXPECT_TRUE(ok->sandbox.urls.empty());  // no sandbox service
+}
+
+TEST(RlConfig, SandboxUrlIsAOneElementUrls) {
+  auto one = parse_rl_config("[env]\nname = \"count-letters\"\n[sandbox]\nurl = \"http://127.0.0.1:8080\"\n", "x.toml");
+  ASSERT_TRUE(one) << one.status().to_string();
+  EXPECT_EQ(one->sandbox.urls, std::vector<std::string>{"http://127.0.0.1:8080"});
+  auto two = parse_rl_config(
+      "[env]\nname = \"count-letters\"\n[sandbox]\nurls = [\"http://10.0.0.1:8080\", \"http://10.0.0.2:8080\"]\n"
+      "lease_ttl_s = 30\n",
+      "x.toml");
+  ASSERT_TRUE(two) << two.status().to_string();
+  EXPECT_EQ(two->sandbox.urls, (std::vector<std::string>{"http://10.0.0.1:8080", "http://10.0.0.2:8080"}));
+  EXPECT_EQ(two->sandbox.lease_ttl_s, 30);
+  // The CLI's --set works for both spellings.
+  auto set = parse_rl_config("[env]\nname = \"count-letters\"\n", "x.toml",
+                             {"sandbox.urls=[\"http://127.0.0.1:1\", \"http://127.0.0.1:2\"]"});
+  ASSERT_TRUE(set) << set.status().to_string();
+  EXPECT_EQ(set->sandbox.urls.size(), 2u);
+  // A --set of one spelling replaces the file's other one (not an error).
+  auto replaced = parse_rl_config("[env]\nname = \"count-letters\"\n[sandbox]\nurl = \"http://127.0.0.1:1\"\n",
+                                  "x.toml", {"sandbox.urls=[\"http://127.0.0.1:2\", \"http://127.0.0.1:3\"]"});
+  ASSERT_TRUE(replaced) << replaced.status().to_string();
+  EXPECT_EQ(replaced->sandbox.urls, (std::vector<std::string>{"http://127.0.0.1:2", "http://127.0.0.1:3"}));
+  auto back = parse_rl_config("[env]\nname = \"count-letters\"\n[sandbox]\nurls = [\"http://127.0.0.1:2\"]\n",
+                              "x.toml", {"sandbox.url=\"http://127.0.0.1:1\""});
+  ASSERT_TRUE(back) << back.status().to_string();
+  EXPECT_EQ(back->sandbox.urls, std::vector<std::string>{"http://127.0.0.1:1"});
 }
 
 TEST(RlLoop, RunsEndToEndAndLedgerHasEveryTrajectoryOnce) {

@@ -60,7 +60,7 @@ every = 0
   auto r = run_rl(*c, {});
   ASSERT_TRUE(r) << r.status().to_string();
   EXPECT_GE((*r)["rl_accuracy"].get<double>(), 0.0);
-  double calls = 0;
+  double calls = 0, host_calls = 0;
   std::ifstream in(fs::path(dir) / "metrics.jsonl");
   std::string line;
   int steps = 0;
@@ -68,6 +68,12 @@ every = 0
     auto j = nlohmann::json::parse(line);
     if (j["phase"] == "grpo") {
       calls += j["sandbox_calls"].get<double>();
+      // Per sandbox host (one here): requests and failures of the step.
+      ASSERT_TRUE(j.contains("sandbox_hosts")) << line;
+      ASSERT_EQ(j["sandbox_hosts"].size(), 1u) << line;
+      ASSERT_TRUE(j["sandbox_hosts"].contains(url)) << line;
+      host_calls += j["sandbox_hosts"][url]["calls"].get<double>();
+      EXPECT_EQ(j["sandbox_hosts"][url]["failures"].get<int64_t>(), 0) << line;
       EXPECT_EQ(j["trajectories_failed"].get<int64_t>(), 0) << line;
       ++steps;
     }
@@ -77,6 +83,7 @@ every = 0
   // with the end-of-sequence token alone: reward 0, no call).
   EXPECT_GT(calls, 0.0);
   EXPECT_LE(calls, 2.0 * 2 * 2);
+  EXPECT_GE(host_calls, calls);  // each /v1/run is one request (more only if one was still in flight)
   // The lease ended with the run: no sandbox left.
   EXPECT_EQ(manager_->n_live(), 0u);
   fs::remove_all(dir);

@@ -1,11 +1,13 @@
 // arith-python and tool-use without a sandbox service: config validation, prompts, answers that
-// need no sandbox call, the text helpers, URL parsing, and a clear error when the service is down.
+// need no sandbox call, the text helpers, URL parsing, and a clear error when the service is down;
+// the sandbox pool's checks and fail-over errors when no host answers.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
 #include "tidal/rollout/python_cell.h"
 #include "tidal/rollout/sandbox_client.h"
+#include "tidal/rollout/sandbox_pool.h"
 #include "tidal/rollout/task.h"
 #include "rollout_test_util.h"
 
@@ -20,7 +22,7 @@ const Tokenizer& tok() { return test::byte_tokenizer(); }
 TaskContext offline() {
   TaskContext c;
   c.tokenizer = &tok();
-  c.sandbox_url = "http://127.0.0.1:1";
+  c.sandboxes = SandboxPool::unleased({"http://127.0.0.1:1"}).value();
   return c;
 }
 
@@ -47,10 +49,9 @@ TEST(RolloutEnvs, ConfigErrorsNameTheKey) {
   EXPECT_TRUE(has(error_of({{"name", "tool-use"}, {"max_output_chars", 1}}), "'max_output_chars'"));
   EXPECT_TRUE(has(error_of({{"name", "tool-use"}, {"colour", 1}}), "unknown field 'colour'"));
   TaskContext no_sandbox = offline();
-  no_sandbox.sandbox_url.clear();
+  no_sandbox.sandboxes.reset();
   EXPECT_TRUE(has(error_of({{"name", "tool-use"}}, no_sandbox), "no sandbox service url"));
-  no_sandbox.sandbox_url = "https://sandbox:443";
-  EXPECT_TRUE(has(error_of({{"name", "arith-python"}}, no_sandbox), "sandbox url 'https://sandbox:443'"));
+  EXPECT_TRUE(has(error_of({{"name", "arith-python"}}, no_sandbox), "arith-python runs answers in a sandbox"));
   EXPECT_EQ(error_of({{"name", "arith-python"}, {"terms", 4}, {"ops", "+-*/%"}, {"style", "symbols"}}), "(no error)");
   EXPECT_EQ(error_of({{"name", "tool-use"}, {"problems", {"product-mod"}}, {"max_turns", 2}}), "(no error)");
 }
@@ -177,6 +178,75 @@ TEST(RolloutEnvs, ToolUseAnswersWithoutTheTool) {
   EXPECT_EQ(code.substr(code.size() - 9), "</python>");
   auto no_demo = make_task({{"name", "tool-use"}, {"demonstration", "none"}}, offline());
   EXPECT_FALSE((*no_demo)->demonstration(3).has_value());
+}
+
+}  // namespace
+}  // namespace tidal::rollout
+
+namespace tidal::rollout {
+namespace {
+
+TEST(SandboxPoolOffline, UrlErrorsNameTheUrl) {
+  auto has = [](const Status& s, const std::string& part) { return s.message().find(part) != std::string::npos; };
+  auto https = SandboxPool::unleased({"http://127.0.0.1:8080", "https://sandbox:443"});
+  ASSERT_FALSE(https.has_value());
+  EXPECT_TRUE(has(https.status(), "sandbox url 'https://sandbox:443'")) << https.status().message();
+  // The same host twice (spelled differently) would hold two leases on one daemon.
+  auto twice = SandboxPool::unleased({"http://127.0.0.1:8080", "http://localhost:8080/"});
+  ASSERT_FALSE(twice.has_value());
+  EXPECT_TRUE(has(twice.status(), "'http://localhost:8080/': listed twice")) << twice.status().message();
+  auto none = SandboxPool::unleased({});
+  ASSERT_FALSE(none.has_value());
+  EXPECT_TRUE(has(none.status(), "no sandbox host")) << none.status().message();
+  // open() takes a lease on every host: one that does not answer is an error naming it.
+  auto down = SandboxPool::open({"http://127.0.0.1:1"}, "", 5);
+  ASSERT_FALSE(down.has_value());
+  EXPECT_EQ(down.status().code(), StatusCode::kIoError);
+  EXPECT_TRUE(has(down.status(), "sandbox host http://127.0.0.1:1: cannot take the run's lease")) << down.status().message();
+  auto bad_ttl = SandboxPool::open({"http://127.0.0.1:1"}, "", 0.01);
+  ASSERT_FALSE(bad_ttl.has_value());
+  EXPECT_TRUE(has(bad_ttl.status(), "ttl_s")) << bad_ttl.status().message();
+}
+
+TEST(SandboxPoolOffline, EveryHostDownNamesEachFailure) {
+  auto pool = SandboxPool::unleased({"http://127.0.0.1:1", "http://127.0.0.1:2"});
+  ASSERT_TRUE(pool.has_value()) << pool.status().to_string();
+  SandboxPool& p = **pool;
+  EXPECT_EQ(p.size(), 2u);
+  EXPECT_EQ(p.url(1), "http://127.0.0.1:2");
+  EXPECT_EQ(p.lease(0), "");
+  EXPECT_TRUE(p.status().is_ok());  // no leases to lose
+  SandboxRun run;
+  run.code = "print(1)";
+  auto r = p.run(run);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.status().code(), StatusCode::kIoError);
+  const std::string& msg = r.status().message();
+  EXPECT_NE(msg.find("all 2 usable sandbox hosts failed"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("sandbox POST http://127.0.0.1:1/v1/run"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("sandbox POST http://127.0.0.1:2/v1/run"), std::string::npos) << msg;
+  auto c = p.create_sandbox({});
+  ASSERT_FALSE(c.has_value());
+  EXPECT_NE(c.status().message().find("sandbox create: all 2"), std::string::npos) << c.status().message();
+  for (const auto& h : p.stats()) {
+    EXPECT_EQ(h.calls, 2) << h.url;  // one run, one create
+    EXPECT_EQ(h.failures, 2) << h.url;
+    EXPECT_EQ(h.in_flight, 0) << h.url;
+    EXPECT_FALSE(h.healthy) << h.url;  // in back-off
+  }
+  // A handle's calls go to its own host only (no fail-over), and the error names it.
+  SandboxExec call;
+  call.argv = {"true"};
+  auto e = p.exec({1, "sb-1"}, call);
+  ASSERT_FALSE(e.has_value());
+  EXPECT_NE(e.status().message().find("http://127.0.0.1:2/v1/sandboxes/sb-1/exec"), std::string::npos)
+      << e.status().message();
+  Status d = p.delete_sandbox({0, "sb-2"});
+  EXPECT_NE(d.message().find("sandbox DELETE http://127.0.0.1:1/v1/sandboxes/sb-2"), std::string::npos) << d.message();
+  EXPECT_EQ(p.stats()[0].calls, 3);
+  EXPECT_EQ(p.stats()[1].calls, 3);
+  EXPECT_FALSE(p.exec({2, "sb-1"}, {}).has_value());  // no host 2
+  EXPECT_FALSE(p.delete_sandbox({0, ""}).is_ok());
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "../sandbox/sandbox_test_env.h"
 #include "tidal/rollout/sandbox_client.h"
+#include "tidal/rollout/sandbox_pool.h"
 #include "tidal/rollout/task.h"
 #include "rollout_test_util.h"
 
@@ -22,16 +23,16 @@ class SandboxEnvs : public sandbox::testing::SandboxService {
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
 
-  TaskContext context(const std::string& lease = {}) const {
+  // The service as a one-host pool: without a lease unless `pool` is given.
+  TaskContext context(std::shared_ptr<SandboxPool> pool = nullptr) const {
     TaskContext c;
     c.tokenizer = &tok();
-    c.sandbox_url = url();
-    c.lease = lease;
+    c.sandboxes = pool ? std::move(pool) : std::shared_ptr<SandboxPool>(SandboxPool::unleased({url()}).value());
     return c;
   }
 
-  std::unique_ptr<Task> task(const json& config, const std::string& lease = {}) {
-    auto t = make_task(config, context(lease));
+  std::unique_ptr<Task> task(const json& config, std::shared_ptr<SandboxPool> pool = nullptr) {
+    auto t = make_task(config, context(std::move(pool)));
     EXPECT_TRUE(t.has_value()) << t.status().to_string();
     return t.has_value() ? std::move(t).value() : nullptr;
   }
@@ -177,9 +178,10 @@ TEST_F(SandboxEnvs, ToolUseLimits) {
 }
 
 TEST_F(SandboxEnvs, LeaseEndsItsSandboxes) {
-  auto lease = LeaseHolder::create(url(), "", 5);
-  ASSERT_TRUE(lease.has_value()) << lease.status().to_string();
-  auto t = task({{"name", "tool-use"}}, (*lease)->id());
+  auto opened = SandboxPool::open({url()}, "", 5);
+  ASSERT_TRUE(opened.has_value()) << opened.status().to_string();
+  std::shared_ptr<SandboxPool> pool = std::move(*opened);
+  auto t = task({{"name", "tool-use"}}, pool);
   ASSERT_TRUE(t);
   auto env = t->make(1, "train").value();
   auto s = turn(*env, "<python>x = 1</python>");
@@ -187,16 +189,16 @@ TEST_F(SandboxEnvs, LeaseEndsItsSandboxes) {
   EXPECT_EQ(manager_->n_live(), 1u);
   auto listed = manager_->list({{"tidal-task", "tool-use"}});
   ASSERT_EQ(listed.size(), 1u);
-  EXPECT_EQ(listed[0]->spec().lease, (*lease)->id());
+  EXPECT_EQ(listed[0]->spec().lease, pool->lease(0));
 
-  ASSERT_TRUE((*lease)->release().is_ok());
+  ASSERT_TRUE(pool->release().is_ok());
   EXPECT_EQ(manager_->n_live(), 0u);
   // The next tool call fails (its sandbox is gone): an error naming the endpoint, not a 0 reward.
   auto gone = turn(*env, "<python>x</python>");
   ASSERT_FALSE(gone.has_value());
   EXPECT_NE(gone.status().message().find("/exec: HTTP 404"), std::string::npos) << gone.status().message();
   // arith-python's one-shot run under the released lease: refused.
-  auto arith = task({{"name", "arith-python"}}, (*lease)->id());
+  auto arith = task({{"name", "arith-python"}}, pool);
   auto r = turn(*arith->make(1, "train").value(), "1");
   ASSERT_FALSE(r.has_value());
   EXPECT_NE(r.status().message().find("/v1/run: HTTP 404"), std::string::npos) << r.status().message();

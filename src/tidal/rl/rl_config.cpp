@@ -1,10 +1,12 @@
 #include "tidal/rl/rl_config.h"
 
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <toml++/toml.h>
 
 #include "tidal/http/json_fields.h"
+#include "tidal/rollout/sandbox_client.h"
 
 namespace tidal::rl {
 namespace {
@@ -57,6 +59,14 @@ Status validate(const RlConfig& c) {
   if (c.rollout.backend == "http" && c.rollout.urls.empty())
     return invalid_argument("rollout.urls: the http backend needs at least one `tidal serve` URL");
   if (c.env.is_null()) return invalid_argument("env: the [env] table is required (env.name = \"count-letters\", ...)");
+  std::set<std::string> hosts;
+  for (size_t i = 0; i < c.sandbox.urls.size(); ++i) {
+    const std::string key = "sandbox.urls[" + std::to_string(i) + "]";
+    auto u = rollout::parse_sandbox_url(c.sandbox.urls[i]);
+    if (!u) return invalid_argument(key + ": " + u.status().message());
+    if (!hosts.insert(u->text()).second)
+      return invalid_argument(key + ": '" + c.sandbox.urls[i] + "' is listed twice (one lease per host)");
+  }
   return Status::ok();
 }
 
@@ -72,6 +82,8 @@ Status apply_override(toml::table& tbl, const std::string& assignment) {
   if (!slot) tbl.insert(table, toml::table{});
   toml::table* t = tbl[table].as_table();
   if (!t) return invalid_argument("--set " + assignment + ": [" + table + "] is not a table");
+  // sandbox.url and sandbox.urls are two spellings of one setting: setting one drops the other.
+  if (table == "sandbox" && (key == "url" || key == "urls")) t->erase(key == "url" ? "urls" : "url");
   try {
     toml::table v = toml::parse("v = " + value);
     t->insert_or_assign(key, *v.get("v"));
@@ -158,12 +170,21 @@ Expected<RlConfig> parse_rl_config(const std::string& text, const std::string& w
     f.optional("max_num_batched_tokens", &c.rollout.max_num_batched_tokens);
     f.optional("env_workers", &c.rollout.env_workers);
   });
+  std::string sandbox_url;
+  bool sandbox_urls = false;
   if (st.is_ok()) st = read_table(root, "sandbox", [&](http::JsonFields& f) {
-    f.optional("url", &c.sandbox.url);
+    f.optional("url", &sandbox_url);
+    sandbox_urls = f.has("urls");
+    f.optional("urls", &c.sandbox.urls);
     f.optional("api_key", &c.sandbox.api_key);
     f.optional("lease_ttl_s", &c.sandbox.lease_ttl_s);
   });
   if (!st.is_ok()) return invalid_argument(where + ": " + st.message());
+  if (sandbox_urls && root["sandbox"].contains("url"))
+    return invalid_argument(where + ": sandbox.url and sandbox.urls: give one of them (url is a one-element urls)");
+  if (sandbox_urls && c.sandbox.urls.empty())
+    return invalid_argument(where + ": sandbox.urls: empty (leave [sandbox] out for no sandbox service)");
+  if (!sandbox_url.empty()) c.sandbox.urls = {sandbox_url};
   if (auto it = root.find("env"); it != root.end()) c.env = *it;
   if (auto s = validate(c); !s.is_ok()) return invalid_argument(where + ": " + s.message());
   return c;

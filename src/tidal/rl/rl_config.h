@@ -50,7 +50,9 @@ struct RlConfig {
     int64_t env_workers = 4;
   } rollout;
   struct Sandbox {
-    std::string url;                  // `tidal sandbox serve` (tasks that run code)
+    // `tidal sandbox serve` hosts (tasks that run code), "http://host:port" each; one lease per
+    // host per run. The file may give `url = "..."` instead (a one-element list), not both.
+    std::vector<std::string> urls;
     std::string api_key;
     int64_t lease_ttl_s = 60;
   } sandbox;

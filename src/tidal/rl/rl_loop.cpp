@@ -21,7 +21,7 @@
 #include "tidal/rollout/http_backend.h"
 #include "tidal/rollout/rollout_manager.h"
 #include "tidal/rollout/seed.h"
-#include "tidal/rollout/sandbox_client.h"
+#include "tidal/rollout/sandbox_pool.h"
 
 namespace tidal::rl {
 namespace {
@@ -139,7 +139,8 @@ class Run {
   double wall_before_ = 0;  // wall time of earlier invocations (resume)
   std::string model_dir_, policy_dir_;
   std::optional<Tokenizer> tokenizer_;
-  std::unique_ptr<rollout::LeaseHolder> lease_;  // the run's sandbox lease (its sandboxes die with it)
+  // The run's sandbox hosts, one lease each (their sandboxes die with the run); null: none.
+  std::shared_ptr<rollout::SandboxPool> sandboxes_;
   std::unique_ptr<rollout::Task> task_;
   JsonlLog metrics_, ledger_;
   std::unique_ptr<Engine> eval_engine_;
@@ -294,6 +295,8 @@ Status Run::grpo() {
   manager.start(version);
   std::vector<std::string> published = {current};
   rollout::RolloutStats prev = manager.stats();
+  std::vector<rollout::SandboxHostStats> prev_hosts;
+  if (sandboxes_) prev_hosts = sandboxes_->stats();
   const auto grpo_t0 = Clock::now();
   for (int64_t s = step0; s < c_.grpo.steps; ++s) {
     auto tw = Clock::now();
@@ -382,6 +385,16 @@ Status Run::grpo() {
                                     (prev.info.count("sandbox_calls") ? prev.info.at("sandbox_calls") : 0.0) : 0.0},
               {"wall_s", wall_before_ + since(t0_)}};
     prev = now;
+    if (sandboxes_) {
+      // Per host, this step: requests (run, create, exec, delete) and failed ones.
+      auto hosts = sandboxes_->stats();
+      json per_host = json::object();
+      for (size_t i = 0; i < hosts.size() && i < prev_hosts.size(); ++i)
+        per_host[hosts[i].url] = {{"calls", hosts[i].calls - prev_hosts[i].calls},
+                                  {"failures", hosts[i].failures - prev_hosts[i].failures}};
+      m["sandbox_hosts"] = std::move(per_host);
+      prev_hosts = std::move(hosts);
+    }
     curve_reward_.push_back({double(s + 1), m["reward"].get<double>()});
     double eval_s = 0;
     if (c_.eval.every > 0 && (s + 1) % c_.eval.every == 0 && s + 1 < c_.grpo.steps) {
@@ -494,16 +507,17 @@ Expected<json> Run::go() {
   tokenizer_ = std::move(*tok);
   rollout::TaskContext ctx;
   ctx.tokenizer = &*tokenizer_;
-  ctx.sandbox_url = c_.sandbox.url;
-  ctx.sandbox_api_key = c_.sandbox.api_key;
-  if (!c_.sandbox.url.empty()) {
-    auto lease = rollout::LeaseHolder::create(c_.sandbox.url, c_.sandbox.api_key, double(c_.sandbox.lease_ttl_s));
-    if (!lease) return lease.status();
-    lease_ = std::move(*lease);
-    ctx.lease = lease_->id();
-    say("sandbox lease " + ctx.lease + " on " + c_.sandbox.url + " (renewed every " +
-        std::to_string(c_.sandbox.lease_ttl_s / 3) + " s; its sandboxes end with the run)");
+  if (!c_.sandbox.urls.empty()) {
+    auto pool = rollout::SandboxPool::open(c_.sandbox.urls, c_.sandbox.api_key, double(c_.sandbox.lease_ttl_s));
+    if (!pool) return pool.status();
+    sandboxes_ = std::move(*pool);
+    std::string hosts;
+    for (size_t i = 0; i < sandboxes_->size(); ++i)
+      hosts += (i ? ", " : "") + sandboxes_->url(i) + " (lease " + sandboxes_->lease(i) + ")";
+    say("sandbox hosts: " + hosts + "; leases renewed every " + std::to_string(c_.sandbox.lease_ttl_s / 3) +
+        " s, their sandboxes end with the run");
   }
+  ctx.sandboxes = sandboxes_;
   auto task = rollout::make_task(c_.env, ctx);
   if (!task) return task.status();
   task_ = std::move(*task);

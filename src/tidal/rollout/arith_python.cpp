@@ -1,5 +1,6 @@
 // arith-python: a random integer arithmetic problem; the model answers with Python, which the
-// reward runs in a sandbox (`POST /v1/run`, under the run's lease) and checks.
+// reward runs in a sandbox (`POST /v1/run` on one of the run's sandbox hosts, under that host's
+// lease; sandbox_pool.h) and checks.
 //
 // Problem: `terms` operands drawn from 0 .. max_operand joined by operators drawn from `ops`
 // ("+", "-", "*", "/" = floor division `//`, "%" = modulo; the operand after "/" or "%" is >= 1),
@@ -31,7 +32,7 @@
 #include "tidal/http/json_fields.h"
 #include "tidal/rollout/seed.h"
 #include "tidal/rollout/python_cell.h"
-#include "tidal/rollout/sandbox_client.h"
+#include "tidal/rollout/sandbox_pool.h"
 #include "tidal/rollout/tasks.h"
 
 namespace tidal::rollout {
@@ -150,9 +151,8 @@ std::string prompt_text(const Spec& spec, const Problem& p) {
 
 class ArithPythonEnv final : public Environment {
  public:
-  ArithPythonEnv(const Tokenizer& tok, const Spec& spec, std::shared_ptr<SandboxClient> client, std::string lease,
-                 Problem p)
-      : tok_(tok), spec_(spec), client_(std::move(client)), lease_(std::move(lease)), p_(std::move(p)) {}
+  ArithPythonEnv(const Tokenizer& tok, const Spec& spec, std::shared_ptr<SandboxPool> sandboxes, Problem p)
+      : tok_(tok), spec_(spec), sandboxes_(std::move(sandboxes)), p_(std::move(p)) {}
 
   Expected<std::vector<int32_t>> reset() override { return tok_.encode(prompt_text(spec_, p_), false); }
 
@@ -170,8 +170,7 @@ class ArithPythonEnv final : public Environment {
     run.timeout_s = spec_.timeout_s;
     run.max_output_bytes = 4096;
     run.memory_mb = spec_.memory_mb;
-    run.lease = lease_;
-    auto r = client_->run(run);
+    auto r = sandboxes_->run(run);
     s.info["sandbox_calls"] = 1;
     if (!r) return r.status();
     s.info["sandbox_timeouts"] = r->timed_out ? 1 : 0;
@@ -186,15 +185,14 @@ class ArithPythonEnv final : public Environment {
  private:
   const Tokenizer& tok_;
   Spec spec_;
-  std::shared_ptr<SandboxClient> client_;
-  std::string lease_;
+  std::shared_ptr<SandboxPool> sandboxes_;
   Problem p_;
 };
 
 class ArithPython final : public Task {
  public:
-  ArithPython(const Tokenizer& tok, Spec spec, std::shared_ptr<SandboxClient> client, std::string lease)
-      : tok_(tok), spec_(std::move(spec)), client_(std::move(client)), lease_(std::move(lease)) {}
+  ArithPython(const Tokenizer& tok, Spec spec, std::shared_ptr<SandboxPool> sandboxes)
+      : tok_(tok), spec_(std::move(spec)), sandboxes_(std::move(sandboxes)) {}
   std::string name() const override { return "arith-python"; }
 
   Expected<Problem> problem(uint64_t instance, const std::string& split) const {
@@ -208,7 +206,7 @@ class ArithPython final : public Task {
 
   Expected<std::unique_ptr<Environment>> make(uint64_t instance, const std::string& split) const override {
     TIDAL_ASSIGN_OR_RETURN(Problem p, problem(instance, split));
-    return std::unique_ptr<Environment>(std::make_unique<ArithPythonEnv>(tok_, spec_, client_, lease_, std::move(p)));
+    return std::unique_ptr<Environment>(std::make_unique<ArithPythonEnv>(tok_, spec_, sandboxes_, std::move(p)));
   }
 
   SamplingParams turn_params() const override {
@@ -230,8 +228,7 @@ class ArithPython final : public Task {
  private:
   const Tokenizer& tok_;
   Spec spec_;
-  std::shared_ptr<SandboxClient> client_;
-  std::string lease_;
+  std::shared_ptr<SandboxPool> sandboxes_;
 };
 
 }  // namespace
@@ -255,9 +252,8 @@ Expected<std::unique_ptr<Task>> make_arith_python(const nlohmann::json& config, 
   if (s.style != "words" && s.style != "symbols") f.fail("style", "must be \"words\" or \"symbols\" (got '" + s.style + "')");
   check_sandbox_keys(f, s.timeout_s, s.max_tokens, s.memory_mb);
   if (!f.status().is_ok()) return f.status();
-  TIDAL_ASSIGN_OR_RETURN(auto client, task_sandbox_client(context, "arith-python", "answers"));
-  return std::unique_ptr<Task>(std::make_unique<ArithPython>(*context.tokenizer, std::move(s), std::move(client),
-                                                             context.lease));
+  TIDAL_ASSIGN_OR_RETURN(auto sandboxes, task_sandboxes(context, "arith-python", "answers"));
+  return std::unique_ptr<Task>(std::make_unique<ArithPython>(*context.tokenizer, std::move(s), std::move(sandboxes)));
 }
 
 }  // namespace tidal::rollout

@@ -1,6 +1,6 @@
 // SandboxClient: a small blocking client for `tidal sandbox serve` (docs/sandbox-api.md), used by
-// the environments that run model-written code (arith-python, tool-use) and by the RL run for its
-// lease.
+// SandboxPool (sandbox_pool.h: one client and one lease per host of an RL run), through which the
+// environments that run model-written code (arith-python, tool-use) reach it.
 //
 //   SandboxClient c("http://127.0.0.1:8080");         // parses the URL; no I/O yet
 //   auto lease = LeaseHolder::create(url, key, 30);   // POST /v1/leases, heartbeats every ttl/3,

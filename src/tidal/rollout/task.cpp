@@ -30,12 +30,12 @@ void check_sandbox_keys(http::JsonFields& f, double timeout_s, int64_t max_token
   if (memory_mb < 16 || memory_mb > 4096) f.fail("memory_mb", "must be in 16..4096");
 }
 
-Expected<std::shared_ptr<SandboxClient>> task_sandbox_client(const TaskContext& context, const std::string& task,
-                                                             const std::string& what) {
-  if (context.sandbox_url.empty())
-    return invalid_argument("env: " + task + " runs " + what + " in a sandbox; no sandbox service url was given");
-  TIDAL_ASSIGN_OR_RETURN(auto client, SandboxClient::connect(context.sandbox_url, context.sandbox_api_key));
-  return std::shared_ptr<SandboxClient>(std::move(client));
+Expected<std::shared_ptr<SandboxPool>> task_sandboxes(const TaskContext& context, const std::string& task,
+                                                      const std::string& what) {
+  if (!context.sandboxes)
+    return invalid_argument("env: " + task + " runs " + what +
+                            " in a sandbox; no sandbox service url was given ([sandbox] url or urls)");
+  return context.sandboxes;
 }
 
 }  // namespace tidal::rollout

@@ -73,12 +73,14 @@ class Task {
   virtual std::optional<Demonstration> demonstration(uint64_t instance) const { (void)instance; return std::nullopt; }
 };
 
+class SandboxPool;
+
 // Services a task may need (absent ones are empty).
 struct TaskContext {
   const Tokenizer* tokenizer = nullptr;  // required
-  std::string sandbox_url;               // "http://host:port" of `tidal sandbox serve` (arith-python, tool-use)
-  std::string sandbox_api_key;
-  std::string lease;                     // sandbox lease id of the run (sandboxes die with it)
+  // The run's `tidal sandbox serve` hosts, each under the run's lease (sandbox_pool.h); needed by
+  // arith-python and tool-use. Null: no sandbox service.
+  std::shared_ptr<SandboxPool> sandboxes;
 };
 
 // Builds the task named by `config["name"]` ("count-letters", "arith-python", "tool-use") from the

@@ -16,8 +16,9 @@
 //   - "<answer>" first: the episode ends; reward 1 when an integer follows ("<answer> 42" with or
 //     without "</answer>") and equals the expected value, else 0.
 //   - "<python>" first: a tool call. The code is what follows, up to "</python>" or the end of the
-//     turn. It runs in the trajectory's sandbox (created on the first call, under the run's lease,
-//     deleted when the episode ends or the Environment is destroyed) with notebook semantics (a
+//     turn. It runs in the trajectory's sandbox (created on the first call on one of the run's
+//     sandbox hosts, under its lease, deleted when the episode ends or the Environment is
+//     destroyed; every call of the episode goes to that host) with notebook semantics (a
 //     final expression is printed). The observation is "<output>" + stdout + stderr (a timeout or
 //     OOM kill is reported as a Python-style error line; the middle of long output is cut to
 //     max_output_chars; "<|" becomes "< |" so output cannot spell special tokens) +
@@ -50,7 +51,7 @@
 #include "tidal/http/json_fields.h"
 #include "tidal/rollout/seed.h"
 #include "tidal/rollout/python_cell.h"
-#include "tidal/rollout/sandbox_client.h"
+#include "tidal/rollout/sandbox_pool.h"
 #include "tidal/rollout/tasks.h"
 
 namespace tidal::rollout {
@@ -139,8 +140,8 @@ std::optional<std::string> read_answer(const std::string& t, size_t at) {
 
 class ToolUseEnv final : public Environment {
  public:
-  ToolUseEnv(const Tokenizer& tok, Spec spec, std::shared_ptr<SandboxClient> client, std::string lease, Problem p)
-      : tok_(tok), spec_(std::move(spec)), client_(std::move(client)), lease_(std::move(lease)), p_(std::move(p)) {}
+  ToolUseEnv(const Tokenizer& tok, Spec spec, std::shared_ptr<SandboxPool> sandboxes, Problem p)
+      : tok_(tok), spec_(std::move(spec)), sandboxes_(std::move(sandboxes)), p_(std::move(p)) {}
   ~ToolUseEnv() override { drop_sandbox(); }
 
   Expected<std::vector<int32_t>> reset() override { return tok_.encode(prompt_text(p_), false); }
@@ -166,18 +167,17 @@ class ToolUseEnv final : public Environment {
     const std::string code = t.substr(code_at, close == std::string::npos ? std::string::npos : close - code_at);
     if (sandbox_.empty()) {
       SandboxCreate spec;
-      spec.lease = lease_;
       spec.memory_mb = spec_.memory_mb;
       spec.timeout_s = 3600;  // a backstop: the lease or the episode's end deletes it much earlier
       spec.labels = {{"tidal-task", "tool-use"}};
-      TIDAL_ASSIGN_OR_RETURN(sandbox_, client_->create_sandbox(spec));
+      TIDAL_ASSIGN_OR_RETURN(sandbox_, sandboxes_->create_sandbox(spec));
     }
     SandboxExec exec;
     exec.argv = {"python3", "-c", python_cell::kDriver};
     exec.stdin_data = python_cell::driver_input(history_, code);
     exec.timeout_s = spec_.timeout_s;
     exec.max_output_bytes = std::max<int64_t>(4096, 4 * spec_.max_output_chars);
-    auto r = client_->exec(sandbox_, exec);
+    auto r = sandboxes_->exec(sandbox_, exec);
     s.info["sandbox_calls"] = 1;
     if (!r) return r.status();
     s.info["sandbox_timeouts"] = r->timed_out ? 1 : 0;
@@ -215,25 +215,24 @@ class ToolUseEnv final : public Environment {
 
   void drop_sandbox() {
     if (sandbox_.empty()) return;
-    (void)client_->delete_sandbox(sandbox_);  // gone already (lease ended) is fine
-    sandbox_.clear();
+    (void)sandboxes_->delete_sandbox(sandbox_);  // gone already (lease ended) is fine
+    sandbox_ = {};
   }
 
   const Tokenizer& tok_;
   Spec spec_;
-  std::shared_ptr<SandboxClient> client_;
-  std::string lease_;
+  std::shared_ptr<SandboxPool> sandboxes_;
   Problem p_;
   int64_t turn_ = 0;
   bool done_ = false;
-  std::string sandbox_;
+  SandboxHandle sandbox_;  // on one of the run's hosts; its execs go there
   std::vector<std::string> history_;
 };
 
 class ToolUse final : public Task {
  public:
-  ToolUse(const Tokenizer& tok, Spec spec, std::shared_ptr<SandboxClient> client, std::string lease)
-      : tok_(tok), spec_(std::move(spec)), client_(std::move(client)), lease_(std::move(lease)) {}
+  ToolUse(const Tokenizer& tok, Spec spec, std::shared_ptr<SandboxPool> sandboxes)
+      : tok_(tok), spec_(std::move(spec)), sandboxes_(std::move(sandboxes)) {}
   std::string name() const override { return "tool-use"; }
   int max_turns() const override { return static_cast<int>(spec_.max_turns); }
 
@@ -248,7 +247,7 @@ class ToolUse final : public Task {
 
   Expected<std::unique_ptr<Environment>> make(uint64_t instance, const std::string& split) const override {
     TIDAL_ASSIGN_OR_RETURN(Problem p, problem(instance, split));
-    return std::unique_ptr<Environment>(std::make_unique<ToolUseEnv>(tok_, spec_, client_, lease_, std::move(p)));
+    return std::unique_ptr<Environment>(std::make_unique<ToolUseEnv>(tok_, spec_, sandboxes_, std::move(p)));
   }
 
   SamplingParams turn_params() const override {
@@ -274,8 +273,7 @@ class ToolUse final : public Task {
  private:
   const Tokenizer& tok_;
   Spec spec_;
-  std::shared_ptr<SandboxClient> client_;
-  std::string lease_;
+  std::shared_ptr<SandboxPool> sandboxes_;
 };
 
 }  // namespace
@@ -307,9 +305,8 @@ Expected<std::unique_ptr<Task>> make_tool_use(const nlohmann::json& config, cons
   if (s.demonstration != "answer" && s.demonstration != "tool" && s.demonstration != "none")
     f.fail("demonstration", "must be \"answer\", \"tool\" or \"none\" (got '" + s.demonstration + "')");
   if (!f.status().is_ok()) return f.status();
-  TIDAL_ASSIGN_OR_RETURN(auto client, task_sandbox_client(context, "tool-use", "the python tool"));
-  return std::unique_ptr<Task>(std::make_unique<ToolUse>(*context.tokenizer, std::move(s), std::move(client),
-                                                         context.lease));
+  TIDAL_ASSIGN_OR_RETURN(auto sandboxes, task_sandboxes(context, "tool-use", "the python tool"));
+  return std::unique_ptr<Task>(std::make_unique<ToolUse>(*context.tokenizer, std::move(s), std::move(sandboxes)));
 }
 
 }  // namespace tidal::rollout
