@@ -6,13 +6,29 @@ kind=${1:-release}
 jobs=${TIDAL_JOBS:-$(nproc)}
 case "$kind" in
   release) flags=(-DCMAKE_BUILD_TYPE=Release) ;;
-  # asan: no libtorch component (its tests are not `unit`; libtorch is not built with ASan), which
-  # also skips the slowest compiles of the suite.
-  asan) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTIDAL_SANITIZE=ON -DTIDAL_BUILD_BENCH=OFF -DTIDAL_BUILD_RL=OFF) ;;
-  fuzz) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTIDAL_FUZZ=ON -DTIDAL_BUILD_BENCH=OFF
+  # asan: one clang tree for the sanitizer pass: ASan + UBSan on every library and test, plus
+  # libFuzzer coverage so the same tree builds the fuzz targets (build/asan/fuzz/fuzz_*). -O0
+  # (kernels, tokenizer, model and engine -O1: CMakeLists.txt) and line tables only (stack traces keep
+  # file:line), asserts on: about a quarter of the compile time of GCC at RelWithDebInfo. No libtorch component: its tests are not `unit`, libtorch is not
+  # built with ASan, and those are the slowest compiles of the suite.
+  asan) flags=(-DCMAKE_BUILD_TYPE=Sanitize "-DCMAKE_CXX_FLAGS_SANITIZE=-O0 -gline-tables-only"
+               "-DCMAKE_C_FLAGS_SANITIZE=-O0 -gline-tables-only"
+               -DTIDAL_SANITIZE=ON -DTIDAL_FUZZ=ON -DTIDAL_BUILD_BENCH=OFF -DTIDAL_BUILD_RL=OFF
                -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++) ;;
+  fuzz) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTIDAL_FUZZ=ON -DTIDAL_BUILD_BENCH=OFF
+               -DTIDAL_BUILD_RL=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++) ;;
   *) echo "build.sh: unknown build kind '$kind' (release|asan|fuzz)" >&2; exit 2 ;;
 esac
+# A tree configured with another compiler (e.g. an older GCC sanitizer tree) is reconfigured from scratch.
+cache="$root/build/$kind/CMakeCache.txt"
+for arg in "${flags[@]}"; do
+  case "$arg" in -DCMAKE_CXX_COMPILER=*)
+    if [ -f "$cache" ] && ! grep -q "^CMAKE_CXX_COMPILER:[A-Z]*=.*${arg#-DCMAKE_CXX_COMPILER=}\$" "$cache"; then
+      echo "build.sh: build/$kind was configured with another compiler; reconfiguring" >&2
+      rm -rf "$root/build/$kind"
+    fi ;;
+  esac
+done
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 cmake -S "$root" -B "$root/build/$kind" "${gen[@]}" "${flags[@]}" >/dev/null

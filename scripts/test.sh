@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: install what is missing, build, and run every test:
 #   1. release build: all CTest tests (unit, CLI, tokenizer/PyTorch references, every kernel level)
-#   2. ASan + UBSan build: the unit tests
-#   3. libFuzzer (clang): each fuzz target for a bounded time on its seed corpus
+#   2. sanitizer build (clang, ASan + UBSan): the unit tests
+#   3. libFuzzer: each fuzz target of the same sanitizer build for a bounded time on its seed corpus
 # Env: TIDAL_FUZZ_SECONDS (default 30 per target), TIDAL_SKIP_SANITIZERS=1, TIDAL_SKIP_FUZZ=1.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,19 +20,19 @@ step "release build"
 step "release tests"
 ctest --test-dir build/release -j "$jobs" --output-on-failure --timeout 900
 
-if [ "${TIDAL_SKIP_SANITIZERS:-0}" != 1 ]; then
-  step "ASan + UBSan build"
+if [ "${TIDAL_SKIP_SANITIZERS:-0}" != 1 ] || [ "${TIDAL_SKIP_FUZZ:-0}" != 1 ]; then
+  step "sanitizer build (clang: ASan + UBSan, libFuzzer targets)"
   ./scripts/build.sh asan
+fi
+if [ "${TIDAL_SKIP_SANITIZERS:-0}" != 1 ]; then
   step "ASan + UBSan unit tests"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build/asan -L unit -j "$jobs" --output-on-failure --timeout 900
 fi
 
 if [ "${TIDAL_SKIP_FUZZ:-0}" != 1 ]; then
-  step "fuzz build (clang + libFuzzer)"
-  ./scripts/build.sh fuzz
   secs=${TIDAL_FUZZ_SECONDS:-30}
-  for target in build/fuzz/fuzz/fuzz_*; do
+  for target in build/asan/fuzz/fuzz_*; do
     [ -x "$target" ] || continue
     name=$(basename "$target"); corpus=fuzz/corpus/${name#fuzz_}
     step "fuzz $name for ${secs}s"

@@ -54,6 +54,9 @@ TEST(DTypeTest, Bf16Specials) {
   EXPECT_EQ(f32_to_bf16(f32_from_bits(0x7f7fffffu)), 0x7f80);
 }
 
+// The compiler's _Float16 is the reference below. GCC 12 has it on x86-64; clang 14 (the sanitizer
+// tree) does not, and there the two reference tests are compiled out (the release tree runs them).
+#if defined(__FLT16_MAX__)
 // Exact widening of every binary16 pattern, checked against the compiler's _Float16.
 TEST(DTypeTest, F16WidenAllPatterns) {
   for (uint32_t i = 0; i < 65536; ++i) {
@@ -101,6 +104,7 @@ TEST(DTypeTest, F16NarrowMatchesCompilerEverywhere) {
   }
   for (uint64_t bits = 0; bits < (1ull << 32); bits += 65521) check(uint32_t(bits));
 }
+#endif  // __FLT16_MAX__
 
 TEST(DTypeTest, Names) {
   EXPECT_EQ(dtype_from_name("BF16"), DType::kBF16);
