@@ -105,6 +105,43 @@ TEST_F(CountLettersTest, DemonstrationIsPromptAnswerAndEos) {
   EXPECT_EQ(d->completion[1], *tok_->eos_id());
 }
 
+// answer = "running-count": the demonstration is one running-count digit per character of S, ">",
+// the count and the stop; the reward grades only what follows the last ">".
+TEST_F(CountLettersTest, RunningCountFormat) {
+  auto c = config();
+  c["answer"] = "running-count";
+  auto task = make_task(c, ctx_);
+  ASSERT_TRUE(task) << task.status().to_string();
+  EXPECT_EQ((*task)->turn_params().max_tokens, 30 + 4);  // the probe's longest string
+  for (uint64_t i = 0; i < 200; ++i) {
+    auto d = (*task)->demonstration(i);
+    ASSERT_TRUE(d);
+    const Parsed p = parse(tok_->decode(d->prompt));
+    ASSERT_EQ(d->completion.back(), *tok_->eos_id());
+    std::vector<int32_t> body(d->completion.begin(), d->completion.end() - 1);
+    const std::string answer = tok_->decode(body);
+    ASSERT_EQ(answer.size(), p.text.size() + 2) << answer;
+    int so_far = 0;
+    for (size_t k = 0; k < p.text.size(); ++k) {
+      so_far += p.text[k] == p.letter;
+      ASSERT_EQ(answer[k], char('0' + so_far)) << answer << " for " << p.text << ":" << p.letter;
+    }
+    EXPECT_EQ(answer.substr(p.text.size()), ">" + std::to_string(so_far));
+  }
+  auto env = (*task)->make(7, "test");
+  ASSERT_TRUE(env);
+  const Parsed p = parse(tok_->decode(*(*env)->reset()));
+  const std::string n = std::to_string(std::count(p.text.begin(), p.text.end(), p.letter));
+  EXPECT_EQ((*env)->step({}, "0123>" + n)->reward, 1.0);  // the chain itself is not graded
+  EXPECT_EQ((*env)->step({}, "9>9>" + n)->reward, 1.0);   // the last ">" counts
+  EXPECT_EQ((*env)->step({}, n)->reward, 0.0);            // no ">": no answer
+  EXPECT_EQ((*env)->step({}, n + ">")->reward, 0.0);
+  c["answer"] = "essay";
+  auto bad = make_task(c, ctx_);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.status().message().find("env.answer"), std::string::npos);
+}
+
 TEST_F(CountLettersTest, ConfigErrorsNameTheKey) {
   auto bad = [&](nlohmann::json j, const std::string& want) {
     auto t = make_task(j, ctx_);

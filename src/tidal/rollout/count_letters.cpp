@@ -9,6 +9,13 @@
 //   probe-letters  query letters from `probe_letters` (e.g. n-z when training on a-m)
 //   probe-length   lengths probe_min_len .. probe_max_len (e.g. 21-30 when training on 5-20)
 // Reward 1 when the answer (text before the stop) is exactly the count, else 0.
+//
+// Answer formats (`answer`):
+//   direct         "3"                              (the count's digit)
+//   running-count  "001223>3": for each character of S, how many L's so far, then ">" and the
+//                  count. A chain of thought aligned with the characters: each step is a local
+//                  decision (is this character L? add one), which a 4-layer model can learn where
+//                  counting in one step is hard. Only the part after the last ">" is graded.
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
@@ -36,7 +43,20 @@ struct Spec {
   int64_t min_len = 5, max_len = 20, max_count = 9;
   std::string probe_letters;
   int64_t probe_min_len = 0, probe_max_len = 0;
+  bool running_count = false;  // answer = "running-count"
 };
+
+// The demonstration's answer text for `p` in the chosen format.
+std::string answer_text(const Problem& p, bool running_count) {
+  if (!running_count) return std::to_string(p.count);
+  std::string s;
+  int so_far = 0;
+  for (char c : p.text) {
+    so_far += c == p.letter;
+    s += char('0' + so_far);
+  }
+  return s + ">" + std::to_string(p.count);
+}
 
 Problem draw(const std::string& alphabet, const std::string& letters, int64_t min_len, int64_t max_len,
              int64_t max_count, Rng& rng) {
@@ -59,14 +79,20 @@ Problem draw(const std::string& alphabet, const std::string& letters, int64_t mi
 
 class CountLettersEnv final : public Environment {
  public:
-  CountLettersEnv(const Tokenizer& tok, Problem p) : tok_(tok), p_(std::move(p)) {}
+  CountLettersEnv(const Tokenizer& tok, Problem p, bool running_count)
+      : tok_(tok), p_(std::move(p)), running_count_(running_count) {}
   Expected<std::vector<int32_t>> reset() override {
     return tok_.encode("^" + p_.text + ":" + std::string(1, p_.letter) + "=", false);
   }
   Expected<EnvStep> step(const std::vector<int32_t>&, const std::string& text) override {
     EnvStep s;
     s.done = true;
-    s.correct = text == std::to_string(p_.count);
+    std::string answer = text;
+    if (running_count_) {  // the final answer follows the last '>'; without one it is wrong
+      const size_t gt = text.rfind('>');
+      answer = gt == std::string::npos ? std::string() : text.substr(gt + 1);
+    }
+    s.correct = answer == std::to_string(p_.count);
     s.reward = s.correct ? 1.0 : 0.0;
     return s;
   }
@@ -74,6 +100,7 @@ class CountLettersEnv final : public Environment {
  private:
   const Tokenizer& tok_;
   Problem p_;
+  bool running_count_;
 };
 
 class CountLetters final : public Task {
@@ -104,12 +131,15 @@ class CountLetters final : public Task {
   Expected<std::unique_ptr<Environment>> make(uint64_t instance, const std::string& split) const override {
     auto p = problem(instance, split);
     if (!p) return p.status();
-    return std::unique_ptr<Environment>(std::make_unique<CountLettersEnv>(tok_, std::move(*p)));
+    return std::unique_ptr<Environment>(std::make_unique<CountLettersEnv>(tok_, std::move(*p), spec_.running_count));
   }
 
   SamplingParams turn_params() const override {
     SamplingParams sp;
-    sp.max_tokens = 3;  // one digit, the stop token, one spare (a wrong format is just wrong)
+    // direct: one digit, the stop token, one spare (a wrong format is just wrong). running-count:
+    // one digit per character of the longest string of any split, ">", the count, the stop, a spare.
+    sp.max_tokens = 3;
+    if (spec_.running_count) sp.max_tokens = int(std::max(spec_.max_len, spec_.probe_max_len)) + 4;
     return sp;
   }
 
@@ -118,7 +148,7 @@ class CountLetters final : public Task {
     if (!p) return std::nullopt;
     Demonstration d;
     d.prompt = tok_.encode("^" + p->text + ":" + std::string(1, p->letter) + "=", false);
-    d.completion = tok_.encode(std::to_string(p->count), false);
+    d.completion = tok_.encode(answer_text(*p, spec_.running_count), false);
     if (auto eos = tok_.eos_id()) d.completion.push_back(*eos);
     return d;
   }
@@ -154,6 +184,8 @@ Expected<std::unique_ptr<Task>> make_count_letters(const nlohmann::json& config,
   f.optional("probe_letters", &s.probe_letters);
   f.optional("probe_min_len", &s.probe_min_len);
   f.optional("probe_max_len", &s.probe_max_len);
+  std::string answer = "direct";
+  f.optional("answer", &answer);
   f.reject_unknown();
   if (!f.status().is_ok()) return f.status();
   for (auto [key, val] : {std::pair{"alphabet", &s.alphabet}, {"letters", &s.letters}}) {
@@ -162,6 +194,9 @@ Expected<std::unique_ptr<Task>> make_count_letters(const nlohmann::json& config,
   if (!s.probe_letters.empty()) {
     if (auto st = check_letters("probe_letters", s.probe_letters, s.alphabet); !st.is_ok()) return st;
   }
+  if (answer != "direct" && answer != "running-count")
+    return invalid_argument("env.answer: unknown format '" + answer + "' (direct or running-count)");
+  s.running_count = answer == "running-count";
   if (s.alphabet.size() < 2) return invalid_argument("env.alphabet: needs at least 2 letters");
   if (s.min_len < 1 || s.max_len < s.min_len || s.max_len > 4096)
     return invalid_argument("env.min_len/max_len: need 1 <= min_len <= max_len <= 4096");
