@@ -136,6 +136,24 @@ TEST_F(CountLettersTest, RunningCountFormat) {
   EXPECT_EQ((*env)->step({}, "9>9>" + n)->reward, 1.0);   // the last ">" counts
   EXPECT_EQ((*env)->step({}, n)->reward, 0.0);            // no ">": no answer
   EXPECT_EQ((*env)->step({}, n + ">")->reward, 0.0);
+  // echo-count: each character copied, then the count so far.
+  c["answer"] = "echo-count";
+  auto echo = make_task(c, ctx_);
+  ASSERT_TRUE(echo) << echo.status().to_string();
+  EXPECT_EQ((*echo)->turn_params().max_tokens, 2 * 30 + 4);
+  for (uint64_t i = 0; i < 50; ++i) {
+    auto d = (*echo)->demonstration(i);
+    ASSERT_TRUE(d);
+    const Parsed q = parse(tok_->decode(d->prompt));
+    std::string want;
+    int so_far = 0;
+    for (char ch : q.text) {
+      so_far += ch == q.letter;
+      want += std::string(1, ch) + char('0' + so_far);
+    }
+    std::vector<int32_t> body(d->completion.begin(), d->completion.end() - 1);
+    EXPECT_EQ(tok_->decode(body), want + ">" + std::to_string(so_far));
+  }
   c["answer"] = "essay";
   auto bad = make_task(c, ctx_);
   ASSERT_FALSE(bad);

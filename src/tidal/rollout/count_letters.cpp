@@ -16,6 +16,9 @@
 //                  count. A chain of thought aligned with the characters: each step is a local
 //                  decision (is this character L? add one), which a 4-layer model can learn where
 //                  counting in one step is hard. Only the part after the last ">" is graded.
+//   echo-count     "x0k0r1r2p2r3>3": each character of S copied, then the count so far, then ">"
+//                  and the count. The same chain, but the character each step looks at is the one
+//                  just written (running-count must find S[i] at a distance that depends on |S|).
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
@@ -43,16 +46,17 @@ struct Spec {
   int64_t min_len = 5, max_len = 20, max_count = 9;
   std::string probe_letters;
   int64_t probe_min_len = 0, probe_max_len = 0;
-  bool running_count = false;  // answer = "running-count"
+  std::string answer = "direct";  // direct | running-count | echo-count
 };
 
 // The demonstration's answer text for `p` in the chosen format.
-std::string answer_text(const Problem& p, bool running_count) {
-  if (!running_count) return std::to_string(p.count);
+std::string answer_text(const Problem& p, const std::string& format) {
+  if (format == "direct") return std::to_string(p.count);
   std::string s;
   int so_far = 0;
   for (char c : p.text) {
     so_far += c == p.letter;
+    if (format == "echo-count") s += c;
     s += char('0' + so_far);
   }
   return s + ">" + std::to_string(p.count);
@@ -79,8 +83,8 @@ Problem draw(const std::string& alphabet, const std::string& letters, int64_t mi
 
 class CountLettersEnv final : public Environment {
  public:
-  CountLettersEnv(const Tokenizer& tok, Problem p, bool running_count)
-      : tok_(tok), p_(std::move(p)), running_count_(running_count) {}
+  CountLettersEnv(const Tokenizer& tok, Problem p, bool chain)
+      : tok_(tok), p_(std::move(p)), chain_(chain) {}
   Expected<std::vector<int32_t>> reset() override {
     return tok_.encode("^" + p_.text + ":" + std::string(1, p_.letter) + "=", false);
   }
@@ -88,7 +92,7 @@ class CountLettersEnv final : public Environment {
     EnvStep s;
     s.done = true;
     std::string answer = text;
-    if (running_count_) {  // the final answer follows the last '>'; without one it is wrong
+    if (chain_) {  // the final answer follows the last '>'; without one it is wrong
       const size_t gt = text.rfind('>');
       answer = gt == std::string::npos ? std::string() : text.substr(gt + 1);
     }
@@ -100,7 +104,7 @@ class CountLettersEnv final : public Environment {
  private:
   const Tokenizer& tok_;
   Problem p_;
-  bool running_count_;
+  bool chain_;  // a chain of thought before ">" and the answer
 };
 
 class CountLetters final : public Task {
@@ -131,15 +135,18 @@ class CountLetters final : public Task {
   Expected<std::unique_ptr<Environment>> make(uint64_t instance, const std::string& split) const override {
     auto p = problem(instance, split);
     if (!p) return p.status();
-    return std::unique_ptr<Environment>(std::make_unique<CountLettersEnv>(tok_, std::move(*p), spec_.running_count));
+    return std::unique_ptr<Environment>(std::make_unique<CountLettersEnv>(tok_, std::move(*p), spec_.answer != "direct"));
   }
 
   SamplingParams turn_params() const override {
     SamplingParams sp;
     // direct: one digit, the stop token, one spare (a wrong format is just wrong). running-count:
-    // one digit per character of the longest string of any split, ">", the count, the stop, a spare.
+    // one digit per character of the longest string of any split (echo-count: two), ">", the
+    // count, the stop, a spare.
     sp.max_tokens = 3;
-    if (spec_.running_count) sp.max_tokens = int(std::max(spec_.max_len, spec_.probe_max_len)) + 4;
+    const int longest = int(std::max(spec_.max_len, spec_.probe_max_len));
+    if (spec_.answer == "running-count") sp.max_tokens = longest + 4;
+    if (spec_.answer == "echo-count") sp.max_tokens = 2 * longest + 4;
     return sp;
   }
 
@@ -148,7 +155,7 @@ class CountLetters final : public Task {
     if (!p) return std::nullopt;
     Demonstration d;
     d.prompt = tok_.encode("^" + p->text + ":" + std::string(1, p->letter) + "=", false);
-    d.completion = tok_.encode(answer_text(*p, spec_.running_count), false);
+    d.completion = tok_.encode(answer_text(*p, spec_.answer), false);
     if (auto eos = tok_.eos_id()) d.completion.push_back(*eos);
     return d;
   }
@@ -184,8 +191,7 @@ Expected<std::unique_ptr<Task>> make_count_letters(const nlohmann::json& config,
   f.optional("probe_letters", &s.probe_letters);
   f.optional("probe_min_len", &s.probe_min_len);
   f.optional("probe_max_len", &s.probe_max_len);
-  std::string answer = "direct";
-  f.optional("answer", &answer);
+  f.optional("answer", &s.answer);
   f.reject_unknown();
   if (!f.status().is_ok()) return f.status();
   for (auto [key, val] : {std::pair{"alphabet", &s.alphabet}, {"letters", &s.letters}}) {
@@ -194,9 +200,8 @@ Expected<std::unique_ptr<Task>> make_count_letters(const nlohmann::json& config,
   if (!s.probe_letters.empty()) {
     if (auto st = check_letters("probe_letters", s.probe_letters, s.alphabet); !st.is_ok()) return st;
   }
-  if (answer != "direct" && answer != "running-count")
-    return invalid_argument("env.answer: unknown format '" + answer + "' (direct or running-count)");
-  s.running_count = answer == "running-count";
+  if (s.answer != "direct" && s.answer != "running-count" && s.answer != "echo-count")
+    return invalid_argument("env.answer: unknown format '" + s.answer + "' (direct, running-count or echo-count)");
   if (s.alphabet.size() < 2) return invalid_argument("env.alphabet: needs at least 2 letters");
   if (s.min_len < 1 || s.max_len < s.min_len || s.max_len > 4096)
     return invalid_argument("env.min_len/max_len: need 1 <= min_len <= max_len <= 4096");
