@@ -128,6 +128,7 @@ open(p, 'wb').write(struct.pack('<Q', len(t)) + t + b[8 + n:])
 PY
 expect_error "missing tensor" "missing tensor 'model.layers.1.mlp.up_proj.weight'" "$tidal" score --model "$d" --token-ids 1
 expect_error "generate without tokenizer text" "" "$tidal" generate --model "$work/nope" --prompt hi
+expect_error "a flag given twice" "--prompt given 2 times (give it once)" "$tidal" generate --model "$work/nope" --prompt a --prompt b
 
 # tidal rl: bad configs are one-line errors; a tiny run prints the summary as its last stdout line.
 if "$tidal" --help | grep -q "^  rl  "; then
@@ -138,7 +139,8 @@ if "$tidal" --help | grep -q "^  rl  "; then
   expect_error "rl: resume nothing" "not a run directory" "$tidal" rl --resume "$work/no-run"
   rm -rf "$work/rl"
   tiny='model.layers=1;model.hidden=32;model.intermediate=64;model.heads=2;model.kv_heads=2;sft.steps=3;sft.batch=4;grpo.steps=2;grpo.prompts=2;grpo.samples=2;eval.instances=4;eval.samples=1;eval.every=0'
-  out=$("$tidal" rl "$root/examples/count-letters.toml" --set "$tiny;run.dir=\"$work/rl\"" 2>/dev/null | tail -n 1)
+  # Two --set flags: both apply (the run lands in run.dir from the second).
+  out=$("$tidal" rl "$root/examples/count-letters.toml" --set "$tiny" --set "run.dir=\"$work/rl\"" 2>/dev/null | tail -n 1)
   if $py - "$out" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])

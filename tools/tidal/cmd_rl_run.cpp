@@ -20,7 +20,8 @@ demonstrations, then GRPO with event-driven rollouts (bounded staleness, partial
 in-process engine or `tidal serve` instances, with environments in sandboxes when the task needs
 them. Progress goes to stderr; run.dir gets metrics.jsonl, ledger.jsonl, curve.svg, checkpoints
 and result.json. The last line on stdout is the summary as one JSON object.
-  --set          TOML assignments over the file, separated by ';' (e.g. 'grpo.steps=20;run.dir="/tmp/r"')
+  --set          TOML assignments over the file, separated by ';' (e.g. 'grpo.steps=20;run.dir="/tmp/r"');
+                 may be repeated (applied in order)
   --resume DIR   continue a stopped run from its last checkpoint (DIR/config.toml, DIR/overrides.txt)
   --stop-after N stop after N GRPO steps of this invocation (as if killed; --resume continues)
 See examples/count-letters.toml and docs/rl.md for every key.
@@ -49,7 +50,10 @@ int run_rl(tidal::cli::Args& args) {
     return 0;
   }
   const auto resume = args.get("resume");
-  const std::string set = args.get_or("set", "");
+  // --set may be repeated; its assignments apply in order.
+  std::vector<std::string> set_overrides;
+  for (const auto& v : args.get_all("set"))
+    for (auto& o : split(v, ';')) set_overrides.push_back(std::move(o));
   const long long stop_after = args.get_int("stop-after", 0);
   if (!args.finish(1)) return 2;
   if ((resume.has_value()) == (args.positionals().size() == 1)) {
@@ -59,7 +63,7 @@ int run_rl(tidal::cli::Args& args) {
   tidal::rl::RlRunOptions opts;
   opts.stop_after_steps = stop_after;
   std::string path;
-  std::vector<std::string> overrides = split(set, ';');
+  std::vector<std::string> overrides = set_overrides;
   if (resume) {
     path = *resume + "/config.toml";
     bool ok = false;
@@ -84,7 +88,7 @@ int run_rl(tidal::cli::Args& args) {
   }
   auto config = tidal::rl::parse_rl_config(opts.config_text, path, overrides);
   if (!config) return tidal::cli::fail(args, config.status());
-  opts.overrides = split(set, ';');
+  opts.overrides = set_overrides;
   const bool tty = ::isatty(2);
   opts.progress = [tty](const std::string& line, bool transient) {
     if (tty) std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), transient ? "" : "\n");

@@ -26,13 +26,20 @@ Args::Args(std::string command, std::vector<std::string> argv) : command_(std::m
     if (a.rfind("--", 0) == 0 && a.size() > 2) {
       std::string body = a.substr(2);
       auto eq = body.find('=');
+      std::string name = body;
+      std::optional<std::string> value;
       if (eq != std::string::npos) {
-        flags_[body.substr(0, eq)] = body.substr(eq + 1);
+        name = body.substr(0, eq);
+        value = body.substr(eq + 1);
       } else if (i + 1 < argv.size() && !(argv[i + 1].rfind("--", 0) == 0 && argv[i + 1].size() > 2)) {
-        flags_[body] = argv[++i];
-      } else {
-        flags_[body] = std::nullopt;
+        value = argv[++i];
       }
+      if (auto it = flags_.find(name); it != flags_.end()) {
+        auto& all = repeated_[name];
+        if (all.empty()) all.push_back(it->second.value_or(""));
+        all.push_back(value.value_or(""));
+      }
+      flags_[name] = value;
     } else {
       positionals_.push_back(a);
     }
@@ -84,9 +91,20 @@ bool Args::has(const std::string& flag) {
   return flags_.count(flag) > 0;
 }
 
+std::vector<std::string> Args::get_all(const std::string& flag) {
+  used_[flag] = true;
+  multi_[flag] = true;
+  if (auto it = repeated_.find(flag); it != repeated_.end()) return it->second;
+  auto it = flags_.find(flag);
+  if (it == flags_.end()) return {};
+  return {it->second.value_or("")};
+}
+
 bool Args::finish(size_t max_positionals) {
   for (const auto& [flag, value] : flags_) {
     if (!used_.count(flag)) problems_.push_back("unknown flag --" + flag);
+    else if (repeated_.count(flag) && !multi_.count(flag))
+      problems_.push_back("--" + flag + " given " + std::to_string(repeated_.at(flag).size()) + " times (give it once)");
   }
   if (positionals_.size() > max_positionals) {
     problems_.push_back("unexpected argument '" + positionals_[max_positionals] + "'" +

@@ -28,6 +28,9 @@ class Args {
   long long get_int(const std::string& flag, long long fallback);
   double get_double(const std::string& flag, double fallback);
   bool has(const std::string& flag);  // a switch (no value) or a flag given with a value
+  // Every value of a flag that may be repeated (`--set a=1 --set b=2`), in order. A flag read
+  // only through the accessors above and given more than once is an error (finish()).
+  std::vector<std::string> get_all(const std::string& flag);
   const std::vector<std::string>& positionals() const { return positionals_; }
 
   // Call once all flags were read: returns false (after printing the problem) when an unknown flag,
@@ -41,6 +44,8 @@ class Args {
   std::string command_;
   std::map<std::string, std::optional<std::string>> flags_;  // value nullopt: bare switch
   std::map<std::string, bool> used_;
+  std::map<std::string, std::vector<std::string>> repeated_;  // every value of a flag given twice or more
+  std::map<std::string, bool> multi_;                          // read through get_all()
   std::vector<std::string> positionals_;
   std::vector<std::string> problems_;
 };
