@@ -8,9 +8,10 @@ case "$kind" in
   release) flags=(-DCMAKE_BUILD_TYPE=Release) ;;
   # asan: one clang tree for the sanitizer pass: ASan + UBSan on every library and test, plus
   # libFuzzer coverage so the same tree builds the fuzz targets (build/asan/fuzz/fuzz_*). -O0
-  # (kernels, tokenizer, model and engine -O1: CMakeLists.txt) and line tables only (stack traces keep
-  # file:line), asserts on: about a quarter of the compile time of GCC at RelWithDebInfo. No libtorch component: its tests are not `unit`, libtorch is not
-  # built with ASan, and those are the slowest compiles of the suite.
+  # (kernels, tokenizer, model and engine -O1: CMakeLists.txt) and line tables only (stack traces
+  # keep file:line), asserts on: about a quarter of the compile work of GCC at RelWithDebInfo plus
+  # a separate fuzz tree. No libtorch component: its tests are not `unit`, libtorch is not built
+  # with ASan, and those are the slowest compiles of the suite.
   asan) flags=(-DCMAKE_BUILD_TYPE=Sanitize "-DCMAKE_CXX_FLAGS_SANITIZE=-O0 -gline-tables-only"
                "-DCMAKE_C_FLAGS_SANITIZE=-O0 -gline-tables-only"
                -DTIDAL_SANITIZE=ON -DTIDAL_FUZZ=ON -DTIDAL_BUILD_BENCH=OFF -DTIDAL_BUILD_RL=OFF

@@ -49,6 +49,9 @@ struct Spec {
   std::string answer = "direct";  // direct | running-count | echo-count
 };
 
+// The prompt "^S:L=".
+std::string prompt_text(const Problem& p) { return "^" + p.text + ":" + std::string(1, p.letter) + "="; }
+
 // The demonstration's answer text for `p` in the chosen format.
 std::string answer_text(const Problem& p, const std::string& format) {
   if (format == "direct") return std::to_string(p.count);
@@ -86,7 +89,7 @@ class CountLettersEnv final : public Environment {
   CountLettersEnv(const Tokenizer& tok, Problem p, bool chain)
       : tok_(tok), p_(std::move(p)), chain_(chain) {}
   Expected<std::vector<int32_t>> reset() override {
-    return tok_.encode("^" + p_.text + ":" + std::string(1, p_.letter) + "=", false);
+    return tok_.encode(prompt_text(p_), false);
   }
   Expected<EnvStep> step(const std::vector<int32_t>&, const std::string& text) override {
     EnvStep s;
@@ -154,7 +157,7 @@ class CountLetters final : public Task {
     auto p = problem(instance, "train");
     if (!p) return std::nullopt;
     Demonstration d;
-    d.prompt = tok_.encode("^" + p->text + ":" + std::string(1, p->letter) + "=", false);
+    d.prompt = tok_.encode(prompt_text(*p), false);
     d.completion = tok_.encode(answer_text(*p, spec_.answer), false);
     if (auto eos = tok_.eos_id()) d.completion.push_back(*eos);
     return d;
