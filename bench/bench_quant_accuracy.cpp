@@ -5,7 +5,11 @@
 //
 //   bench_quant_accuracy --model DIR [--formats int8,fp8,fp8_e5m2,nvfp4,mxfp4] [--tokens 4096]
 //                        [--ctx 512] [--text FILE] [--exclude lm_head,embed_tokens] [--threads N]
-//                        [--ref-kv f32|bf16|f16]
+//                        [--ref-kv f32|bf16|f16] [--skip N] [--bos-chunks]
+//
+// --skip N: positions [0, N) of each chunk are not scored (llama-perplexity --kl-divergence scores
+// the second half of each chunk: --skip ctx/2); --bos-chunks: each chunk starts with the BOS token
+// (as llama-perplexity does), for comparisons on the same text and chunking.
 //
 // A format may name a KV cache type too: "FORMAT/kv=DTYPE" (e.g. "none/kv=fp8": weights as stored,
 // FP8 KV cache; "int8/kv=fp8"). The reference uses --ref-kv (default f32), and so does every
@@ -57,11 +61,22 @@ int64_t argmax(const float* x, int64_t n) {
 
 int main(int argc, char** argv) {
   std::string model_dir, formats = "int8,fp8,fp8:block128,fp8_e5m2,nvfp4,mxfp4", text, exclude, ref_kv_name = "f32";
-  int64_t n_tokens = 4096, ctx = 512;
+  int64_t n_tokens = 4096, ctx = 512, skip = 0;
+  bool bos_chunks = false;
   int threads = 0;
   bool have_exclude = false;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
+  for (int i = 1; i < argc; i += 2) {
+    const std::string k = argv[i];
+    if (k == "--bos-chunks") {
+      bos_chunks = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "flag %s needs a value\n", k.c_str());
+      return 2;
+    }
+    const std::string v = argv[i + 1];
     if (k == "--model")
       model_dir = v;
     else if (k == "--formats")
@@ -78,12 +93,14 @@ int main(int argc, char** argv) {
       exclude = v, have_exclude = true;
     else if (k == "--ref-kv")
       ref_kv_name = v;
+    else if (k == "--skip")
+      skip = std::atoll(v.c_str());
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
     }
   }
-  if (model_dir.empty() || ctx < 2 || n_tokens < ctx) {
+  if (model_dir.empty() || ctx < 2 || n_tokens < ctx || skip < 0 || skip >= ctx - 1) {
     std::fprintf(
         stderr,
         "usage: bench_quant_accuracy --model DIR [--formats L] [--tokens N] [--ctx C] [--text FILE]\n");
@@ -173,7 +190,12 @@ int main(int argc, char** argv) {
 
   std::vector<Stats> stats(models.size());
   std::vector<float> lr, lq, pr(static_cast<size_t>(V)), pq(static_cast<size_t>(V));
+  if (bos_chunks && !c.bos_token_id) {
+    std::fprintf(stderr, "--bos-chunks: the model has no bos_token_id\n");
+    return 2;
+  }
   for (int64_t off = 0; off < n_tokens; off += ctx) {
+    if (bos_chunks) ids[size_t(off)] = *c.bos_token_id;
     const std::span<const int32_t> chunk(ids.data() + off, size_t(ctx));
     KvCache kv(c, ctx, *ref_kv);
     if (!(*ref)->forward(std::vector<SequenceChunk>{{kv.slots(), chunk, true}}, &lr).is_ok()) return 1;
@@ -181,7 +203,7 @@ int main(int argc, char** argv) {
       KvCache kq(c, ctx, kv_dtypes[mi]);
       if (!models[mi]->forward(std::vector<SequenceChunk>{{kq.slots(), chunk, true}}, &lq).is_ok()) return 1;
       Stats& s = stats[mi];
-      for (int64_t i = 0; i + 1 < ctx; ++i) {
+      for (int64_t i = skip; i + 1 < ctx; ++i) {
         ops::log_softmax(lr.data() + i * V, pr.data(), V);
         ops::log_softmax(lq.data() + i * V, pq.data(), V);
         double kl = 0;
@@ -201,9 +223,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "\r%lld / %lld tokens", (long long)(off + ctx), (long long)n_tokens);
   }
   std::fprintf(stderr, "\n");
-  std::printf("model %s (%s, %s weights), %lld tokens in chunks of %lld, reference KV %s, kernels %s\n\n",
+  std::printf("model %s (%s, %s weights), %lld tokens in chunks of %lld (first %lld of each not scored%s), "
+              "reference KV %s, kernels %s\n\n",
               model_dir.c_str(), c.architecture.c_str(), dtype_name((*ref)->weight_dtype()), (long long)n_tokens,
-              (long long)ctx, dtype_name(*ref_kv), kernels().name);
+              (long long)ctx, (long long)skip, bos_chunks ? ", BOS first" : "", dtype_name(*ref_kv), kernels().name);
   std::printf(
       "| format | MiB/token | mean KL | top-1 agree | mean abs dlogp | max abs dlogp | PPL (ref %.3f) |\n",
       std::exp(stats.empty() ? 0 : stats[0].nll_ref / double(stats[0].n)));

@@ -120,9 +120,15 @@ void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std:
       for (int64_t b = 0; b * bs < tile_ctx; ++b) {
         const int64_t n_valid = std::min(bs, tile_ctx - b * bs);
         const uint8_t* kb = static_cast<const uint8_t*>(st.k(layer, kv.block_table[size_t(b)])) + size_t(kvh * hd) * esz;
-        for (int64_t g = 0; g < group; ++g) {
-          const float* qg = q + (tile.t0 * nh + kvh * group + g) * hd;  // rows: the tile's tokens
-          qk(qg, nh * hd, kb, row, s + g * max_ctx + b * bs, ld, tile.n, hd, 0, n_valid);
+        if (tile.n == 1) {
+          // One token (decode): its `group` query heads are consecutive rows of q, so one call
+          // with m = group reads (and widens) the K block once for all of them.
+          qk(q + (tile.t0 * nh + kvh * group) * hd, hd, kb, row, s + b * bs, max_ctx, group, hd, 0, n_valid);
+        } else {
+          for (int64_t g = 0; g < group; ++g) {
+            const float* qg = q + (tile.t0 * nh + kvh * group + g) * hd;  // rows: the tile's tokens
+            qk(qg, nh * hd, kb, row, s + g * max_ctx + b * bs, ld, tile.n, hd, 0, n_valid);
+          }
         }
         if (fp8) {
           const float* ks = st.k_scale(layer, kv.block_table[size_t(b)]) + kvh;
