@@ -10,11 +10,13 @@ case "$kind" in
   # libFuzzer coverage so the same tree builds the fuzz targets (build/asan/fuzz/fuzz_*). -O0
   # (kernels, tokenizer, model and engine -O1: CMakeLists.txt) and line tables only (stack traces
   # keep file:line), asserts on: about a quarter of the compile work of GCC at RelWithDebInfo plus
-  # a separate fuzz tree. No libtorch component: its tests are not `unit`, libtorch is not built
-  # with ASan, and those are the slowest compiles of the suite.
+  # a separate fuzz tree. Only the test binaries labelled `unit` (the ones the sanitizer pass runs;
+  # the integration tests need root and run in the release tree). No libtorch component: its tests
+  # are not `unit`, libtorch is not built with ASan, and those are the slowest compiles of the suite.
   asan) flags=(-DCMAKE_BUILD_TYPE=Sanitize "-DCMAKE_CXX_FLAGS_SANITIZE=-O0 -gline-tables-only"
                "-DCMAKE_C_FLAGS_SANITIZE=-O0 -gline-tables-only"
                -DTIDAL_SANITIZE=ON -DTIDAL_FUZZ=ON -DTIDAL_BUILD_BENCH=OFF -DTIDAL_BUILD_RL=OFF
+               -DTIDAL_UNIT_TESTS_ONLY=ON
                -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++) ;;
   fuzz) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTIDAL_FUZZ=ON -DTIDAL_BUILD_BENCH=OFF
                -DTIDAL_BUILD_RL=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++) ;;

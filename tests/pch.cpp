@@ -1,0 +1,1 @@
+// Compiled only to build the test binaries' shared precompiled header (tests/CMakeLists.txt).
