@@ -122,6 +122,7 @@ std::shared_ptr<Sandbox> SandboxManager::take_warm(const SandboxSpec& spec) {
     std::shared_ptr<Sandbox> sb;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      warm_lease_ = spec.lease;  // refills go to this lease's CPU share group (see refill_warm)
       if (warm_.empty()) return nullptr;
       sb = std::move(warm_.front());
       warm_.pop_front();
@@ -134,11 +135,17 @@ std::shared_ptr<Sandbox> SandboxManager::take_warm(const SandboxSpec& spec) {
 
 void SandboxManager::refill_warm() {
   while (!stopping_.load()) {
+    // A warm sandbox waits in the CPU share group of the lease that took the last one (the next
+    // create most likely comes from the same training job): handing it out to that lease then
+    // needs no cgroup migration (an RCU grace period on cgroup v1). Its spec is replaced on
+    // hand-out (adopt), so the lease here only places its cgroup.
+    SandboxSpec spec;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (static_cast<int>(warm_.size()) >= options_.warm_pool) return;
+      if (leases_.count(warm_lease_)) spec.lease = warm_lease_;
     }
-    auto sb = Sandbox::create(host_, new_id("sb-"), SandboxSpec{});
+    auto sb = Sandbox::create(host_, new_id("sb-"), spec);
     if (!sb) {
       create_failures_->inc();
       return;  // retried on the next sweep

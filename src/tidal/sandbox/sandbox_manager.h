@@ -7,7 +7,9 @@
 //
 // Warm pool: with options.warm_pool > 0, a background thread keeps that many idle sandboxes ready;
 // a create() for network "none" and template "host" adopts one (Sandbox::adopt) instead of
-// building one. Other templates are always built (the pool is not per template).
+// building one. Other templates are always built (the pool is not per template). Pooled sandboxes
+// wait in the CPU share group (cgroup.h) of the lease that took the last one, so that a hand-out
+// to the same lease needs no cgroup migration; another lease's hand-out moves it (Cgroup::regroup).
 //
 // Admission (admission.h): at most max_sandboxes live sandboxes and max_execs running commands.
 // Beyond that, create() and exec() wait in a bounded queue (fair across leases) for up to
@@ -158,6 +160,7 @@ class SandboxManager {
   std::map<std::string, std::shared_ptr<Sandbox>> sandboxes_;  // guarded by mu_
   std::map<std::string, Lease> leases_;                         // guarded by mu_
   std::deque<std::shared_ptr<Sandbox>> warm_;                   // guarded by mu_
+  std::string warm_lease_;  // lease of the last warm hand-out ("" none); guarded by mu_
   AdmissionQueue create_slots_;  // one slot per live (client) sandbox
   AdmissionQueue exec_slots_;    // one slot per running command
 
