@@ -1,5 +1,8 @@
 // The sandbox HTTP API: exec semantics, files, bad input, leases, fork/reset, one-shot run,
 // streaming, concurrency, health and metrics.
+#include <sched.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <future>
 #include <thread>
@@ -208,6 +211,70 @@ TEST_F(Api, SandboxTimeoutDestroysIt) {
   call_json("GET", "/v1/sandboxes/" + id, nullptr, 200);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   call_json("GET", "/v1/sandboxes/" + id, nullptr, 404);
+}
+
+// CPU fair share per lease: lease A runs 1 busy sandbox, lease B 4, all pinned to one CPU. Each
+// lease is one cgroup level with the same weight, so they split that CPU about evenly (without the
+// lease level, A would get 1/5). Measured from the leases' cgroup CPU time (GET /v1/leases/{id}),
+// not wall time, so other load on the machine slows both alike.
+TEST_F(Api, LeasesShareTheCpuEvenlyWhateverTheirSandboxCount) {
+  if (!manager_->cgroups_enabled()) GTEST_SKIP() << "no cgroups: " << manager_->cgroup_description();
+  cpu_set_t mask;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(mask), &mask), 0);
+  int cpu = 0;
+  while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &mask)) ++cpu;
+  std::string a = call_json("POST", "/v1/leases", {{"ttl_s", 60}}, 201)["id"];
+  std::string b = call_json("POST", "/v1/leases", {{"ttl_s", 60}}, 201)["id"];
+  std::vector<std::string> ids = {create({{"lease", a}})};
+  for (int i = 0; i < 4; ++i) ids.push_back(create({{"lease", b}}));
+  json lease_a = call_json("GET", "/v1/leases/" + a, nullptr, 200);
+  EXPECT_EQ(lease_a["sandboxes"], 1);
+  EXPECT_EQ(call_json("GET", "/v1/leases/" + b, nullptr, 200)["sandboxes"], 4);
+  const std::string spin = "exec taskset -c " + std::to_string(cpu) + " sh -c 'while :; do :; done'";
+  std::vector<std::thread> spinners;
+  for (const auto& id : ids) {
+    spinners.emplace_back([&, id] {
+      http::HttpClient c("127.0.0.1", server_->port());
+      (void)c.request("POST", "/v1/sandboxes/" + id + "/exec", json{{"shell", spin}, {"timeout_s", 3}}.dump());
+    });
+  }
+  auto cpu_ms = [&](const std::string& lease) {
+    return call_json("GET", "/v1/leases/" + lease, nullptr, 200).value("cpu_ms", int64_t{0});
+  };
+  // Let every spinner start, then measure a window while all five run.
+  for (int i = 0; i < 300; ++i) {
+    int running = 0;
+    for (const auto& id : ids) running += manager_->get(id).value()->info().execs_running > 0;
+    if (running == 5) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // The same split seen from the sandboxes' own groups (their cpu_ms): A's one sandbox vs B's four.
+  auto sandbox_ms = [&](size_t from, size_t to) {
+    int64_t ms = 0;
+    for (size_t i = from; i < to; ++i) ms += manager_->get(ids[i]).value()->info().cpu_ms;
+    return ms;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  int64_t a0 = cpu_ms(a), b0 = cpu_ms(b), sa0 = sandbox_ms(0, 1), sb0 = sandbox_ms(1, 5);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  int64_t da = cpu_ms(a) - a0, db = cpu_ms(b) - b0, sa = sandbox_ms(0, 1) - sa0, sb = sandbox_ms(1, 5) - sb0;
+  for (auto& t : spinners) t.join();
+  auto share = [](int64_t x, int64_t y) { return static_cast<double>(x) / static_cast<double>(std::max<int64_t>(1, x + y)); };
+  std::printf("[ cpu ] lease A (1 sandbox) %lld ms, lease B (4 sandboxes) %lld ms: A's share %.2f "
+              "(from the sandboxes' groups: %lld / %lld ms, %.2f)\n",
+              static_cast<long long>(da), static_cast<long long>(db), share(da, db), static_cast<long long>(sa),
+              static_cast<long long>(sb), share(sa, sb));
+  EXPECT_GT(da + db, 300) << "the spinners hardly ran";
+  EXPECT_GE(share(da, db), 0.3);
+  EXPECT_LE(share(da, db), 0.7);
+  EXPECT_GE(share(sa, sb), 0.3);
+  EXPECT_LE(share(sa, sb), 0.7);
+  // CPU time outlives the sandboxes (kept per lease until it ends); unknown leases are 404.
+  for (const auto& id : ids) call_json("DELETE", "/v1/sandboxes/" + id, nullptr, 200);
+  EXPECT_GE(cpu_ms(a), a0 + da);
+  EXPECT_EQ(call_json("GET", "/v1/leases/" + a, nullptr, 200)["sandboxes"], 0);
+  call_json("DELETE", "/v1/leases/" + a, nullptr, 200);
+  call_json("GET", "/v1/leases/" + a, nullptr, 404);
 }
 
 TEST_F(Api, ForkCopiesStateAndResetRestoresTemplate) {
@@ -500,6 +567,16 @@ TEST_F(WarmPool, CreateIsAHandOutWithTheRequestedLimits) {
   if (manager_->cgroups_enabled()) {
     json hog = exec(id, {{"cmd", {"python3", "-c", "x = bytearray(256 << 20); x[::4096] = b'x' * len(x[::4096])"}}});
     EXPECT_TRUE(hog["oom_killed"].get<bool>()) << hog.dump();
+  }
+  // A hand-out to a lease moves into the lease's CPU share group: its CPU time counts there.
+  if (manager_->cgroups_enabled()) {
+    wait_for_pool();
+    std::string lease = call_json("POST", "/v1/leases", {{"ttl_s", 60}}, 201)["id"];
+    std::string leased = create({{"lease", lease}});
+    EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_warm_hits_total 2\n"), std::string::npos);
+    sh(leased, "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done");
+    EXPECT_GT(call_json("GET", "/v1/leases/" + lease, nullptr, 200)["cpu_ms"].get<int64_t>(), 20);
+    call_json("DELETE", "/v1/leases/" + lease, nullptr, 200);
   }
   // Loopback sandboxes are not pooled (they are built), and the pool refills.
   std::string lo = create({{"network", "loopback"}});

@@ -50,7 +50,8 @@ int count_mounts_under(const std::string& root) {
   return n;
 }
 
-// Directories below every cgroup directory named `base` (the daemon's base group, all hierarchies).
+// Directories below every cgroup directory named `base` (the daemon's base group, all hierarchies),
+// at any depth (sandbox groups and lease share groups).
 int count_cgroup_dirs(const std::string& base) {
   int n = 0;
   std::error_code ec;
@@ -154,9 +155,13 @@ TEST_F(Leak, CreateExecDestroyCyclesLeaveNothing) {
   // The baseline: back to the state before the warm-up sandbox, or what is left after 2 s (a
   // lazily opened thing that stays, e.g. a connection).
   const Counts before = settle(empty);
+  // Every 4th sandbox belongs to a lease: its CPU share group (a cgroup level) comes and goes with it.
+  std::string lease = call_json("POST", "/v1/leases", {{"ttl_s", 3600}}, 201).value("id", "");
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < cycles; ++i) {
-    std::string id = create(i % 7 == 3 ? json{{"network", "loopback"}} : json::object());
+    json spec = i % 7 == 3 ? json{{"network", "loopback"}} : json::object();
+    if (i % 4 == 1) spec["lease"] = lease;
+    std::string id = create(spec);
     ASSERT_FALSE(id.empty()) << "cycle " << i;
     ASSERT_EQ(exec(id, {{"cmd", {"true"}}})["exit_code"], 0) << "cycle " << i;
     if (i % 10 == 5) {  // files, a copy-on-write fork and a grandchild
@@ -184,6 +189,7 @@ TEST_F(Leak, CreateExecDestroyCyclesLeaveNothing) {
     }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  call_json("DELETE", "/v1/leases/" + lease, nullptr, 200);
   Counts after = settle(before);
   EXPECT_TRUE(after.within(before)) << "after " << cycles << " cycles: before " << before << ", after " << after;
   EXPECT_EQ(manager_->n_live(), 0u);

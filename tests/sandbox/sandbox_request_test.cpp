@@ -43,6 +43,10 @@ TEST(SandboxRequest, ExecAndRun) {
   auto leased = parse_run_request(R"J({"language": "python", "code": "print(1)", "lease": "lease-1"})J");
   ASSERT_TRUE(leased.has_value()) << leased.status().to_string();
   EXPECT_EQ(leased->run.spec.lease, "lease-1");
+  EXPECT_EQ(r->run.spec.template_name, "host");
+  auto templated = parse_run_request(R"J({"language": "python", "code": "print(1)", "template": "debian"})J");
+  ASSERT_TRUE(templated.has_value()) << templated.status().to_string();
+  EXPECT_EQ(templated->run.spec.template_name, "debian");
   EXPECT_NE(error_of(parse_run_request(R"({"language": "python", "code": "", "files": {"/w/../x": ""}})").status()).find("files"),
             std::string::npos);
 }

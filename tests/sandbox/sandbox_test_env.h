@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <thread>
 #include <memory>
 #include <sstream>
@@ -35,6 +36,7 @@ class SandboxService : public ::testing::Test {
     // Per test process, so that parallel test binaries never share egress addresses.
     mopts.egress_subnet = "10." + std::to_string(200 + getpid() % 50) + ".0.0/16";
     mopts.warm_pool = warm_pool_;
+    mopts.templates = templates_;
     auto m = SandboxManager::open(mopts);
     ASSERT_TRUE(m.has_value()) << m.status().to_string();
     manager_ = std::move(m).value();
@@ -84,6 +86,7 @@ class SandboxService : public ::testing::Test {
   int warm_pool_ = 0;
   int max_sandboxes_ = 16;
   int max_execs_ = 0;
+  std::map<std::string, std::string> templates_;  // ManagerOptions::templates
   std::unique_ptr<SandboxManager> manager_;
   std::unique_ptr<http::HttpServer> server_;
   std::unique_ptr<http::HttpClient> client_;

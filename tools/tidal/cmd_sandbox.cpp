@@ -50,7 +50,11 @@ int run_serve(cli::Args& args) {
         "usage: tidal sandbox serve [--host 127.0.0.1] [--port 8080] [--root DIR] [--max-sandboxes N]\n"
         "                           [--api-key KEY] [--workers N] [--max-body-mb N] [--warm-pool N]\n"
         "                           [--max-execs N] [--max-queued N] [--queue-timeout-s S]\n"
-        "Serves the sandbox API (docs/sandbox-api.md). Needs root (namespaces, mounts, cgroups).\n");
+        "                           [--template NAME=DIR ...]\n"
+        "Serves the sandbox API (docs/sandbox-api.md). Needs root (namespaces, mounts, cgroups).\n"
+        "--template NAME=DIR (repeatable) adds a root filesystem template: a rootfs directory, e.g. a\n"
+        "Debian built by scripts/make-sandbox-template.sh DIR; sandboxes ask for it with\n"
+        "{\"template\": \"NAME\"}. The default template \"host\" binds the host's /usr read-only.\n");
     return 0;
   }
   sandbox::ManagerOptions mopts;
@@ -67,6 +71,19 @@ int run_serve(cli::Args& args) {
   mopts.max_queued = static_cast<int>(args.get_int("max-queued", 1024));
   mopts.queue_timeout_ms = static_cast<int64_t>(args.get_double("queue-timeout-s", 30) * 1000.0);
   hopts.max_body_bytes = static_cast<size_t>(args.get_int("max-body-mb", 64)) << 20;
+  for (const auto& t : args.get_all("template")) {
+    size_t eq = t.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == t.size()) {
+      args.error("--template must be NAME=DIR, got '" + t + "'");
+      return 2;
+    }
+    std::string name = t.substr(0, eq);
+    if (mopts.templates.count(name)) {
+      args.error("--template " + name + " given twice");
+      return 2;
+    }
+    mopts.templates[name] = t.substr(eq + 1);
+  }
   if (!args.finish()) return 2;
   scrub_from_cmdline(hopts.api_key);
   if (geteuid() != 0) {
@@ -96,9 +113,15 @@ int run_serve(cli::Args& args) {
     args.error(s.to_string());
     return 1;
   }
-  std::fprintf(stderr, "tidal sandbox: listening on http://%s:%u (root %s, max %d sandboxes, limits: %s)%s\n",
+  std::string templates;
+  for (const auto& t : (*manager)->templates()) {
+    templates += (templates.empty() ? "" : ", ") + t->name();
+    if (t->name() != "host") templates += "=" + t->source() + (t->idmapped() ? " (idmapped)" : " (" + t->note() + ")");
+  }
+  std::fprintf(stderr, "tidal sandbox: listening on http://%s:%u (root %s, max %d sandboxes, limits: %s, templates: %s)%s\n",
                hopts.host.c_str(), server.port(), (*manager)->options().root.c_str(), mopts.max_sandboxes,
-               (*manager)->cgroup_description().c_str(), hopts.api_key.empty() ? "" : ", API key required");
+               (*manager)->cgroup_description().c_str(), templates.c_str(),
+               hopts.api_key.empty() ? "" : ", API key required");
   while (g_signal.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::fprintf(stderr, "tidal sandbox: signal %d, stopping\n", g_signal.load());
   server.stop(std::chrono::seconds(10));

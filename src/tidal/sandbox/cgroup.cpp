@@ -59,17 +59,40 @@ std::vector<int> read_pids(const std::string& file) {
   return out;
 }
 
-// Removes a cgroup directory tree bottom-up (cgroupfs directories are removed with rmdir).
-void remove_tree(const std::string& dir) {
+// rmdir of a cgroup directory, retried while it is busy (its last tasks are still being reaped).
+bool remove_dir(const std::string& dir, int tries = 200) {
+  for (int i = 0; i < tries; ++i) {
+    if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return true;
+    if (errno != EBUSY) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+// The sub-directories of a cgroup directory (child groups).
+std::vector<std::string> child_dirs(const std::string& dir) {
+  std::vector<std::string> out;
   if (DIR* d = opendir(dir.c_str())) {
     while (dirent* e = readdir(d)) {
       if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) {
-        remove_tree(dir + "/" + e->d_name);
+        out.push_back(dir + "/" + e->d_name);
       }
     }
     closedir(d);
   }
-  ::rmdir(dir.c_str());
+  return out;
+}
+
+// Removes a cgroup directory tree bottom-up (cgroupfs directories are removed with rmdir).
+void remove_tree(const std::string& dir) {
+  for (const auto& child : child_dirs(dir)) remove_tree(child);
+  remove_dir(dir, 20);
+}
+
+// `dir` and every directory below it.
+void collect_tree(const std::string& dir, std::vector<std::string>* out) {
+  out->push_back(dir);
+  for (const auto& child : child_dirs(dir)) collect_tree(child, out);
 }
 }  // namespace
 
@@ -186,14 +209,151 @@ Status Cgroup::kill_all() {
 Status Cgroup::remove() {
   Status status;
   for (const auto& dir : dirs_) {
-    bool gone = false;
-    for (int i = 0; i < 200 && !gone; ++i) {  // EBUSY while the last tasks are being reaped
-      gone = ::rmdir(dir.c_str()) == 0 || errno == ENOENT;
-      if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    if (!gone && status.is_ok()) status = io_error("cannot remove cgroup " + dir + ": " + std::strerror(errno));
+    if (!remove_dir(dir) && status.is_ok()) status = io_error("cannot remove cgroup " + dir + ": " + std::strerror(errno));
   }
+  if (group_held_) host_->release_group(group_);
+  group_held_ = false;
   return status;
+}
+
+Cgroup::~Cgroup() {
+  if (group_held_) host_->release_group(group_);
+}
+
+Status Cgroup::regroup(const std::string& group, const CgroupLimits& limits) {
+  if (!host_ || group == group_) return set_limits(limits);
+  // The directories that move: those under a share group (v1 cpu and cpuacct; v2 the only one).
+  std::vector<size_t> moving;  // indices into dirs_
+  for (size_t i = 0; i < dirs_.size(); ++i) {
+    if (version_ == CgroupVersion::kV2 || dirs_[i] == cpu_dir_ || dirs_[i] == cpuacct_dir_) moving.push_back(i);
+  }
+  auto new_dir_of = [&](const std::string& old_dir) {
+    std::string parent = old_dir.substr(0, old_dir.rfind('/'));  // <base>/<old group>
+    return parent.substr(0, parent.rfind('/')) + "/" + group + "/" + id_;
+  };
+  TIDAL_RETURN_IF_ERROR(host_->acquire_group(group));
+  std::vector<std::string> old_dirs = dirs_;
+  Cgroup moved;  // the new layout, written and filled before this one is changed
+  moved.version_ = version_;
+  moved.memsw_ = memsw_;
+  moved.dirs_ = dirs_;
+  moved.memory_dir_ = memory_dir_;
+  moved.pids_dir_ = pids_dir_;
+  moved.cpu_dir_ = cpu_dir_;
+  moved.cpuacct_dir_ = cpuacct_dir_;
+  moved.freezer_dir_ = freezer_dir_;
+  for (size_t i : moving) {
+    std::string to = new_dir_of(dirs_[i]);
+    for (std::string* f : {&moved.memory_dir_, &moved.pids_dir_, &moved.cpu_dir_, &moved.cpuacct_dir_, &moved.freezer_dir_}) {
+      if (*f == dirs_[i]) *f = to;
+    }
+    moved.dirs_[i] = to;
+  }
+  // Move every process of `from` into `to` (repeated: a process may fork meanwhile).
+  auto move_all = [](const std::string& from, const std::string& to) -> bool {
+    for (int round = 0; round < 20; ++round) {
+      std::vector<int> left = read_pids(from + "/cgroup.procs");
+      if (left.empty()) return true;
+      for (int pid : left) {
+        if (!write_file(to + "/cgroup.procs", std::to_string(pid)) && errno != ESRCH) return false;
+      }
+    }
+    return read_pids(from + "/cgroup.procs").empty();
+  };
+  std::string failed;
+  size_t made = 0, filled = 0;
+  for (; made < moving.size() && failed.empty(); ++made) {
+    if (::mkdir(moved.dirs_[moving[made]].c_str(), 0755) != 0) failed = "mkdir " + moved.dirs_[moving[made]] + ": " + std::strerror(errno);
+  }
+  if (!failed.empty()) --made;
+  Status st = failed.empty() ? moved.set_limits(limits) : Status::ok();
+  if (!st.is_ok()) failed = st.message();
+  for (; failed.empty() && filled < moving.size(); ++filled) {
+    size_t i = moving[filled];
+    if (!move_all(old_dirs[i], moved.dirs_[i])) failed = "move processes to " + moved.dirs_[i] + ": " + std::strerror(errno);
+  }
+  if (!failed.empty()) {  // put everything back
+    for (size_t k = 0; k < filled; ++k) (void)move_all(moved.dirs_[moving[k]], old_dirs[moving[k]]);
+    for (size_t k = 0; k < made; ++k) remove_dir(moved.dirs_[moving[k]]);
+    host_->release_group(group);
+    return io_error("cgroup regroup of sandbox " + id_ + " under '" + group + "': " + failed);
+  }
+  for (size_t i : moving) remove_dir(old_dirs[i]);
+  dirs_ = moved.dirs_;
+  procs_files_.clear();
+  for (const auto& dir : dirs_) procs_files_.push_back(dir + "/cgroup.procs");
+  memory_dir_ = moved.memory_dir_;
+  pids_dir_ = moved.pids_dir_;
+  cpu_dir_ = moved.cpu_dir_;
+  cpuacct_dir_ = moved.cpuacct_dir_;
+  freezer_dir_ = moved.freezer_dir_;
+  if (group_held_) host_->release_group(group_);
+  group_ = group;
+  group_held_ = true;
+  return Status::ok();
+}
+
+std::vector<std::string> CgroupHost::group_bases() const {
+  if (version_ == CgroupVersion::kV2) return {v2_base_};
+  std::vector<std::string> out;
+  for (const auto& base : {cpu_base_, cpuacct_base_}) {
+    if (!base.empty() && std::find(out.begin(), out.end(), base) == out.end()) out.push_back(base);
+  }
+  return out;
+}
+
+Status CgroupHost::acquire_group(const std::string& group) {
+  std::lock_guard<std::mutex> lock(groups_mu_);
+  if (group_refs_[group]++ > 0) return Status::ok();
+  std::vector<std::string> made;
+  for (const auto& base : group_bases()) {
+    std::string dir = base + "/" + group;
+    bool ok = make_dir(dir);
+    if (ok) made.push_back(dir);
+    if (ok && version_ == CgroupVersion::kV2) ok = write_file(dir + "/cgroup.subtree_control", v2_controllers_);
+    if (!ok) {
+      Status s = io_error("cgroup share group " + dir + ": " + std::strerror(errno));
+      for (const auto& d : made) remove_dir(d, 1);
+      group_refs_.erase(group);
+      return s;
+    }
+  }
+  return Status::ok();
+}
+
+void CgroupHost::release_group(const std::string& group) {
+  std::lock_guard<std::mutex> lock(groups_mu_);
+  auto it = group_refs_.find(group);
+  if (it == group_refs_.end() || --it->second > 0) return;
+  group_refs_.erase(it);
+  group_retired_ms_[group] += live_group_cpu_ms(group);
+  for (const auto& base : group_bases()) remove_dir(base + "/" + group);
+}
+
+int64_t CgroupHost::live_group_cpu_ms(const std::string& group) const {
+  if (version_ == CgroupVersion::kV1 && !cpuacct_base_.empty()) {
+    return std::atoll(read_file(cpuacct_base_ + "/" + group + "/cpuacct.usage").c_str()) / 1000000;
+  }
+  if (version_ == CgroupVersion::kV2) return read_keyed(v2_base_ + "/" + group + "/cpu.stat", "usage_usec") / 1000;
+  return 0;
+}
+
+int64_t CgroupHost::group_cpu_ms(const std::string& group) const {
+  std::lock_guard<std::mutex> lock(groups_mu_);
+  int64_t ms = 0;
+  if (auto it = group_retired_ms_.find(group); it != group_retired_ms_.end()) ms += it->second;
+  if (group_refs_.count(group)) ms += live_group_cpu_ms(group);
+  return ms;
+}
+
+void CgroupHost::forget_group(const std::string& group) {
+  std::lock_guard<std::mutex> lock(groups_mu_);
+  group_retired_ms_.erase(group);
+}
+
+size_t CgroupHost::n_groups() const {
+  std::lock_guard<std::mutex> lock(groups_mu_);
+  return group_refs_.size();
 }
 
 std::shared_ptr<CgroupHost> CgroupHost::detect(const std::string& kBaseName) {
@@ -297,6 +457,7 @@ std::shared_ptr<CgroupHost> CgroupHost::detect(const std::string& kBaseName) {
     }
     host->version_ = CgroupVersion::kV2;
     host->v2_base_ = base;
+    host->v2_controllers_ = want;
     host->description_ = "cgroup v2 (" + want + ") at " + base;
     return host;
   }
@@ -304,16 +465,24 @@ std::shared_ptr<CgroupHost> CgroupHost::detect(const std::string& kBaseName) {
   return host;
 }
 
-Expected<std::unique_ptr<Cgroup>> CgroupHost::create(const std::string& id, const CgroupLimits& limits) {
+Expected<std::unique_ptr<Cgroup>> CgroupHost::create(const std::string& id, const CgroupLimits& limits,
+                                                    const std::string& share_group) {
   auto group = std::make_unique<Cgroup>();
   group->version_ = version_;
   if (version_ == CgroupVersion::kNone) return group;
+  TIDAL_RETURN_IF_ERROR(acquire_group(share_group));
+  // From here on the group's destructor releases the share group.
+  group->host_ = shared_from_this();
+  group->id_ = id;
+  group->group_ = share_group;
+  group->group_held_ = true;
   auto fail = [&](const std::string& what) -> Status {
+    Status s = io_error("cgroup setup for sandbox " + id + ": " + what + ": " + std::strerror(errno));
     for (const auto& dir : group->dirs_) ::rmdir(dir.c_str());
-    return io_error("cgroup setup for sandbox " + id + ": " + what + ": " + std::strerror(errno));
+    return s;
   };
   if (version_ == CgroupVersion::kV2) {
-    std::string dir = v2_base_ + "/" + id;
+    std::string dir = v2_base_ + "/" + share_group + "/" + id;
     if (::mkdir(dir.c_str(), 0755) != 0) return fail("mkdir " + dir);
     group->dirs_.push_back(dir);
     group->memory_dir_ = group->pids_dir_ = group->cpu_dir_ = dir;
@@ -325,11 +494,11 @@ Expected<std::unique_ptr<Cgroup>> CgroupHost::create(const std::string& id, cons
     }
     return group;
   }
-  // v1: one directory per hierarchy.
+  // v1: one directory per hierarchy; cpu and cpuacct one level deeper, under the share group.
   std::set<std::string> made;
-  auto make = [&](const std::string& base, std::string* out) -> bool {
+  auto make = [&](const std::string& base, std::string* out, bool shared) -> bool {
     if (base.empty()) return true;
-    std::string dir = base + "/" + id;
+    std::string dir = base + "/" + (shared ? share_group + "/" : std::string()) + id;
     if (!made.count(dir)) {
       if (::mkdir(dir.c_str(), 0755) != 0) return false;
       made.insert(dir);
@@ -339,9 +508,9 @@ Expected<std::unique_ptr<Cgroup>> CgroupHost::create(const std::string& id, cons
     *out = dir;
     return true;
   };
-  if (!make(memory_base_, &group->memory_dir_) || !make(pids_base_, &group->pids_dir_) ||
-      !make(cpu_base_, &group->cpu_dir_) || !make(cpuacct_base_, &group->cpuacct_dir_) ||
-      !make(freezer_base_, &group->freezer_dir_)) {
+  if (!make(memory_base_, &group->memory_dir_, false) || !make(pids_base_, &group->pids_dir_, false) ||
+      !make(cpu_base_, &group->cpu_dir_, true) || !make(cpuacct_base_, &group->cpuacct_dir_, true) ||
+      !make(freezer_base_, &group->freezer_dir_, false)) {
     return fail("mkdir");
   }
   group->memsw_ = memsw_;
@@ -362,29 +531,31 @@ void CgroupHost::remove_base() {
 int CgroupHost::cleanup_stale() {
   std::set<std::string> bases = {memory_base_, pids_base_, cpu_base_, cpuacct_base_, freezer_base_, v2_base_};
   bases.erase("");
-  std::set<std::string> ids;
+  // Top-level entries: sandbox groups and share groups (which hold sandbox groups).
+  std::set<std::string> names;
   for (const auto& base : bases) {
-    if (DIR* d = opendir(base.c_str())) {
-      while (dirent* e = readdir(d)) {
-        if (e->d_type == DT_DIR && e->d_name[0] != '.') ids.insert(e->d_name);
-      }
-      closedir(d);
-    }
+    for (const auto& dir : child_dirs(base)) names.insert(dir.substr(dir.rfind('/') + 1));
   }
-  for (const auto& id : ids) {
+  // Kill everything first (a share group's sandboxes also have flat groups elsewhere on v1), then
+  // remove the trees bottom-up.
+  for (const auto& name : names) {
     Cgroup group;
     group.version_ = version_;
     for (const auto& base : bases) {
-      std::string dir = base + "/" + id;
+      std::string dir = base + "/" + name;
       if (!exists(dir)) continue;
-      group.dirs_.push_back(dir);
-      group.procs_files_.push_back(dir + "/cgroup.procs");
+      std::vector<std::string> tree;
+      collect_tree(dir, &tree);
+      group.dirs_.push_back(dir);  // v2: cgroup.kill on the top directory kills the whole tree
+      for (const auto& d : tree) group.procs_files_.push_back(d + "/cgroup.procs");
       if (base == freezer_base_) group.freezer_dir_ = dir;
     }
     (void)group.kill_all();
-    for (const auto& dir : group.dirs_) remove_tree(dir);
   }
-  return static_cast<int>(ids.size());
+  for (const auto& name : names) {
+    for (const auto& base : bases) remove_tree(base + "/" + name);
+  }
+  return static_cast<int>(names.size());
 }
 
 }  // namespace tidal::sandbox

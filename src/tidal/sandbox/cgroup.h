@@ -6,14 +6,26 @@
 // is kNone and every limit below is skipped: sandboxes still run, with no CPU/memory/pids limit,
 // and describe() says why. That degradation is reported by /health.
 //
-// A Cgroup is one sandbox's group ("<base>/<id>" in each hierarchy). Its processes join by writing
-// to procs_files() (the exec path writes "0" there from the forked child, before entering the
-// sandbox's namespaces). Thread-safety: a Cgroup's methods may be called from any thread; they only
-// read and write cgroupfs files.
+// A Cgroup is one sandbox's group. Its processes join by writing to procs_files() (the init writes
+// "0" there from the forked child, before entering the sandbox's namespaces).
+//
+// CPU fair share per lease: every sandbox belongs to a *share group* (its lease id, or kNoLease for
+// sandboxes without a lease), one cgroup level between the base and the sandbox in the hierarchies
+// that schedule CPU: "<base>/<group>/<id>" in cpu and cpuacct on v1 (memory, pids and freezer stay
+// "<base>/<id>"), and in the single tree on v2. Share groups keep the kernel's default weight (v1
+// cpu.shares 1024, v2 cpu.weight 100), so groups contending for the CPU get equal time whatever the
+// number of sandboxes in each; inside a group, sandboxes share in proportion to cpu_millis. A share
+// group is created with its first sandbox and removed with its last (reference-counted by the
+// CgroupHost); its CPU time is kept (group_cpu_ms) until forget_group().
+//
+// Thread-safety: a Cgroup's methods may be called from any thread (one at a time per Cgroup for
+// regroup/remove); they only read and write cgroupfs files. CgroupHost's methods are thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -36,6 +48,8 @@ struct CgroupLimits {
 int64_t cpu_shares(int64_t cpu_millis);
 int64_t cpu_weight(int64_t cpu_millis);
 
+class CgroupHost;
+
 class Cgroup {
  public:
   // The files a process writes its pid (or "0" for itself) to, to join this group.
@@ -57,9 +71,18 @@ class Cgroup {
   Status freeze(bool frozen);
   // Writes the limits (a limit of 0 is left as it is). kIoError naming the file on failure.
   Status set_limits(const CgroupLimits& limits);
+  // Moves the group, with its processes, under share group `group` (a warm sandbox handed to a
+  // lease) and applies `limits` there. No-op when it is already there. On failure nothing changed.
+  // Costs a cgroup migration of the group's processes (on v1 an RCU grace period, milliseconds).
+  Status regroup(const std::string& group, const CgroupLimits& limits);
+  const std::string& group() const { return group_; }
+  ~Cgroup();
 
  private:
   friend class CgroupHost;
+  std::shared_ptr<CgroupHost> host_;  // null for a kNone host and for cleanup groups
+  std::string id_, group_;
+  bool group_held_ = false;  // holds a reference on host_'s share group `group_`
   CgroupVersion version_ = CgroupVersion::kNone;
   std::vector<std::string> dirs_;  // one per hierarchy (v1) or one (v2)
   std::string memory_dir_, pids_dir_, cpu_dir_, cpuacct_dir_, freezer_dir_;
@@ -67,8 +90,11 @@ class Cgroup {
   bool memsw_ = false;
 };
 
-class CgroupHost {
+class CgroupHost : public std::enable_shared_from_this<CgroupHost> {
  public:
+  // The share group of sandboxes without a lease (a lease id never has this form).
+  static constexpr const char* kNoLease = "no-lease";
+
   // Never fails: returns a kNone host (with the reason in describe()) when cgroups are unusable.
   // `base_name` names this daemon's base group; daemons with different roots use different names
   // so that one's cleanup_stale() never touches another's sandboxes.
@@ -79,9 +105,18 @@ class CgroupHost {
   // or "none: <reason>".
   const std::string& describe() const { return description_; }
 
-  // Creates "<base>/<id>" with the limits. kNone host: returns an empty Cgroup (no files).
-  [[nodiscard]] Expected<std::unique_ptr<Cgroup>> create(const std::string& id,
-                                                         const CgroupLimits& limits);
+  // Creates sandbox `id`'s group with the limits under share group `group` (a lease id, or
+  // kNoLease; see above). kNone host: returns an empty Cgroup (no files).
+  [[nodiscard]] Expected<std::unique_ptr<Cgroup>> create(const std::string& id, const CgroupLimits& limits,
+                                                         const std::string& group = kNoLease);
+  // CPU time (ms) used by the sandboxes of share group `group`: the live group's usage plus that of
+  // its earlier incarnations (a group is removed with its last sandbox and made again with the
+  // next). 0 for an unknown group or without cgroups.
+  int64_t group_cpu_ms(const std::string& group) const;
+  // Forgets the CPU time kept for `group` (its lease ended).
+  void forget_group(const std::string& group);
+  // Share groups that exist now (a test hook).
+  size_t n_groups() const;
   // Kills and removes every group under the base (leftovers of a previous daemon). Returns the
   // number of groups removed.
   int cleanup_stale();
@@ -89,8 +124,19 @@ class CgroupHost {
   void remove_base();
 
  private:
+  friend class Cgroup;
+  // Share groups: the directories that hold sandbox groups in the CPU hierarchies.
+  std::vector<std::string> group_bases() const;  // cpu and cpuacct bases (v1) or the v2 base
+  Status acquire_group(const std::string& group);  // makes the group's directories on first use
+  void release_group(const std::string& group);    // removes them with the last user
+  int64_t live_group_cpu_ms(const std::string& group) const;
+
   CgroupVersion version_ = CgroupVersion::kNone;
   std::string description_;
+  std::string v2_controllers_;  // "+memory +pids [+cpu]", enabled in every v2 share group
+  mutable std::mutex groups_mu_;
+  std::map<std::string, int> group_refs_;            // guarded by groups_mu_
+  std::map<std::string, int64_t> group_retired_ms_;  // CPU of removed incarnations; groups_mu_
   // v1: base directory per controller ("" when that controller is unavailable).
   std::string memory_base_, pids_base_, cpu_base_, cpuacct_base_, freezer_base_;
   std::string v2_base_;

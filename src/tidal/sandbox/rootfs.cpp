@@ -147,7 +147,7 @@ Status Rootfs::mount_overlay(const std::string& at, const LayerStack& lowers, co
                              const std::string& work) const {
   std::string lower;
   for (const auto& layer : lowers) lower += layer->path() + ":";
-  lower += root_ + "/templates/host";
+  lower += template_lower_;
   std::string ovl = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work;
   if (ovl.size() >= 4000) return io_error("overlay options too long (" + std::to_string(ovl.size()) + " bytes)");
   if (mount("overlay", at.c_str(), "overlay", MS_NOSUID | MS_NODEV, ovl.c_str()) != 0) {
@@ -157,10 +157,11 @@ Status Rootfs::mount_overlay(const std::string& at, const LayerStack& lowers, co
 }
 
 Expected<Rootfs> Rootfs::create(const std::string& root, const std::string& id, int64_t disk_mb,
-                                uint32_t uid, uint32_t gid, const LayerStack& lowers,
-                                const std::vector<std::string>& copy_from) {
+                                uint32_t uid, uint32_t gid, const std::string& template_lower,
+                                const LayerStack& lowers, const std::vector<std::string>& copy_from) {
   Rootfs r;
   r.root_ = root;
+  r.template_lower_ = template_lower;
   r.uid_ = uid;
   r.gid_ = gid;
   r.dir_ = root + "/sandboxes/" + id;

@@ -1,6 +1,7 @@
 // Rootfs: a sandbox's root filesystem on the host side.
 //
-// Layout under the daemon's root directory:
+// Layout under the daemon's root directory (the template below is the "host" one; see
+// rootfs_template.h for rootfs-directory templates):
 //   templates/host/              the read-only bottom layer (built once by build_host_template()):
 //                                empty mount points (usr, proc, dev), merged-/usr symlinks
 //                                (bin -> usr/bin ...), a small /etc of our own, /tmp, /root,
@@ -59,7 +60,7 @@ class Layer {
   int fd_ = -1;
   std::string path_;
 };
-using LayerStack = std::vector<std::shared_ptr<Layer>>;  // top first; the template is implied below
+using LayerStack = std::vector<std::shared_ptr<Layer>>;  // top first; the template's layers are below
 
 class Rootfs {
  public:
@@ -71,10 +72,12 @@ class Rootfs {
                                                                            uint32_t uid, uint32_t gid);
 
   // Mounts a fresh tmpfs + overlay for sandbox `id` over `lowers` (frozen layers, top first) and
-  // the template. `copy_from`: layers (top first) whose merged contents are copied into the new
-  // upper first (the copying fork, used when a sandbox cannot be frozen, e.g. it runs commands).
+  // the template (`template_lower`: its overlay lowerdir entries, RootfsTemplate::lower()).
+  // `copy_from`: layers (top first) whose merged contents are copied into the new upper first (the
+  // copying fork, used when a sandbox cannot be frozen, e.g. it runs commands).
   [[nodiscard]] static Expected<Rootfs> create(const std::string& root, const std::string& id,
                                                int64_t disk_mb, uint32_t uid, uint32_t gid,
+                                               const std::string& template_lower,
                                                const LayerStack& lowers = {},
                                                const std::vector<std::string>& copy_from = {});
   // Unmounts everything of sandbox dir `dir` (lazy) and removes it. Safe on partial state.
@@ -107,7 +110,7 @@ class Rootfs {
   Status mount_overlay(const std::string& at, const LayerStack& lowers, const std::string& upper,
                        const std::string& work) const;
 
-  std::string root_, dir_, upper_, work_, merged_, next_;
+  std::string root_, template_lower_, dir_, upper_, work_, merged_, next_;
   uint32_t uid_ = 0, gid_ = 0;
   int generation_ = 0;
   LayerStack lowers_;

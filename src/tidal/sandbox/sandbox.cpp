@@ -14,6 +14,10 @@
 
 namespace tidal::sandbox {
 
+std::string share_group(const SandboxSpec& spec) {
+  return spec.lease.empty() ? std::string(CgroupHost::kNoLease) : spec.lease;
+}
+
 const char* network_mode_name(NetworkMode mode) {
   return mode == NetworkMode::kLoopback ? "loopback" : mode == NetworkMode::kEgress ? "egress" : "none";
 }
@@ -28,16 +32,19 @@ Sandbox::~Sandbox() { destroy(); }
 
 Expected<std::shared_ptr<Sandbox>> Sandbox::create(const Host& host, std::string id, const SandboxSpec& spec,
                                                    const LayerStack& lowers, const std::vector<std::string>& copy_from) {
+  auto tmpl = host.templates.find(spec.template_name);
+  if (tmpl == host.templates.end()) return invalid_argument("unknown template '" + spec.template_name + "'");
   std::shared_ptr<Sandbox> sb(new Sandbox(host, std::move(id), spec));
+  sb->template_ = tmpl->second;
   TIDAL_ASSIGN_OR_RETURN(Rootfs rootfs, Rootfs::create(host.root, sb->id_, spec.disk_mb, host.uid_base,
-                                                       host.gid_base, lowers, copy_from));
+                                                       host.gid_base, sb->template_->lower(), lowers, copy_from));
   sb->rootfs_ = std::make_unique<Rootfs>(std::move(rootfs));
   sb->alive_ = true;  // from here on destroy() cleans up
   CgroupLimits limits;
   limits.cpu_millis = spec.cpu_millis;
   limits.memory_bytes = spec.memory_mb << 20;
   limits.pids = spec.pids;
-  auto cgroup = host.cgroups->create(sb->id_, limits);
+  auto cgroup = host.cgroups->create(sb->id_, limits, share_group(spec));
   if (!cgroup) {
     sb->destroy();
     return cgroup.status();
@@ -45,7 +52,7 @@ Expected<std::shared_ptr<Sandbox>> Sandbox::create(const Host& host, std::string
   sb->cgroup_ = std::move(cgroup).value();
   InitConfig config;
   config.merged = sb->rootfs_->merged();
-  config.binds = host.binds;
+  config.binds = sb->template_->binds();
   config.network = spec.network;
   config.uid_base = host.uid_base;
   config.gid_base = host.gid_base;
@@ -108,7 +115,7 @@ Status Sandbox::swap_prepared_locked() {
     return s;
   }
   std::vector<std::string> binds;
-  for (const auto& b : host_.binds) binds.push_back(b.path);
+  for (const auto& b : template_->binds()) binds.push_back(b.path);
   Status s = init_->replace_root(tree, binds);
   ::close(tree);
   if (!s.is_ok()) {
@@ -195,7 +202,8 @@ Status Sandbox::adopt(const SandboxSpec& spec) {
   limits.cpu_millis = spec.cpu_millis;
   limits.memory_bytes = spec.memory_mb << 20;
   limits.pids = spec.pids;
-  TIDAL_RETURN_IF_ERROR(cgroup_->set_limits(limits));
+  // A lease's sandboxes share its CPU group: a warm sandbox handed to a lease moves there.
+  TIDAL_RETURN_IF_ERROR(cgroup_->regroup(share_group(spec), limits));
   if (spec.disk_mb != spec_.disk_mb) {
     std::string opts = "size=" + std::to_string(spec.disk_mb) + "m";
     if (mount(nullptr, rootfs_->dir().c_str(), nullptr, MS_REMOUNT | MS_NOSUID | MS_NODEV, opts.c_str()) != 0) {

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <shared_mutex>
 #include <string>
@@ -19,6 +20,7 @@
 #include "tidal/sandbox/file_access.h"
 #include "tidal/sandbox/init_process.h"
 #include "tidal/sandbox/rootfs.h"
+#include "tidal/sandbox/rootfs_template.h"
 #include "tidal/sandbox/sandbox_spec.h"
 
 namespace tidal::sandbox {
@@ -26,6 +28,9 @@ namespace tidal::sandbox {
 class Egress;
 class SeccompFilter;
 class SpawnThread;
+
+// The CPU share group of a sandbox (cgroup.h): its lease, or CgroupHost::kNoLease.
+std::string share_group(const SandboxSpec& spec);
 
 struct SandboxInfo {
   std::string id;
@@ -46,7 +51,8 @@ class Sandbox {
   // Everything a sandbox needs from the daemon; owned by the SandboxManager, outlives sandboxes.
   struct Host {
     std::string root;  // the daemon's root directory
-    std::vector<HostBind> binds;
+    // Root filesystem templates by name ("host" always; more from ManagerOptions::templates).
+    std::map<std::string, std::shared_ptr<const RootfsTemplate>> templates;
     uint32_t uid_base = 0, gid_base = 0;
     std::shared_ptr<CgroupHost> cgroups;
     const SeccompFilter* filter = nullptr;
@@ -55,7 +61,8 @@ class Sandbox {
   };
 
   // Builds the filesystem over `lowers` (frozen layers of a fork's parent, top first; see
-  // rootfs.h), copying the merged contents of `copy_from` (layer directories, top first) into the
+  // rootfs.h) and the template spec.template_name (kInvalidArgument when the host has no such
+  // template), copying the merged contents of `copy_from` (layer directories, top first) into the
   // writable layer when given (the copying fork), then the cgroup and the init. On failure
   // everything built so far is torn down.
   [[nodiscard]] static Expected<std::shared_ptr<Sandbox>> create(const Host& host, std::string id,
@@ -114,6 +121,7 @@ class Sandbox {
   mutable std::shared_mutex mu_;  // shared: exec spawn, files; exclusive: destroy
   bool alive_ = false;
   bool paused_ = false;
+  std::shared_ptr<const RootfsTemplate> template_;
   std::unique_ptr<Rootfs> rootfs_;
   std::unique_ptr<Cgroup> cgroup_;
   std::unique_ptr<InitProcess> init_;

@@ -218,6 +218,17 @@ HttpResponse handle_run(SandboxManager& m, HttpRequest& req) {
   return HttpResponse::json(200, result_json(*result));
 }
 
+json templates_json(const SandboxManager& m) {
+  json list = json::array();
+  for (const auto& t : m.templates()) {
+    json one = {{"name", t->name()}, {"source", t->source()}};
+    if (t->name() != "host") one["idmapped"] = t->idmapped();
+    if (!t->note().empty()) one["note"] = t->note();
+    list.push_back(std::move(one));
+  }
+  return list;
+}
+
 }  // namespace
 
 Expected<CreateCall> parse_create_request(std::string_view text) {
@@ -289,6 +300,7 @@ Expected<RunCall> parse_run_request(std::string_view text) {
   if (run.max_output_bytes < 0 || run.max_output_bytes > kMaxOutputBytes) {
     f.fail("max_output_bytes", "must be in [0, " + std::to_string(kMaxOutputBytes) + "]");
   }
+  f.optional("template", &run.spec.template_name);
   read_limits(f, run.spec);
   read_network(f, run.spec);
   f.optional("lease", &run.spec.lease);
@@ -327,7 +339,8 @@ void SandboxApi::add_routes(tidal::http::Router& router, SandboxManager& m) {
                                     {"create_queue", m.create_queue_depth()},
                                     {"exec_queue", m.exec_queue_depth()},
                                     {"cgroups", m.cgroup_description()},
-                                    {"limits_enforced", m.cgroups_enabled()}});
+                                    {"limits_enforced", m.cgroups_enabled()},
+                                    {"templates", templates_json(m)}});
   });
   router.add("GET", "/metrics", [&m](HttpRequest&) {
     return HttpResponse::text(200, m.metrics().render(), "text/plain; version=0.0.4; charset=utf-8");
@@ -391,6 +404,12 @@ void SandboxApi::add_routes(tidal::http::Router& router, SandboxManager& m) {
     auto lease = m.create_lease(ttl_ms);
     if (!lease) return error(lease.status());
     return HttpResponse::json(201, {{"id", lease->id}, {"ttl_s", static_cast<double>(lease->ttl_ms) / 1000.0}});
+  });
+  router.add("GET", "/v1/leases/{id}", [&m](HttpRequest& r) {
+    auto cpu = m.lease_cpu_ms(r.param("id"));
+    if (!cpu) return error(cpu.status());
+    return HttpResponse::json(200, {{"id", r.param("id")}, {"sandboxes", m.lease_sandboxes(r.param("id"))},
+                                    {"cpu_ms", *cpu}});
   });
   router.add("POST", "/v1/leases/{id}/heartbeat", [&m](HttpRequest& r) {
     auto lease = m.heartbeat(r.param("id"));

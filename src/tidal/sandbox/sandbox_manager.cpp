@@ -63,8 +63,13 @@ Expected<std::unique_ptr<SandboxManager>> SandboxManager::open(ManagerOptions op
   std::unique_ptr<SandboxManager> m(new SandboxManager(options));
   m->host_.root = m->options_.root;
   m->host_.uid_base = m->host_.gid_base = m->options_.uid_base;
-  TIDAL_ASSIGN_OR_RETURN(m->host_.binds,
-                         Rootfs::build_host_template(m->options_.root, m->host_.uid_base, m->host_.gid_base));
+  TIDAL_ASSIGN_OR_RETURN(m->host_.templates["host"],
+                         RootfsTemplate::open_host(m->options_.root, m->host_.uid_base, m->host_.gid_base));
+  for (const auto& [name, dir] : m->options_.templates) {
+    TIDAL_ASSIGN_OR_RETURN(m->host_.templates[name],
+                           RootfsTemplate::open_dir(name, dir, m->options_.root, m->host_.uid_base, m->host_.gid_base,
+                                                    65536));
+  }
   // One base cgroup per root directory, so daemons (and tests) with different roots never touch
   // each other's groups.
   std::string base = "tidal-sandbox-" + hex(std::hash<std::string>{}(m->options_.root), 8);
@@ -117,6 +122,7 @@ std::shared_ptr<Sandbox> SandboxManager::take_warm(const SandboxSpec& spec) {
     std::shared_ptr<Sandbox> sb;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      warm_lease_ = spec.lease;  // refills go to this lease's CPU share group (see refill_warm)
       if (warm_.empty()) return nullptr;
       sb = std::move(warm_.front());
       warm_.pop_front();
@@ -129,11 +135,17 @@ std::shared_ptr<Sandbox> SandboxManager::take_warm(const SandboxSpec& spec) {
 
 void SandboxManager::refill_warm() {
   while (!stopping_.load()) {
+    // A warm sandbox waits in the CPU share group of the lease that took the last one (the next
+    // create most likely comes from the same training job): handing it out to that lease then
+    // needs no cgroup migration (an RCU grace period on cgroup v1). Its spec is replaced on
+    // hand-out (adopt), so the lease here only places its cgroup.
+    SandboxSpec spec;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (static_cast<int>(warm_.size()) >= options_.warm_pool) return;
+      if (leases_.count(warm_lease_)) spec.lease = warm_lease_;
     }
-    auto sb = Sandbox::create(host_, new_id("sb-"), SandboxSpec{});
+    auto sb = Sandbox::create(host_, new_id("sb-"), spec);
     if (!sb) {
       create_failures_->inc();
       return;  // retried on the next sweep
@@ -201,7 +213,11 @@ Status SandboxManager::admit(AdmissionQueue& q, const std::string& group, QueueT
 
 Expected<std::shared_ptr<Sandbox>> SandboxManager::create_with(const SandboxSpec& spec, const Sandbox::ForkSource* from,
                                                                const std::string& fixed_id, QueueTicket* ticket) {
-  if (spec.template_name != "host") return invalid_argument("unknown template '" + spec.template_name + "' (have: host)");
+  if (!host_.templates.count(spec.template_name)) {
+    std::string have;
+    for (const auto& [name, t] : host_.templates) have += (have.empty() ? "" : ", ") + name;
+    return invalid_argument("unknown template '" + spec.template_name + "' (have: " + have + ")");
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!spec.lease.empty() && !leases_.count(spec.lease)) return not_found("no lease '" + spec.lease + "'");
@@ -389,7 +405,29 @@ Status SandboxManager::release_lease(const std::string& lease_id) {
     }
   }
   for (auto& sb : doomed) destroy_sandbox(sb, "lease released");
+  host_.cgroups->forget_group(lease_id);
   return Status::ok();
+}
+
+Expected<int64_t> SandboxManager::lease_cpu_ms(const std::string& lease_id) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!leases_.count(lease_id)) return not_found("no lease '" + lease_id + "' (expired or released)");
+  }
+  return host_.cgroups->group_cpu_ms(lease_id);
+}
+
+size_t SandboxManager::lease_sandboxes(const std::string& lease_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& [id, sb] : sandboxes_) n += sb->spec().lease == lease_id;
+  return n;
+}
+
+std::vector<std::shared_ptr<const RootfsTemplate>> SandboxManager::templates() const {
+  std::vector<std::shared_ptr<const RootfsTemplate>> out;
+  for (const auto& [name, t] : host_.templates) out.push_back(t);
+  return out;
 }
 
 void SandboxManager::sweep_loop() {
@@ -402,11 +440,16 @@ void SandboxManager::sweep_loop() {
     if (options_.warm_pool > 0) refill_warm();
     auto now = std::chrono::steady_clock::now();
     std::vector<std::shared_ptr<Sandbox>> doomed;
+    std::vector<std::string> expired;
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto it = leases_.begin(); it != leases_.end();) {
-        if (it->second.expires <= now) it = leases_.erase(it);
-        else ++it;
+        if (it->second.expires <= now) {
+          expired.push_back(it->first);
+          it = leases_.erase(it);
+        } else {
+          ++it;
+        }
       }
       for (auto it = sandboxes_.begin(); it != sandboxes_.end();) {
         const SandboxSpec& spec = it->second->spec();
@@ -424,6 +467,7 @@ void SandboxManager::sweep_loop() {
       destroy_sandbox(sb, "expired");
       expired_total_->inc();
     }
+    for (const auto& lease : expired) host_.cgroups->forget_group(lease);
   }
 }
 

@@ -1,11 +1,15 @@
 // SandboxManager: the node's sandboxes, leases and metrics; what the HTTP API calls into.
 //
-// open() prepares the host once: the root directory, the "host" template, cgroup detection, the
+// open() prepares the host once: the root directory, the "host" template and the rootfs-directory
+// templates of options.templates (rootfs_template.h), cgroup detection, the
 // seccomp program, and cleanup of anything a previous daemon with the same root left behind
 // (mounts under <root>/sandboxes, cgroups under this root's base group).
 //
 // Warm pool: with options.warm_pool > 0, a background thread keeps that many idle sandboxes ready;
-// a create() for network "none" adopts one (Sandbox::adopt) instead of building one.
+// a create() for network "none" and template "host" adopts one (Sandbox::adopt) instead of
+// building one. Other templates are always built (the pool is not per template). Pooled sandboxes
+// wait in the CPU share group (cgroup.h) of the lease that took the last one, so that a hand-out
+// to the same lease needs no cgroup migration; another lease's hand-out moves it (Cgroup::regroup).
 //
 // Admission (admission.h): at most max_sandboxes live sandboxes and max_execs running commands.
 // Beyond that, create() and exec() wait in a bounded queue (fair across leases) for up to
@@ -57,6 +61,9 @@ struct ManagerOptions {
   // Addresses of network "egress" sandboxes (a /16; each sandbox takes a /30). Set up (NAT table,
   // IPv4 forwarding) at the first egress create.
   std::string egress_subnet = "10.213.0.0/16";
+  // Root filesystem templates besides the built-in "host": name -> rootfs directory (e.g. a
+  // debootstrapped Debian; see rootfs_template.h). Checked at open().
+  std::map<std::string, std::string> templates;
 };
 
 // A request's place in an admission queue: how long it may wait, and why it was turned away.
@@ -108,6 +115,13 @@ class SandboxManager {
   [[nodiscard]] Expected<Lease> heartbeat(const std::string& lease_id);
   // Destroys every sandbox under the lease and forgets it.
   [[nodiscard]] Status release_lease(const std::string& lease_id);
+  // CPU time (ms) used so far by the sandboxes of a lease (live and destroyed ones; its cgroup
+  // share group, cgroup.h). kNotFound for an unknown lease.
+  [[nodiscard]] Expected<int64_t> lease_cpu_ms(const std::string& lease_id) const;
+  // Live sandboxes of a lease.
+  size_t lease_sandboxes(const std::string& lease_id) const;
+  // The root filesystem templates, by name ("host" first is not guaranteed: sorted by name).
+  std::vector<std::shared_ptr<const RootfsTemplate>> templates() const;
 
   size_t n_live() const;
   size_t n_warm() const;
@@ -146,6 +160,7 @@ class SandboxManager {
   std::map<std::string, std::shared_ptr<Sandbox>> sandboxes_;  // guarded by mu_
   std::map<std::string, Lease> leases_;                         // guarded by mu_
   std::deque<std::shared_ptr<Sandbox>> warm_;                   // guarded by mu_
+  std::string warm_lease_;  // lease of the last warm hand-out ("" none); guarded by mu_
   AdmissionQueue create_slots_;  // one slot per live (client) sandbox
   AdmissionQueue exec_slots_;    // one slot per running command
 
