@@ -1,6 +1,12 @@
-// F32 -> F32/F16/BF16 conversion of parameter data (round to nearest even, as core/dtype.h),
-// vectorised and spread over torch's intra-op threads. Used by the weight writer so that a
-// weight sync runs at memory speed rather than at one scalar conversion per element.
+// F32 -> F32/F16/BF16 conversion of parameter data, at memory speed: an AVX2 kernel (chosen at
+// run time; scalar fallback) with streaming stores, spread over torch's intra-op threads. Used by
+// the weight writer (weight_sync.cpp) to convert the trainer's F32 parameters straight into the
+// shared-memory segment.
+//
+// Results are bit-identical to ATen's `copy_` (what this file used before, and what the tests
+// compare against): round to nearest even, overflow to +-inf, subnormals kept; a NaN becomes
+// 0xFFFF in BF16 (ATen's vectorised rule: a NaN, sign set, payload dropped) and sign|0x7E00 in
+// F16 (c10::Half's rule). Note core/dtype.h's f32_to_bf16 keeps a NaN's sign and payload instead.
 #pragma once
 
 #include <cstdint>
@@ -11,5 +17,18 @@ namespace tidal::rl {
 
 // dst receives n values of `dtype` (F32, F16 or BF16); the buffers must not overlap.
 void convert_f32(const float* src, int64_t n, DType dtype, void* dst);
+
+// ---- for tests and benchmarks ----
+enum class ConvertIsa { kScalar, kAvx2 };
+ConvertIsa convert_isa();                   // what convert_f32 uses on this CPU
+bool convert_isa_supported(ConvertIsa isa);
+// One thread, one ISA, no threading: the kernel convert_f32 splits its work over.
+void convert_f32_serial(ConvertIsa isa, const float* src, int64_t n, DType dtype, void* dst);
+// The reference: ATen's copy_ (one call on the whole buffer).
+void convert_f32_aten(const float* src, int64_t n, DType dtype, void* dst);
+
+namespace detail {
+void convert_f32_avx2(const float* src, int64_t n, DType dtype, void* dst);  // F16 / BF16 only
+}
 
 }  // namespace tidal::rl

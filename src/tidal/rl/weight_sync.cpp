@@ -33,34 +33,6 @@ std::string segment_path(const WeightSyncOptions& o) {
   return o.dir + "/tidal-weights-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".safetensors";
 }
 
-// Rewrites the data of an existing weights file in place (same names, dtypes and shapes): the
-// pages already exist, so nothing is allocated. False when the file does not match (or is absent).
-Expected<bool> rewrite_in_place(std::span<const ParamView> params, const std::string& path, DType dtype) {
-  std::vector<uint64_t> offsets;
-  uint64_t size = 0;
-  {
-    auto f = SafetensorsFile::open(path);
-    if (!f) return false;
-    if (f->tensors().size() != params.size()) return false;
-    for (const ParamView& p : params) {
-      const TensorInfo* t = f->find(p.name);
-      if (!t || t->dtype != dtype || t->shape != p.shape) return false;
-      offsets.push_back(t->offset);
-      size = std::max(size, t->offset + t->nbytes);
-    }
-  }
-  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return io_error(path + ": cannot open for rewriting: " + std::strerror(errno));
-  void* m = size ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0) : nullptr;
-  ::close(fd);
-  if (m == MAP_FAILED) return io_error(path + ": mmap for rewriting failed: " + std::strerror(errno));
-  for (size_t i = 0; i < params.size(); ++i) {
-    convert_f32(params[i].data, params[i].numel, dtype, static_cast<uint8_t*>(m) + offsets[i]);
-  }
-  if (m) ::munmap(m, size);
-  return true;
-}
-
 }  // namespace
 
 Status write_weights_file(std::span<const ParamView> params, const std::string& path, DType dtype,
@@ -103,29 +75,94 @@ Status write_weights_file(std::span<const ParamView> params, const std::string& 
 }
 
 WeightSync::WeightSync(WeightSyncOptions options) : options_(std::move(options)) {
-  segments_[0] = segment_path(options_);
-  segments_[1] = options_.reuse_segments ? segment_path(options_) : segments_[0];
+  segments_[0].path = segment_path(options_);
+  segments_[1].path = options_.reuse_segments ? segment_path(options_) : segments_[0].path;
 }
 
 WeightSync::~WeightSync() {
-  for (const std::string& s : segments_) std::remove(s.c_str());
+  for (Segment& s : segments_) {
+    unmap(s);
+    std::remove(s.path.c_str());
+  }
+}
+
+void WeightSync::unmap(Segment& seg) {
+  if (seg.map) ::munmap(seg.map, seg.size);
+  seg.map = nullptr;
+  seg.size = 0;
+  seg.names.clear();
+  seg.shapes.clear();
+  seg.offsets.clear();
+}
+
+bool WeightSync::matches(const Segment& seg, std::span<const ParamView> params, DType dtype) {
+  if (!seg.map || seg.dtype != dtype || seg.names.size() != params.size()) return false;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (seg.names[i] != params[i].name || seg.shapes[i] != params[i].shape) return false;
+  }
+  return true;
+}
+
+Expected<bool> WeightSync::map_segment(Segment& seg, std::span<const ParamView> params) {
+  unmap(seg);
+  std::vector<uint64_t> offsets;
+  uint64_t size = 0;
+  {
+    auto f = SafetensorsFile::open(seg.path);
+    if (!f) return false;
+    if (f->tensors().size() != params.size()) return false;
+    for (const ParamView& p : params) {
+      const TensorInfo* t = f->find(p.name);
+      if (!t || t->dtype != options_.dtype || t->shape != p.shape) return false;
+      offsets.push_back(t->offset);
+      size = std::max(size, t->offset + t->nbytes);
+    }
+  }
+  if (size == 0) return false;
+  const int fd = ::open(seg.path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return io_error(seg.path + ": cannot open for rewriting: " + std::strerror(errno));
+  // NOTE: populated once here; the mapping stays until the segment's layout changes or the
+  // WeightSync goes, so later syncs only write (no page faults, no page-table set-up).
+  void* m = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  ::close(fd);
+  if (m == MAP_FAILED) return io_error(seg.path + ": mmap for rewriting failed: " + std::strerror(errno));
+  seg.map = static_cast<uint8_t*>(m);
+  seg.size = size;
+  seg.dtype = options_.dtype;
+  seg.offsets = std::move(offsets);
+  for (const ParamView& p : params) {
+    seg.names.push_back(p.name);
+    seg.shapes.push_back(p.shape);
+  }
+  return true;
 }
 
 Expected<SyncReport> WeightSync::write(const Trainer& trainer, uint64_t version) {
   SyncReport r;
   r.weight_version = version;
-  r.path = segments_[next_];
+  Segment& seg = segments_[next_];
+  r.path = seg.path;
   const std::vector<ParamView> params = trainer.parameters();
   for (const ParamView& p : params) r.bytes += uint64_t(p.numel) * dtype_size(options_.dtype);
   const auto t0 = clock_type::now();
-  bool done = false;
-  if (options_.reuse_segments && options_.bucket_bytes == 0) {
-    // NOTE: segments_[next_] is not mapped by the target: it either never took it, or has
-    // swapped to the other segment since (swapped() only advances next_ after a swap).
-    TIDAL_ASSIGN_OR_RETURN(done, rewrite_in_place(params, r.path, options_.dtype));
+  const bool in_place = options_.reuse_segments && options_.bucket_bytes == 0;
+  // NOTE: seg is not mapped by the target: it either never took it, or has swapped to the other
+  // segment since (swapped() only advances next_ after a swap).
+  if (in_place && !matches(seg, params, options_.dtype)) {
+    TIDAL_ASSIGN_OR_RETURN(bool mapped, map_segment(seg, params));
+    (void)mapped;
   }
-  if (!done) {
+  if (in_place && seg.map) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      convert_f32(params[i].data, params[i].numel, options_.dtype, seg.map + seg.offsets[i]);
+    }
+  } else {
+    unmap(seg);
     TIDAL_RETURN_IF_ERROR(write_weights_file(params, r.path, options_.dtype, options_.bucket_bytes, {{"format", "pt"}}));
+    if (in_place) {
+      TIDAL_ASSIGN_OR_RETURN(bool mapped, map_segment(seg, params));  // for the next syncs
+      (void)mapped;
+    }
   }
   r.write_seconds = seconds_since(t0);
   return r;
@@ -134,7 +171,7 @@ Expected<SyncReport> WeightSync::write(const Trainer& trainer, uint64_t version)
 void WeightSync::swapped(bool ok) {
   if (!options_.reuse_segments) {
     // The target maps the file (or failed to); unlinking keeps a mapping's pages alive.
-    std::remove(segments_[next_].c_str());
+    std::remove(segments_[next_].path.c_str());
     return;
   }
   if (ok) next_ = 1 - next_;
