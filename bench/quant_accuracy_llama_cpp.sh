@@ -9,7 +9,8 @@
 # Env: THREADS (2), CTX (512), CHUNKS (40: 40 x 512 = 20480 tokens through each model, the second
 #      half of each chunk scored), TEXT (a text file; default /usr/share/common-licenses/GPL-3, plain
 #      English, ASCII, ~35k tokens with the anchors' char-level tokenizer),
-#      FORMATS ("int8 w8a8 fp8 fp8:block128 nvfp4 mxfp4 nvfp4:a8"), EXCLUDE (unset: Tidal's default,
+#      FORMATS ("int8 int8:block1x32 w8a8 fp8 fp8:block128 nvfp4 mxfp4 nvfp4:a8";
+#      int8:block1x32 has the scale granularity of Q8_0), EXCLUDE (unset: Tidal's default,
 #      lm_head and embed_tokens kept as stored; "embed_tokens" also quantizes lm_head),
 #      LM_HEAD_FORMATS ("int8 nvfp4"; "" for none): formats run a second time with lm_head quantized
 #      too (rows "F +lm_head"), closer to llama.cpp's files, whose output.weight is Q8_0 in Q8_0 and
@@ -41,7 +42,7 @@ shared=${TIDAL_SHARED:-$root/../shared}
 model=$(realpath "${1:-$ANCHORS/models/small}")
 threads=${THREADS:-2}; ctx=${CTX:-512}; chunks=${CHUNKS:-40}; nice_level=${NICE:-10}
 text=${TEXT:-/usr/share/common-licenses/GPL-3}
-formats=${FORMATS:-int8 w8a8 fp8 fp8:block128 nvfp4 mxfp4 nvfp4:a8}
+formats=${FORMATS:-int8 int8:block1x32 w8a8 fp8 fp8:block128 nvfp4 mxfp4 nvfp4:a8}
 self_check=${SELF_CHECK:-1}
 lm_head_formats=${LM_HEAD_FORMATS-int8 nvfp4}
 tidal=$root/build/release/tools/tidal/tidal
