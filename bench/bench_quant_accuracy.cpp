@@ -136,9 +136,10 @@ int main(int argc, char** argv) {
     }
     ids = std::move(read).value();
     if (!have_tokens) n_tokens = int64_t(ids.size());
-    if (int64_t(ids.size()) < n_tokens || int64_t(ids.size()) < ctx) {
-      std::fprintf(stderr, "--token-ids: %s has %zu ids, fewer than %lld (--tokens) or one chunk of %lld (--ctx)\n",
-                   token_ids_file.c_str(), ids.size(), (long long)n_tokens, (long long)ctx);
+    if (int64_t(ids.size()) < std::max(n_tokens, ctx)) {
+      std::fprintf(stderr, "--token-ids: %s has %zu ids, fewer than %s %lld\n", token_ids_file.c_str(), ids.size(),
+                   n_tokens > ctx ? "the --tokens asked for," : "one chunk (--ctx),",
+                   (long long)std::max(n_tokens, ctx));
       return 2;
     }
   }
