@@ -5,18 +5,21 @@
 //
 //   bench_quant_accuracy --model DIR [--formats int8,fp8,fp8_e5m2,nvfp4,mxfp4] [--tokens 4096]
 //                        [--ctx 512] [--text FILE] [--exclude lm_head,embed_tokens] [--threads N]
-//                        [--ref-kv f32|bf16|f16] [--skip N] [--bos-chunks]
+//                        [--ref-kv f32|bf16|f16] [--skip N] [--bos-chunks] [--token-ids FILE]
 //
 // --skip N: positions [0, N) of each chunk are not scored (llama-perplexity --kl-divergence scores
 // the second half of each chunk: --skip ctx/2); --bos-chunks: each chunk starts with the BOS token
-// (as llama-perplexity does), for comparisons on the same text and chunking.
+// (as llama-perplexity does), for comparisons on the same text and chunking. --token-ids FILE: score
+// exactly these ids (decimal, separated by spaces, commas or newlines, e.g. the ids llama-perplexity
+// evaluated, see bench/quant_accuracy_llama_cpp.sh); all of them, rounded down to whole chunks,
+// unless --tokens asks for fewer.
 //
 // A format may name a KV cache type too: "FORMAT/kv=DTYPE" (e.g. "none/kv=fp8": weights as stored,
 // FP8 KV cache; "int8/kv=fp8"). The reference uses --ref-kv (default f32), and so does every
 // format without "/kv=".
 //
-// Tokens: FILE encoded with the model's tokenizer and repeated as needed (--text), else fixed
-// pseudo-random ids. Prints one markdown table row per format.
+// Tokens: --token-ids, else FILE encoded with the model's tokenizer and repeated as needed (--text),
+// else fixed pseudo-random ids. Prints one markdown table row per format.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -30,6 +33,7 @@
 #include "tidal/kernels/kernel_table.h"
 #include "tidal/kernels/ops.h"
 #include "tidal/model/model.h"
+#include "tidal/tokenizer/token_ids.h"
 #include "tidal/tokenizer/tokenizer.h"
 
 namespace {
@@ -61,7 +65,9 @@ int64_t argmax(const float* x, int64_t n) {
 
 int main(int argc, char** argv) {
   std::string model_dir, formats = "int8,fp8,fp8:block128,fp8_e5m2,nvfp4,mxfp4", text, exclude, ref_kv_name = "f32";
+  std::string token_ids_file;
   int64_t n_tokens = 4096, ctx = 512, skip = 0;
+  bool have_tokens = false;
   bool bos_chunks = false;
   int threads = 0;
   bool have_exclude = false;
@@ -82,7 +88,7 @@ int main(int argc, char** argv) {
     else if (k == "--formats")
       formats = v;
     else if (k == "--tokens")
-      n_tokens = std::atoll(v.c_str());
+      n_tokens = std::atoll(v.c_str()), have_tokens = true;
     else if (k == "--ctx")
       ctx = std::atoll(v.c_str());
     else if (k == "--text")
@@ -93,6 +99,8 @@ int main(int argc, char** argv) {
       exclude = v, have_exclude = true;
     else if (k == "--ref-kv")
       ref_kv_name = v;
+    else if (k == "--token-ids")
+      token_ids_file = v;
     else if (k == "--skip")
       skip = std::atoll(v.c_str());
     else {
@@ -101,9 +109,13 @@ int main(int argc, char** argv) {
     }
   }
   if (model_dir.empty() || ctx < 2 || n_tokens < ctx || skip < 0 || skip >= ctx - 1) {
-    std::fprintf(
-        stderr,
-        "usage: bench_quant_accuracy --model DIR [--formats L] [--tokens N] [--ctx C] [--text FILE]\n");
+    std::fprintf(stderr,
+                 "usage: bench_quant_accuracy --model DIR [--formats L] [--tokens N] [--ctx C] "
+                 "[--text FILE | --token-ids FILE]\n");
+    return 2;
+  }
+  if (!text.empty() && !token_ids_file.empty()) {
+    std::fprintf(stderr, "give --text or --token-ids, not both\n");
     return 2;
   }
   auto ref = Model::load(model_dir, {.n_threads = threads, .quantization = {}});
@@ -113,11 +125,28 @@ int main(int argc, char** argv) {
   }
   const ModelConfig& c = (*ref)->config();
   const int64_t V = c.vocab_size;
-  n_tokens = n_tokens / ctx * ctx;
 
   // The token stream.
   std::vector<int32_t> ids;
-  if (!text.empty()) {
+  if (!token_ids_file.empty()) {
+    auto read = read_token_ids(token_ids_file, V);
+    if (!read) {
+      std::fprintf(stderr, "--token-ids: %s\n", read.status().message().c_str());
+      return 2;
+    }
+    ids = std::move(read).value();
+    if (!have_tokens) n_tokens = int64_t(ids.size());
+    if (int64_t(ids.size()) < std::max(n_tokens, ctx)) {
+      std::fprintf(stderr, "--token-ids: %s has %zu ids, fewer than %s %lld\n", token_ids_file.c_str(), ids.size(),
+                   n_tokens > ctx ? "the --tokens asked for," : "one chunk (--ctx),",
+                   (long long)std::max(n_tokens, ctx));
+      return 2;
+    }
+  }
+  n_tokens = n_tokens / ctx * ctx;
+  if (!token_ids_file.empty()) {
+    ids.resize(size_t(n_tokens));
+  } else if (!text.empty()) {
     auto tok = Tokenizer::load(model_dir);
     std::ifstream in(text);
     std::stringstream ss;
