@@ -95,6 +95,29 @@ TEST(ChatTemplate, BoundsRecursionAndRange) {
   EXPECT_NE(render("{{ range(100000000) | length }}").find("too long"), std::string::npos);
 }
 
+// Integers are int64: a result outside it is an error naming the operation (found by the
+// chat-template fuzzer as signed overflow), and arithmetic inside it is unchanged.
+TEST(ChatTemplate, IntegerOverflowIsAnError) {
+  const std::string max = "9223372036854775807", min = "(-9223372036854775807 - 1)";
+  EXPECT_NE(render("{{ " + max + " + 1 }}").find("integer overflow in '+'"), std::string::npos);
+  EXPECT_NE(render("{{ " + min + " - 1 }}").find("integer overflow in '-'"), std::string::npos);
+  EXPECT_NE(render("{{ " + max + " * 2 }}").find("integer overflow in '*'"), std::string::npos);
+  EXPECT_NE(render("{{ -" + min + " }}").find("integer overflow"), std::string::npos);
+  EXPECT_NE(render("{{ " + min + " | abs }}").find("integer overflow"), std::string::npos);
+  EXPECT_NE(render("{{ " + min + " // -1 }}").find("integer overflow"), std::string::npos);
+  EXPECT_EQ(render("{{ " + min + " % -1 }}"), "0");
+  EXPECT_NE(render("{{ 10 ** 19 }}").find("does not fit a 64-bit integer"), std::string::npos);
+  EXPECT_NE(render("{{ (10.0 ** 300) | int }}").find("does not fit a 64-bit integer"), std::string::npos);
+  EXPECT_EQ(render("{{ range(" + max + " - 2, " + max + ", 5) | list }}"), "[9223372036854775805]");
+  EXPECT_EQ(render("{{ [1, 2, 3][1::" + max + "] }}"), "[2]");
+  EXPECT_EQ(render("{{ " + max + " - 1 }} {{ -7 // 2 }} {{ -7 % 2 }} {{ -3 | abs }} {{ 2 ** 10 }}"),
+            "9223372036854775806 -4 -1 3 1024");
+  // The fuzzer's input: a saturated integer literal plus another one.
+  EXPECT_NE(render("{% set ns = namespace(x=0888888888888888888888888888+88888888888) %}{{ ns.x }}")
+                .find("integer overflow in '+'"),
+            std::string::npos);
+}
+
 TEST(ChatTemplate, LoadsFromAModelFolder) {
   const auto dir = std::filesystem::temp_directory_path() / ("tidal_chat_load_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);

@@ -401,14 +401,14 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
     const double r = std::pow(x, y);
     if (!std::isfinite(r)) fail("'**' result is not a finite number");
     if (a.is_float() || b.is_float() || y < 0) return Value::floating(r);
-    return Value::integer(static_cast<int64_t>(r));
+    return Value::integer(int_from_double(r, "'**' result"));
   }
   if (a.is_number() && b.is_number()) {
     const bool is_float = a.is_float() || b.is_float();
     if (op == "+" || op == "-" || op == "*") {
       if (!is_float) {
         const int64_t x = a.as_int(), y = b.as_int();
-        return Value::integer(op == "+" ? x + y : op == "-" ? x - y : x * y);
+        return Value::integer(op == "+" ? int_add(x, y) : op == "-" ? int_sub(x, y) : int_mul(x, y));
       }
       const double x = a.as_number(), y = b.as_number();
       return Value::floating(op == "+" ? x + y : op == "-" ? x - y : x * y);
@@ -421,6 +421,7 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
       if (b.as_number() == 0) fail(o + " by zero");
       if (!is_float) {
         const int64_t x = a.as_int(), y = b.as_int();
+        if (y == -1) return Value::integer(op == "%" ? 0 : int_neg(x));  // INT64_MIN / -1 overflows
         if (op == "%") return Value::integer(x % y);  // JavaScript remainder, as the reference
         int64_t q = x / y;
         if ((x % y != 0) && ((x < 0) != (y < 0))) --q;
@@ -557,7 +558,7 @@ Value apply_filter(std::string_view name, const Value& v, const CallArgs& args) 
     }
     if (v.is_number()) {
       if (n == "float") return Value::floating(v.as_number());
-      return v.is_int() ? v : Value::integer(static_cast<int64_t>(std::floor(v.as_number())));
+      return v.is_int() ? v : Value::integer(int_from_double(std::floor(v.as_number()), "int"));
     }
     if (v.is_bool()) return n == "int" ? Value::integer(v.as_bool()) : Value::floating(v.as_bool());
     fail("filter '" + n + "' cannot convert " + v.type_name());
@@ -642,7 +643,8 @@ Value apply_filter(std::string_view name, const Value& v, const CallArgs& args) 
     }
   }
   if (v.is_number() && n == "abs") {
-    return v.is_int() ? Value::integer(std::llabs(v.as_int())) : Value::floating(std::fabs(v.as_number()));
+    return v.is_int() ? Value::integer(v.as_int() < 0 ? int_neg(v.as_int()) : v.as_int())
+                      : Value::floating(std::fabs(v.as_number()));
   }
   if (v.is_bool() && n == "bool") return v;
   if (v.is_object()) {

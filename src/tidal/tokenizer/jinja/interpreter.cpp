@@ -29,9 +29,10 @@ Value range_function(const CallArgs& args) {
   }
   if (step == 0) fail("range() step must not be zero");
   Array out;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+  for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
     if (static_cast<int64_t>(out.size()) >= kMaxRange) fail("range() is too long");
     out.push_back(Value::integer(i));
+    if (__builtin_add_overflow(i, step, &i)) break;  // the next value is past any int64 stop
   }
   return Value::array(std::move(out));
 }
@@ -111,7 +112,10 @@ std::vector<size_t> slice_indexes(int64_t n, const Value& start_v, const Value& 
     stop = stop < 0 ? std::max<int64_t>(n + stop, -1) : std::min(stop, n - 1);
   }
   std::vector<size_t> out;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(static_cast<size_t>(i));
+  for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
+    out.push_back(static_cast<size_t>(i));
+    if (__builtin_add_overflow(i, step, &i)) break;  // past either end
+  }
   return out;
 }
 
@@ -457,7 +461,7 @@ Value Interpreter::eval(const Node& node, Scope& scope) {
       if (node.name == "not") return Value::boolean(!v.truthy());
       const bool negate = node.name == "-";
       if (v.is_float()) return Value::floating(negate ? -v.as_number() : v.as_number());
-      if (v.is_int() || v.is_bool()) return Value::integer(negate ? -v.as_int() : v.as_int());
+      if (v.is_int() || v.is_bool()) return Value::integer(negate ? int_neg(v.as_int()) : v.as_int());
       error(node, "unary '" + node.name + "' needs a number, got " + v.type_name());
     }
     case T::kBinary: {

@@ -10,6 +10,30 @@ namespace tidal::jinja {
 
 void fail(std::string message) { throw Error{std::move(message)}; }
 
+int64_t int_add(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) fail("integer overflow in '+'");
+  return r;
+}
+int64_t int_sub(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_sub_overflow(a, b, &r)) fail("integer overflow in '-'");
+  return r;
+}
+int64_t int_mul(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) fail("integer overflow in '*'");
+  return r;
+}
+int64_t int_neg(int64_t a) { return int_sub(0, a); }
+int64_t int_from_double(double d, const char* what) {
+  // [-2^63, 2^63): both bounds are exact doubles.
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) {
+    fail(std::string(what) + ": " + std::to_string(d) + " does not fit a 64-bit integer");
+  }
+  return static_cast<int64_t>(d);
+}
+
 const Value* Object::find(std::string_view key) const {
   for (const auto& [k, v] : items) {
     if (k == key) return &v;

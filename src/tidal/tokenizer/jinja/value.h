@@ -29,6 +29,15 @@ struct Error {
 };
 [[noreturn]] void fail(std::string message);
 
+// Integer arithmetic of templates: a result outside int64 is an error naming the operation, never
+// undefined behaviour (templates are untrusted input).
+int64_t int_add(int64_t a, int64_t b);
+int64_t int_sub(int64_t a, int64_t b);
+int64_t int_mul(int64_t a, int64_t b);
+int64_t int_neg(int64_t a);
+// A finite double's value as int64 (truncated); out of range or not finite -> error naming `what`.
+int64_t int_from_double(double d, const char* what);
+
 class Value;
 using Array = std::vector<Value>;
 
