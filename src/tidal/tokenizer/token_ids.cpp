@@ -23,10 +23,10 @@ Expected<std::vector<int32_t>> parse_token_ids(std::string_view text, int64_t vo
     while (end < text.size() && !is_separator(text[end])) ++end;
     const std::string_view item = text.substr(i, end - i);
     int64_t v = 0;
-    bool ok = item.size() <= 10;
-    for (const char c : item) {
-      ok = ok && c >= '0' && c <= '9';
-      v = v * 10 + (c - '0');
+    bool ok = item.size() <= 10;  // at most 10 digits: v stays far inside int64
+    for (size_t k = 0; ok && k < item.size(); ++k) {
+      ok = item[k] >= '0' && item[k] <= '9';
+      v = v * 10 + (item[k] - '0');
     }
     const std::string where = "token id #" + std::to_string(ids.size()) + " '" + std::string(item.substr(0, 32)) +
                               (item.size() > 32 ? "...'" : "'");
