@@ -385,7 +385,11 @@ TEST_F(ServerTest, UpdateWeightsContinueSwapsBetweenStepsAndTagsEachToken) {
   // generation in flight goes on with the new weights and token_weight_versions says which
   // version produced each token. Freeze the engine mid-generation so the split point is known.
   const std::string other = make_model("c", 3);
-  const json req = {{"prompt", {3, 4, 5}}, {"max_tokens", 64}, {"ignore_eos", true}, {"temperature", 0},
+  // Long enough (the model's context is 512) that the split point lands inside the generation
+  // even when this thread is descheduled for a while: the tiny model decodes a token in well
+  // under a millisecond on a quiet machine.
+  constexpr int64_t kTokens = 400;
+  const json req = {{"prompt", {3, 4, 5}}, {"max_tokens", kTokens}, {"ignore_eos", true}, {"temperature", 0},
                     {"return_token_ids", true}, {"return_logprobs", true}, {"detokenize", false}};
   json res;
   std::thread t([&] {
@@ -395,13 +399,17 @@ TEST_F(ServerTest, UpdateWeightsContinueSwapsBetweenStepsAndTagsEachToken) {
     ASSERT_TRUE(r && r->status == 200);
     res = json::parse(r->body);
   });
-  for (int i = 0; i < 5000 && service_->stats().engine.generated_tokens < 2; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (service_->stats().engine.generated_tokens < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
   }
-  ASSERT_TRUE(service_->pause(EngineService::PauseMode::kKeep).is_ok());
+  const bool paused = service_->pause(EngineService::PauseMode::kKeep).is_ok();
   const int64_t before = service_->stats().engine.generated_tokens;
-  ASSERT_GE(before, 2);
-  ASSERT_LT(before, 64);
+  if (!paused || before < 2 || before >= kTokens) {  // join before failing: no thread left running
+    service_->resume();
+    t.join();
+    FAIL() << "could not pause mid-generation (paused " << paused << ", " << before << " tokens)";
+  }
   post("/admin/update_weights", {{"path", other + "/model.safetensors"}, {"in_flight", "bogus"}}, 400);
   json up = post("/admin/update_weights", {{"path", other + "/model.safetensors"}, {"weight_version", 5}, {"in_flight", "continue"}});
   EXPECT_EQ(up["weight_version"], 5);
@@ -410,12 +418,12 @@ TEST_F(ServerTest, UpdateWeightsContinueSwapsBetweenStepsAndTagsEachToken) {
   service_->resume();
   t.join();
   const json& c = res["choices"][0];
-  ASSERT_EQ(c["token_ids"].size(), 64u);
-  ASSERT_EQ(c["token_weight_versions"].size(), 64u);
-  ASSERT_EQ(c["logprobs"]["token_logprobs"].size(), 64u);
+  ASSERT_EQ(c["token_ids"].size(), size_t(kTokens));
+  ASSERT_EQ(c["token_weight_versions"].size(), size_t(kTokens));
+  ASSERT_EQ(c["logprobs"]["token_logprobs"].size(), size_t(kTokens));
   EXPECT_EQ(c["text"], "");  // detokenize: false
   EXPECT_EQ(res["weight_version"], 0);  // the version it started with
-  for (int64_t i = 0; i < 64; ++i) EXPECT_EQ(c["token_weight_versions"][i], i < before ? 0 : 5) << i;
+  for (int64_t i = 0; i < kTokens; ++i) EXPECT_EQ(c["token_weight_versions"][i], i < before ? 0 : 5) << i;
   EXPECT_EQ(post("/v1/completions", req)["choices"][0]["token_weight_versions"][0], 5);
 }
 

@@ -29,7 +29,7 @@ int64_t int_neg(int64_t a) { return int_sub(0, a); }
 int64_t int_from_double(double d, const char* what) {
   // [-2^63, 2^63): both bounds are exact doubles.
   if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) {
-    fail(std::string(what) + ": " + std::to_string(d) + " does not fit a 64-bit integer");
+    fail(std::string(what) + ": " + Value::floating(d).to_string() + " does not fit a 64-bit integer");
   }
   return static_cast<int64_t>(d);
 }
