@@ -9,6 +9,7 @@
 
 #include "cli_util.h"
 #include "command.h"
+#include "rl_commands.h"
 #include "tidal/model/model.h"
 #include "tidal/rl/alignment.h"
 #include "tidal/rl/trainer.h"
@@ -135,4 +136,4 @@ int run_rl_align(tidal::cli::Args& args) {
 
 }  // namespace
 
-TIDAL_COMMAND("rl align", "train/inference alignment: engine vs trainer log-probabilities", run_rl_align);
+TIDAL_COMMAND(tidal::cli::rl_commands::kAlign.name, tidal::cli::rl_commands::kAlign.summary, run_rl_align);

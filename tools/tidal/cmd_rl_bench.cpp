@@ -9,6 +9,7 @@
 
 #include "cli_util.h"
 #include "command.h"
+#include "rl_commands.h"
 #include "tidal/engine/engine.h"
 #include "tidal/rl/blas_check.h"
 #include "tidal/rl/trainer.h"
@@ -188,5 +189,5 @@ int run_bench_sync(tidal::cli::Args& args) {
 
 }  // namespace
 
-TIDAL_COMMAND("rl bench-step", "trainer step throughput (SFT / GRPO) on random batches", run_bench_step);
-TIDAL_COMMAND("rl bench-sync", "weight-sync bandwidth: trainer -> engine or tidal serve", run_bench_sync);
+TIDAL_COMMAND(tidal::cli::rl_commands::kBenchStep.name, tidal::cli::rl_commands::kBenchStep.summary, run_bench_step);
+TIDAL_COMMAND(tidal::cli::rl_commands::kBenchSync.name, tidal::cli::rl_commands::kBenchSync.summary, run_bench_sync);

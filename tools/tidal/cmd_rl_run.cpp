@@ -8,6 +8,7 @@
 
 #include "cli_util.h"
 #include "command.h"
+#include "rl_commands.h"
 #include "tidal/rl/rl_config.h"
 #include "tidal/rl/rl_loop.h"
 
@@ -103,4 +104,4 @@ int run_rl(tidal::cli::Args& args) {
 
 }  // namespace
 
-TIDAL_COMMAND("rl", "run an RL job from a TOML config (SFT warm-up + GRPO; docs/rl.md)", run_rl);
+TIDAL_COMMAND(tidal::cli::rl_commands::kRun.name, tidal::cli::rl_commands::kRun.summary, run_rl);

@@ -1,7 +1,12 @@
 #include "command.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 
 namespace tidal::cli {
 
@@ -19,6 +24,33 @@ bool register_command(Command command) {
 }
 
 const std::map<std::string, Command>& commands() { return registry(); }
+
+namespace {
+std::vector<char*> g_argv;
+}  // namespace
+
+void set_invocation(int argc, char** argv) { g_argv.assign(argv, argv + argc); }
+
+int exec_sibling(const std::string& binary) {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec || g_argv.empty()) {
+    std::fprintf(stderr, "tidal: cannot locate %s: /proc/self/exe: %s\n", binary.c_str(),
+                 ec ? ec.message().c_str() : "no arguments recorded");
+    return 1;
+  }
+  std::string path = (self.parent_path() / binary).string();
+  std::vector<char*> argv = g_argv;
+  argv[0] = path.data();
+  argv.push_back(nullptr);
+  execv(path.c_str(), argv.data());
+  int err = errno;
+  std::fprintf(stderr, "tidal: cannot run %s: %s%s\n", path.c_str(), std::strerror(err),
+               err == ENOENT ? " (it is built with `tidal` when libtorch is installed: "
+                               "apt-get install libtorch-dev libopenblas0-pthread)"
+                             : "");
+  return 1;
+}
 
 Args::Args(std::string command, std::vector<std::string> argv) : command_(std::move(command)) {
   for (size_t i = 0; i < argv.size(); ++i) {

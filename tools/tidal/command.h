@@ -60,6 +60,13 @@ struct Command {
 bool register_command(Command command);
 const std::map<std::string, Command>& commands();
 
+// The process's own argv, kept by main() for commands that hand the whole invocation to another
+// binary (see exec_sibling).
+void set_invocation(int argc, char** argv);
+// Replaces this process with `binary` from the directory of the running executable, passing the
+// original arguments (argv[1...]) unchanged. Returns only on failure: prints the reason and returns 1.
+int exec_sibling(const std::string& binary);
+
 }  // namespace tidal::cli
 
 #define TIDAL_COMMAND(name, summary, fn) \

@@ -17,6 +17,7 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tidal::cli::set_invocation(argc, argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     usage();
