@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -42,6 +43,15 @@ constexpr int32_t kSetupError = 2;
 // fork() without glibc's bookkeeping (see the NOTE above). The child shares nothing with the
 // parent but a copy of its memory; it must not use pthread functions, raise() or abort().
 TIDAL_CHILD_CODE inline pid_t raw_fork() { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0)); }
+
+// Runs fn(arg) in a child that shares this process's memory (clone with CLONE_VM | CLONE_VFORK):
+// no copy of the page tables, which is most of the cost of a fork here (a sandbox init carries a
+// copy of the daemon's address space: hundreds of mappings). This process is suspended until the
+// child calls execve or exits, so the child may use `stack` and read our memory. fn must not
+// return (it calls execve or _exit) and, like the rest of this header, only uses raw syscalls.
+TIDAL_CHILD_CODE inline pid_t vfork_call(int (*fn)(void*), void* arg, char* stack, size_t stack_size) {
+  return static_cast<pid_t>(clone(fn, stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, arg));
+}
 
 // setresgid(0..)/setresuid(0..)/setgroups(0) as raw syscalls (no multi-thread broadcast).
 TIDAL_CHILD_CODE inline int become_root() {
