@@ -80,6 +80,7 @@ expect_error "no such model dir" "nope: no such directory" "$tidal" score --mode
 expect_error "token id out of range" "token id 400 is outside the vocabulary" "$tidal" score --model "$m" --token-ids 1,400
 expect_error "malformed id list" "'x' is not a non-negative" "$tidal" score --model "$m" --token-ids 1,x
 expect_error "unknown flag" "unknown flag --bogus" "$tidal" score --model "$m" --token-ids 1 --bogus
+expect_error "sandbox: bad warm pool" "--warm-pool must be N or NAME=N" "$tidal" sandbox serve --warm-pool x=y
 
 mk() { rm -rf "$work/$1"; cp -r "$m" "$work/$1"; echo "$work/$1"; }
 d=$(mk truncated); $py -c "import os,sys; p=sys.argv[1]; os.truncate(p, os.path.getsize(p)-100)" "$d/model.safetensors"

@@ -3,10 +3,12 @@
 // one was built with scripts/make-sandbox-template.sh, the Debian template with python3.
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "sandbox_test_env.h"
 
@@ -77,7 +79,8 @@ class Template : public SandboxService {
     std::string why;
     ASSERT_TRUE(make_mini_rootfs(dir_, &why)) << why;
     templates_["mini"] = dir_;
-    warm_pool_ = 1;  // the pool is "host" only: template creates must not take from it
+    warm_pool_ = 1;                          // every template's pool ...
+    warm_pool_per_template_["mini"] = 2;     // ... but this one's
     SandboxService::SetUp();
   }
   void TearDown() override {
@@ -96,7 +99,15 @@ TEST_F(Template, RootIsTheDirectoryReadOnlyWithWritesInTheSandboxLayer) {
   const bool idmapped = mini.value("idmapped", false);
   if (!idmapped) std::printf("[ note ] template not idmapped here: %s\n", mini.value("note", "").c_str());
 
+  // Each template has its own warm pool: the first create is a hand-out from "mini"'s.
+  for (int i = 0; i < 500 && (manager_->n_warm("mini") < 2 || manager_->n_warm("host") < 1); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(manager_->n_warm("mini"), 2u);
+  ASSERT_EQ(manager_->n_warm("host"), 1u);
   std::string id = create({{"template", "mini"}});
+  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_warm_hits_total 1\n"), std::string::npos);
+  EXPECT_EQ(manager_->n_warm("host"), 1u);
   json info = call_json("GET", "/v1/sandboxes/" + id, nullptr, 200);
   EXPECT_EQ(info["template"], "mini");
   // Its programs run; the host's files are not there (no /usr, nothing the host has in /etc).
@@ -133,8 +144,6 @@ TEST_F(Template, RootIsTheDirectoryReadOnlyWithWritesInTheSandboxLayer) {
   // One-shot run in the template.
   json run = call_json("POST", "/v1/run", {{"language", "sh"}, {"code", "cat /etc/marker"}, {"template", "mini"}}, 200);
   EXPECT_EQ(run["stdout"], "template\n") << run.dump();
-  // The warm pool serves "host" only: no template create took from it.
-  EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_warm_hits_total 0\n"), std::string::npos);
   // Unknown templates are a 400 naming it and the known ones.
   auto bad = call("POST", "/v1/sandboxes", R"({"template":"debain"})");
   EXPECT_EQ(bad.status, 400);
@@ -167,6 +176,17 @@ TEST(TemplateOptions, BadTemplatesAreStartupErrors) {
   EXPECT_NE(open_with("x", "/").find("is the host's root filesystem"), std::string::npos);
   EXPECT_NE(open_with("host", base + "/empty").find("template name 'host' is reserved"), std::string::npos);
   EXPECT_NE(open_with("Bad/Name", base + "/empty").find("template name 'Bad/Name' must be"), std::string::npos);
+  // Warm pool sizes: for a known template only, and in range.
+  ManagerOptions o;
+  o.root = base + "/root";
+  o.warm_pool_per_template["debain"] = 1;
+  auto m = SandboxManager::open(o);
+  ASSERT_FALSE(m.has_value());
+  EXPECT_EQ(m.status().message(), "warm pool size for unknown template 'debain'");
+  o.warm_pool_per_template = {{"host", -1}};
+  m = SandboxManager::open(o);
+  ASSERT_FALSE(m.has_value());
+  EXPECT_EQ(m.status().message(), "warm pool of template 'host' must be in [0, 4096], got -1");
   fs::remove_all(base, ec);
 }
 

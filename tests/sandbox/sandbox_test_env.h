@@ -36,6 +36,7 @@ class SandboxService : public ::testing::Test {
     // Per test process, so that parallel test binaries never share egress addresses.
     mopts.egress_subnet = "10." + std::to_string(200 + getpid() % 50) + ".0.0/16";
     mopts.warm_pool = warm_pool_;
+    mopts.warm_pool_per_template = warm_pool_per_template_;
     mopts.templates = templates_;
     auto m = SandboxManager::open(mopts);
     ASSERT_TRUE(m.has_value()) << m.status().to_string();
@@ -84,6 +85,7 @@ class SandboxService : public ::testing::Test {
 
   // Set in a derived fixture's constructor.
   int warm_pool_ = 0;
+  std::map<std::string, int> warm_pool_per_template_;  // ManagerOptions::warm_pool_per_template
   int max_sandboxes_ = 16;
   int max_execs_ = 0;
   std::map<std::string, std::string> templates_;  // ManagerOptions::templates

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <errno.h>
 #include <string>
@@ -48,13 +49,16 @@ int run_serve(cli::Args& args) {
   if (args.has("help")) {
     std::printf(
         "usage: tidal sandbox serve [--host 127.0.0.1] [--port 8080] [--root DIR] [--max-sandboxes N]\n"
-        "                           [--api-key KEY] [--workers N] [--max-body-mb N] [--warm-pool N]\n"
+        "                           [--api-key KEY] [--workers N] [--max-body-mb N]\n"
+        "                           [--warm-pool N] [--warm-pool NAME=N ...]\n"
         "                           [--max-execs N] [--max-queued N] [--queue-timeout-s S]\n"
         "                           [--template NAME=DIR ...]\n"
         "Serves the sandbox API (docs/sandbox-api.md). Needs root (namespaces, mounts, cgroups).\n"
         "--template NAME=DIR (repeatable) adds a root filesystem template: a rootfs directory, e.g. a\n"
         "Debian built by scripts/make-sandbox-template.sh DIR; sandboxes ask for it with\n"
-        "{\"template\": \"NAME\"}. The default template \"host\" binds the host's /usr read-only.\n");
+        "{\"template\": \"NAME\"}. The default template \"host\" binds the host's /usr read-only.\n"
+        "--warm-pool N keeps N idle sandboxes (network \"none\") ready per template (default 4), so a\n"
+        "create is a hand-out; --warm-pool NAME=N sets one template's pool.\n");
     return 0;
   }
   sandbox::ManagerOptions mopts;
@@ -63,7 +67,21 @@ int run_serve(cli::Args& args) {
   hopts.port = static_cast<uint16_t>(args.get_int("port", 8080));
   mopts.root = args.get_or("root", "/var/lib/tidal-sandbox");
   mopts.max_sandboxes = static_cast<int>(args.get_int("max-sandboxes", 256));
-  mopts.warm_pool = static_cast<int>(args.get_int("warm-pool", 4));
+  // --warm-pool N: every template's pool; --warm-pool NAME=N (repeatable): one template's.
+  mopts.warm_pool = 4;
+  for (const auto& w : args.get_all("warm-pool")) {
+    size_t eq = w.find('=');
+    std::string count = eq == std::string::npos ? w : w.substr(eq + 1);
+    char* end = nullptr;
+    errno = 0;
+    long n = std::strtol(count.c_str(), &end, 10);
+    if (count.empty() || *end || errno || n < 0 || n > 4096 || eq == 0) {
+      args.error("--warm-pool must be N or NAME=N with N in [0, 4096], got '" + w + "'");
+      return 2;
+    }
+    if (eq == std::string::npos) mopts.warm_pool = static_cast<int>(n);
+    else mopts.warm_pool_per_template[w.substr(0, eq)] = static_cast<int>(n);
+  }
   hopts.api_key = args.get_or("api-key", "");
   // A request waiting in an admission queue holds a worker: keep more workers than max-execs.
   hopts.worker_threads = static_cast<int>(args.get_int("workers", 128));

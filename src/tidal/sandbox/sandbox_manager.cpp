@@ -52,6 +52,20 @@ SandboxManager::SandboxManager(ManagerOptions options)
 
 Expected<std::unique_ptr<SandboxManager>> SandboxManager::open(ManagerOptions options) {
   if (options.max_sandboxes < 1) return invalid_argument("max_sandboxes must be >= 1");
+  constexpr int kMaxWarmPool = 4096;
+  if (options.warm_pool < 0 || options.warm_pool > kMaxWarmPool) {
+    return invalid_argument("warm_pool must be in [0, " + std::to_string(kMaxWarmPool) + "], got " +
+                            std::to_string(options.warm_pool));
+  }
+  for (const auto& [name, n] : options.warm_pool_per_template) {
+    if (name != "host" && !options.templates.count(name)) {
+      return invalid_argument("warm pool size for unknown template '" + name + "'");
+    }
+    if (n < 0 || n > kMaxWarmPool) {
+      return invalid_argument("warm pool of template '" + name + "' must be in [0, " + std::to_string(kMaxWarmPool) +
+                              "], got " + std::to_string(n));
+    }
+  }
   // NOTE: writing a command's stdin after it exited must be an EPIPE error, not a fatal SIGPIPE.
   // Commands get default signal dispositions back before execve (child::reset_signals).
   ::signal(SIGPIPE, SIG_IGN);
@@ -93,14 +107,16 @@ SandboxManager::~SandboxManager() {
   sweep_cv_.notify_all();
   if (sweeper_.joinable()) sweeper_.join();
   std::map<std::string, std::shared_ptr<Sandbox>> all;
-  std::deque<std::shared_ptr<Sandbox>> warm;
+  std::map<std::string, std::deque<std::shared_ptr<Sandbox>>> warm;
   {
     std::lock_guard<std::mutex> lock(mu_);
     all.swap(sandboxes_);
     warm.swap(warm_);
   }
   for (auto& [id, sb] : all) sb->destroy();
-  for (auto& sb : warm) sb->destroy();
+  for (auto& [name, pool] : warm) {
+    for (auto& sb : pool) sb->destroy();
+  }
   all.clear();
   warm.clear();
   if (host_.cgroups) host_.cgroups->remove_base();
@@ -113,19 +129,33 @@ std::string SandboxManager::new_id(const char* prefix) {
 
 size_t SandboxManager::n_warm() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return warm_.size();
+  size_t n = 0;
+  for (const auto& [name, pool] : warm_) n += pool.size();
+  return n;
+}
+
+size_t SandboxManager::n_warm(const std::string& template_name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = warm_.find(template_name);
+  return it == warm_.end() ? 0 : it->second.size();
+}
+
+int SandboxManager::warm_target(const std::string& template_name) const {
+  auto it = options_.warm_pool_per_template.find(template_name);
+  return it != options_.warm_pool_per_template.end() ? it->second : options_.warm_pool;
 }
 
 std::shared_ptr<Sandbox> SandboxManager::take_warm(const SandboxSpec& spec) {
-  if (spec.network != NetworkMode::kNone || spec.template_name != "host") return nullptr;
+  if (spec.network != NetworkMode::kNone) return nullptr;
   while (true) {
     std::shared_ptr<Sandbox> sb;
     {
       std::lock_guard<std::mutex> lock(mu_);
       warm_lease_ = spec.lease;  // refills go to this lease's CPU share group (see refill_warm)
-      if (warm_.empty()) return nullptr;
-      sb = std::move(warm_.front());
-      warm_.pop_front();
+      auto& pool = warm_[spec.template_name];
+      if (pool.empty()) return nullptr;
+      sb = std::move(pool.front());
+      pool.pop_front();
     }
     if (sb->adopt(spec).is_ok()) return sb;
     sb->destroy();  // e.g. a limit that cannot be applied: try the next, then build one
@@ -134,24 +164,33 @@ std::shared_ptr<Sandbox> SandboxManager::take_warm(const SandboxSpec& spec) {
 }
 
 void SandboxManager::refill_warm() {
-  while (!stopping_.load()) {
-    // A warm sandbox waits in the CPU share group of the lease that took the last one (the next
-    // create most likely comes from the same training job): handing it out to that lease then
-    // needs no cgroup migration (an RCU grace period on cgroup v1). Its spec is replaced on
-    // hand-out (adopt), so the lease here only places its cgroup.
-    SandboxSpec spec;
-    {
+  // One sandbox per template per round, so that a template whose creates fail (retried on the next
+  // sweep) or a large pool does not starve the others.
+  bool added = true;
+  while (added && !stopping_.load()) {
+    added = false;
+    for (const auto& [name, t] : host_.templates) {
+      if (stopping_.load()) return;
+      // A warm sandbox waits in the CPU share group of the lease that took the last one (the next
+      // create most likely comes from the same training job): handing it out to that lease then
+      // needs no cgroup migration (an RCU grace period on cgroup v1). Its spec is replaced on
+      // hand-out (adopt), so the lease here only places its cgroup.
+      SandboxSpec spec;
+      spec.template_name = name;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (static_cast<int>(warm_[name].size()) >= warm_target(name)) continue;
+        if (leases_.count(warm_lease_)) spec.lease = warm_lease_;
+      }
+      auto sb = Sandbox::create(host_, new_id("sb-"), spec);
+      if (!sb) {
+        create_failures_->inc();
+        continue;  // retried on the next sweep
+      }
       std::lock_guard<std::mutex> lock(mu_);
-      if (static_cast<int>(warm_.size()) >= options_.warm_pool) return;
-      if (leases_.count(warm_lease_)) spec.lease = warm_lease_;
+      warm_[name].push_back(std::move(sb).value());
+      added = true;
     }
-    auto sb = Sandbox::create(host_, new_id("sb-"), spec);
-    if (!sb) {
-      create_failures_->inc();
-      return;  // retried on the next sweep
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    warm_.push_back(std::move(sb).value());
   }
 }
 
@@ -437,7 +476,7 @@ void SandboxManager::sweep_loop() {
       sweep_cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_.load(); });
     }
     if (stopping_.load()) return;
-    if (options_.warm_pool > 0) refill_warm();
+    refill_warm();
     auto now = std::chrono::steady_clock::now();
     std::vector<std::shared_ptr<Sandbox>> doomed;
     std::vector<std::string> expired;

@@ -5,9 +5,9 @@
 // seccomp program, and cleanup of anything a previous daemon with the same root left behind
 // (mounts under <root>/sandboxes, cgroups under this root's base group).
 //
-// Warm pool: with options.warm_pool > 0, a background thread keeps that many idle sandboxes ready;
-// a create() for network "none" and template "host" adopts one (Sandbox::adopt) instead of
-// building one. Other templates are always built (the pool is not per template). Pooled sandboxes
+// Warm pool: a background thread keeps options.warm_pool idle sandboxes ready for every template
+// (options.warm_pool_per_template overrides the count of one); a create() or fork for network "none"
+// adopts one of its template's (Sandbox::adopt) instead of building one. Pooled sandboxes
 // wait in the CPU share group (cgroup.h) of the lease that took the last one, so that a hand-out
 // to the same lease needs no cgroup migration; another lease's hand-out moves it (Cgroup::regroup).
 //
@@ -52,6 +52,8 @@ struct ManagerOptions {
   // Sandboxes kept created and idle (network "none", template "host") so that create() is a
   // hand-out: limits are applied on hand-out. They do not count against max_sandboxes.
   int warm_pool = 0;
+  // Per-template pool sizes that replace warm_pool for those templates (e.g. {"debian", 16}).
+  std::map<std::string, int> warm_pool_per_template;
   // Commands running at once on the node (0: no limit); more wait in the exec queue.
   int max_execs = 0;
   // Requests allowed to wait for a sandbox slot / an exec slot; one more is refused (429).
@@ -124,7 +126,9 @@ class SandboxManager {
   std::vector<std::shared_ptr<const RootfsTemplate>> templates() const;
 
   size_t n_live() const;
-  size_t n_warm() const;
+  size_t n_warm() const;                                  // idle pooled sandboxes, every template
+  size_t n_warm(const std::string& template_name) const;  // ... of one template
+  int warm_target(const std::string& template_name) const;  // its pool size
   int64_t create_queue_depth() const { return create_slots_.waiting(); }
   int64_t exec_queue_depth() const { return exec_slots_.waiting(); }
   const std::string& cgroup_description() const;
@@ -159,7 +163,7 @@ class SandboxManager {
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Sandbox>> sandboxes_;  // guarded by mu_
   std::map<std::string, Lease> leases_;                         // guarded by mu_
-  std::deque<std::shared_ptr<Sandbox>> warm_;                   // guarded by mu_
+  std::map<std::string, std::deque<std::shared_ptr<Sandbox>>> warm_;  // by template; guarded by mu_
   std::string warm_lease_;  // lease of the last warm hand-out ("" none); guarded by mu_
   AdmissionQueue create_slots_;  // one slot per live (client) sandbox
   AdmissionQueue exec_slots_;    // one slot per running command
