@@ -1,6 +1,8 @@
 // Isolation, checked for real from inside sandboxes started over the HTTP API: host files, other
-// sandboxes, the network, privileges, fork bombs, memory hogs, timeouts and leftovers.
+// sandboxes, the daemon, the network, privileges, ptrace, fork bombs, memory hogs, disk fill,
+// timeouts and leftovers.
 #include <fstream>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <filesystem>
@@ -286,6 +288,65 @@ TEST_F(Isolation, MemoryHogIsOomKilled) {
   EXPECT_EQ(sh(id, "echo fine")["stdout"], "fine\n");
   json info = call_json("GET", "/v1/sandboxes/" + id, nullptr, 200);
   EXPECT_GE(info["oom_kills"].get<int>(), 1);
+}
+
+// The daemon and other sandboxes' processes, named by their host pids, cannot be signalled, traced
+// or read from inside; ptrace is denied even on the sandbox's own processes; filling the disk
+// stops at the sandbox's disk_mb. Afterwards the daemon and another sandbox still work.
+TEST_F(Isolation, DaemonAndNeighboursCannotBeSignalledTracedOrFilledUp) {
+  std::string a = create({{"disk_mb", 16}}), b = create();
+  // A command in B, with its host pid.
+  std::thread long_exec([&] {
+    http::HttpClient c("127.0.0.1", server_->port());
+    (void)c.request("POST", "/v1/sandboxes/" + b + "/exec", R"({"shell":"sleep 2.71828","timeout_s":5})");
+  });
+  int neighbour = -1;
+  for (int i = 0; i < 200 && neighbour < 0; ++i) {
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+      std::string name = e.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream cmd(e.path() / "cmdline");
+      std::string args((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+      if (args.find("2.71828") != std::string::npos && args.rfind("sleep", 0) == 0) neighbour = std::stoi(name);
+    }
+    if (neighbour < 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GT(neighbour, 0);
+  const std::string daemon = std::to_string(getpid()), other = std::to_string(neighbour);
+  json r = sh(a, "for p in " + daemon + " " + other + "; do kill -9 $p 2>/dev/null || echo kill-$p-denied; "
+                 "kill -STOP $p 2>/dev/null || echo stop-$p-denied; "
+                 "cat /proc/$p/environ > /dev/null 2>&1 || echo read-$p-denied; done");
+  std::string out = r["stdout"];
+  for (const auto& p : {daemon, other}) {
+    for (const char* what : {"kill-", "stop-", "read-"}) {
+      EXPECT_NE(out.find(what + p + "-denied"), std::string::npos) << what << p << "\n" << r.dump();
+    }
+  }
+  // The neighbour's command is still there, and not stopped.
+  EXPECT_EQ(::kill(neighbour, 0), 0);
+  std::ifstream stat("/proc/" + other + "/stat");
+  std::string pid_field, comm, state;
+  stat >> pid_field >> comm >> state;
+  EXPECT_NE(state, "T") << "the neighbour was stopped";
+  // ptrace (attach to a process of the same sandbox, and PTRACE_TRACEME) fails: the seccomp filter.
+  std::string tracer = "import ctypes, os, subprocess\n"
+                       "libc = ctypes.CDLL(None, use_errno=True)\n"
+                       "p = subprocess.Popen(['sleep', '5'])\n"
+                       "print('attach', libc.ptrace(16, p.pid, 0, 0), 'traceme', libc.ptrace(0, 0, 0, 0))\n"
+                       "p.kill()\n";
+  ASSERT_EQ(call("PUT", "/v1/sandboxes/" + a + "/files?path=/workspace/trace.py", tracer).status, 200);
+  EXPECT_EQ(exec(a, {{"cmd", {"python3", "/workspace/trace.py"}}})["stdout"], "attach -1 traceme -1\n");
+  // Disk fill: stops at disk_mb with ENOSPC; the sandbox recovers once the file is gone.
+  json fill = sh(a, "head -c 100000000 /dev/zero > /workspace/fill; echo rc=$?; du -sm /workspace/fill | cut -f1");
+  std::string filled = fill["stdout"];
+  EXPECT_NE(filled.find("rc=1"), std::string::npos) << fill.dump();
+  EXPECT_NE(fill["stderr"].get<std::string>().find("No space left"), std::string::npos) << fill.dump();
+  EXPECT_LE(std::stoi(filled.substr(filled.find('\n') + 1)), 16) << fill.dump();
+  EXPECT_EQ(sh(a, "rm /workspace/fill && echo ok > /workspace/x && cat /workspace/x")["stdout"], "ok\n");
+  // The daemon and B still serve.
+  long_exec.join();
+  EXPECT_EQ(call_json("GET", "/health", nullptr, 200)["status"], "ok");
+  EXPECT_EQ(sh(b, "echo fine")["stdout"], "fine\n");
 }
 
 TEST_F(Isolation, TimeoutKillsTheWholeTreeAndLeavesNothing) {
