@@ -9,19 +9,12 @@ namespace tidal::rl {
 
 namespace {
 
-// ATen's rule (see convert.h): round to nearest even, any NaN -> 0xFFFF.
-inline uint16_t bf16_scalar(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return 0xffffu;
-  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
 
 void convert_scalar(const float* src, int64_t n, DType dtype, void* dst) {
   if (dtype == DType::kBF16) {
     uint8_t* d = static_cast<uint8_t*>(dst);
     for (int64_t i = 0; i < n; ++i) {
-      const uint16_t h = bf16_scalar(src[i]);
+      const uint16_t h = detail::bf16_scalar(src[i]);
       std::memcpy(d + 2 * i, &h, 2);
     }
     return;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "tidal/core/dtype.h"
 
@@ -29,6 +30,16 @@ void convert_f32_aten(const float* src, int64_t n, DType dtype, void* dst);
 
 namespace detail {
 void convert_f32_avx2(const float* src, int64_t n, DType dtype, void* dst);  // F16 / BF16 only
+
+// One value, ATen's BF16 rule (round to nearest even, any NaN -> 0xFFFF). `static`: every file
+// compiles its own copy with its own flags, so the linker cannot keep the -mavx2 file's copy for
+// callers that run on CPUs without AVX2.
+static inline uint16_t bf16_scalar(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return 0xffffu;
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
+}  // namespace detail
 
 }  // namespace tidal::rl

@@ -11,12 +11,6 @@ namespace tidal::rl::detail {
 
 namespace {
 
-inline uint16_t bf16_scalar(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return 0xffffu;
-  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
 
 inline uint16_t f16_scalar(float f) {
   uint16_t h = uint16_t(_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(f), _MM_FROUND_TO_NEAREST_INT), 0));
