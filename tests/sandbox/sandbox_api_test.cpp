@@ -537,6 +537,24 @@ TEST_F(Api, HealthAndMetrics) {
   EXPECT_NE(m.body.find("tidal_sandbox_execs_total 1\n"), std::string::npos);
   EXPECT_NE(m.body.find("tidal_sandbox_create_seconds_count 1\n"), std::string::npos);
   EXPECT_NE(m.body.find("# TYPE tidal_sandbox_exec_seconds histogram"), std::string::npos);
+  EXPECT_NE(m.body.find("tidal_sandbox_reaped_processes_total 0\n"), std::string::npos) << m.body;
+  // CPU use: a busy command's CPU time is counted.
+  json busy = sh(id, "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 60 & sleep 60 & echo bg");
+  EXPECT_GT(busy["cpu_ms"].get<int64_t>(), 0) << busy.dump();
+  EXPECT_EQ(busy["leftover_processes"], 2) << busy.dump();
+  auto value = [&](const std::string& body, const std::string& name) -> int64_t {
+    size_t at = body.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size() + 2));
+  };
+  m = call("GET", "/metrics");
+  EXPECT_GE(value(m.body, "tidal_sandbox_exec_cpu_milliseconds_total"), busy["cpu_ms"].get<int64_t>()) << m.body;
+  EXPECT_EQ(value(m.body, "tidal_sandbox_reaped_processes_total"), 2) << m.body;
+  // Destroying the sandbox kills and reaps its init (and anything else in it).
+  call_json("DELETE", "/v1/sandboxes/" + id, nullptr, 200);
+  m = call("GET", "/metrics");
+  if (manager_->cgroups_enabled()) {
+    EXPECT_GE(value(m.body, "tidal_sandbox_reaped_processes_total"), 3) << m.body;
+  }
 }
 
 class WarmPool : public SandboxService {

@@ -161,7 +161,7 @@ class TestHost {
   void serve(const std::string& ip, int port, int accepts) {
     int ready[2];
     ASSERT_EQ(pipe(ready), 0);
-    server_ = std::thread([=] {
+    server_ = std::thread([=, this] {
       int nsfd = open(("/var/run/netns/" + ns_).c_str(), O_RDONLY | O_CLOEXEC);
       char ok = setns(nsfd, CLONE_NEWNET) == 0 ? 1 : 0;
       close(nsfd);
@@ -363,6 +363,8 @@ TEST_F(Isolation, TimeoutKillsTheWholeTreeAndLeavesNothing) {
   json bg = sh(id, "sleep 314.159 > /dev/null 2>&1 & echo started");
   EXPECT_EQ(bg["stdout"], "started\n");
   EXPECT_FALSE(bg["timed_out"].get<bool>());
+  EXPECT_EQ(bg["leftover_processes"], 1) << bg.dump();  // reported, then killed
+  EXPECT_EQ(sh(id, "true")["leftover_processes"], 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(count_host_processes("sleep 314.159"), 0);
 }

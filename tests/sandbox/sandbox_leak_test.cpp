@@ -141,7 +141,9 @@ TEST_F(Leak, CreateExecDestroyCyclesLeaveNothing) {
   EXPECT_EQ(live.mounts, empty.mounts + 2);  // its tmpfs and overlay
   EXPECT_EQ(live.sandbox_dirs, empty.sandbox_dirs + 1);
   EXPECT_GE(live.descendants, empty.descendants + 1);  // its init
-  if (manager_->cgroups_enabled()) EXPECT_GT(live.cgroup_dirs, empty.cgroup_dirs) << live;
+  if (manager_->cgroups_enabled()) {
+    EXPECT_GT(live.cgroup_dirs, empty.cgroup_dirs) << live;
+  }
   call("DELETE", "/v1/sandboxes/" + warm);
   // Waits (up to 2 s, for reaps on a loaded machine) until no count is above `want`.
   auto settle = [&](const Counts& want) {

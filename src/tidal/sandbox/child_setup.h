@@ -36,6 +36,8 @@ struct StatusRecord {
   int32_t err = 0;   // errno (kSetupError)
   int32_t wait_status = 0;
   int64_t cpu_us = 0;
+  int32_t leftovers = 0;  // kResult: processes still in the command's pid namespace when it exited
+  int32_t reserved = 0;
 };
 constexpr int32_t kResult = 1;
 constexpr int32_t kSetupError = 2;

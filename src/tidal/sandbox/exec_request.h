@@ -27,6 +27,7 @@ struct ExecResult {
   bool oom_killed = false;  // killed by the sandbox's memory limit
   int64_t cpu_ms = 0;       // user+system CPU of the command and every descendant it reaped
   int64_t wall_ms = 0;      // from spawn to the last output byte
+  int leftover_processes = 0;  // still running when the command exited: killed with its pid namespace
 };
 
 }  // namespace tidal::sandbox

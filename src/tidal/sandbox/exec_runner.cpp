@@ -175,6 +175,7 @@ Expected<ExecResult> ExecRunner::run(const SpawnFn& spawn, const std::map<std::s
       have_result = true;
     } else if (rec.kind == child::kResult) {
       result.cpu_ms = rec.cpu_us / 1000;
+      result.leftover_processes = rec.leftovers;
       if (result.exit_code == 127 && have_result) continue;  // keep the setup error's 127
       if (WIFEXITED(rec.wait_status)) {
         result.exit_code = WEXITSTATUS(rec.wait_status);

@@ -59,6 +59,31 @@ struct Header {
 
 TIDAL_CHILD_CODE int command_entry(void* c) { run_command(*static_cast<const Command*>(c)); }
 
+// The processes of this pid namespace other than its pid 1 (the caller), from its /proc: what the
+// command left running (or exited but not reaped yet), killed with the namespace when we exit.
+TIDAL_CHILD_CODE int count_other_processes() {
+  int fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  int n = 0;
+  alignas(8) char buf[4096];
+  while (true) {
+    long got = syscall(SYS_getdents64, fd, buf, sizeof(buf));
+    if (got <= 0) break;
+    for (long off = 0; off < got;) {
+      // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, char name[].
+      unsigned short reclen;
+      std::memcpy(&reclen, buf + off + 16, sizeof(reclen));
+      const char* name = buf + off + 19;
+      bool numeric = name[0] >= '1' && name[0] <= '9';
+      for (const char* p = name; numeric && *p; ++p) numeric = *p >= '0' && *p <= '9';
+      if (numeric && !(name[0] == '1' && name[1] == '\0')) ++n;
+      off += reclen;
+    }
+  }
+  close(fd);
+  return n;
+}
+
 // M: pid 1 of the exec's pid namespace.
 [[noreturn]] TIDAL_CHILD_CODE void run_reaper(const Command& c, int life_fd) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -91,6 +116,7 @@ TIDAL_CHILD_CODE int command_entry(void* c) { run_command(*static_cast<const Com
   rusage ru{};
   getrusage(RUSAGE_CHILDREN, &ru);
   child::StatusRecord rec;
+  rec.leftovers = count_other_processes();
   rec.kind = child::kResult;
   rec.wait_status = wait_status;
   rec.cpu_us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;

@@ -235,10 +235,11 @@ Status Sandbox::resume() {
   return Status::ok();
 }
 
-void Sandbox::destroy() {
+int Sandbox::destroy() {
   std::unique_lock<std::shared_mutex> lock(mu_);
-  if (!alive_) return;
+  if (!alive_) return 0;
   alive_ = false;
+  const int processes = cgroup_ ? static_cast<int>(cgroup_->pids().size()) : 0;
   // A frozen init would never die (SIGKILL waits for the thaw): thaw first.
   if (paused_ && cgroup_) (void)cgroup_->freeze(false);
   paused_ = false;
@@ -253,6 +254,7 @@ void Sandbox::destroy() {
   init_.reset();
   cgroup_.reset();
   rootfs_.reset();
+  return processes;
 }
 
 }  // namespace tidal::sandbox

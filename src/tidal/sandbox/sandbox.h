@@ -100,7 +100,9 @@ class Sandbox {
   [[nodiscard]] Status pause();
   [[nodiscard]] Status resume();
   // Kills every process, removes the cgroup and the filesystem. Idempotent.
-  void destroy();
+  // Returns how many processes the sandbox still had (its init and whatever its commands run; 0
+  // without cgroups, or when it was destroyed already): all killed and reaped.
+  int destroy();
   // Hands a warm (pre-created, unused) sandbox to a client: applies `spec`'s limits (cgroup, disk
   // size), takes its env, labels, lease and timeout, and restarts its clock. The network mode and
   // template must match the ones it was created with (kInvalidArgument otherwise).

@@ -47,7 +47,7 @@ json info_json(const Sandbox& sb) {
 
 json result_json(const ExecResult& r, bool with_output = true) {
   json j = {{"exit_code", r.exit_code}, {"signal", r.signal}, {"truncated", r.truncated},
-            {"timed_out", r.timed_out}, {"oom_killed", r.oom_killed}, {"cpu_ms", r.cpu_ms},
+            {"timed_out", r.timed_out}, {"oom_killed", r.oom_killed}, {"cpu_ms", r.cpu_ms}, {"leftover_processes", r.leftover_processes},
             {"wall_ms", r.wall_ms}};
   if (with_output) {
     j["stdout"] = r.stdout_data;

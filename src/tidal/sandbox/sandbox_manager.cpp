@@ -45,6 +45,11 @@ SandboxManager::SandboxManager(ManagerOptions options)
   execs_total_ = &metrics_.counter("tidal_sandbox_execs_total", "Commands executed.");
   exec_timeouts_ = &metrics_.counter("tidal_sandbox_exec_timeouts_total", "Commands killed at their timeout.");
   oom_kills_ = &metrics_.counter("tidal_sandbox_oom_kills_total", "Commands killed by a sandbox memory limit.");
+  exec_cpu_ms_ = &metrics_.counter("tidal_sandbox_exec_cpu_milliseconds_total",
+                                   "CPU time (user + system) of finished commands and everything they reaped.");
+  reaped_ = &metrics_.counter("tidal_sandbox_reaped_processes_total",
+                              "Processes killed and reaped by the service: what a command left running when it "
+                              "exited, and every process of a destroyed sandbox (its init included).");
   execs_running_ = &metrics_.gauge("tidal_sandbox_execs_running", "Commands running now.");
   create_seconds_ = &metrics_.histogram("tidal_sandbox_create_seconds", "Sandbox creation latency.", buckets);
   exec_seconds_ = &metrics_.histogram("tidal_sandbox_exec_seconds", "Command wall time.", buckets);
@@ -306,7 +311,7 @@ Expected<std::shared_ptr<Sandbox>> SandboxManager::get(const std::string& id) co
 }
 
 void SandboxManager::destroy_sandbox(const std::shared_ptr<Sandbox>& sb, const char* reason) {
-  sb->destroy();
+  reaped_->inc(static_cast<uint64_t>(sb->destroy()));
   destroyed_total_->inc();
   create_slots_.release();
   (void)reason;
@@ -353,6 +358,8 @@ Expected<ExecResult> SandboxManager::exec(const std::string& id, const ExecReque
     exec_seconds_->observe(static_cast<double>(result->wall_ms) / 1000.0);
     if (result->timed_out) exec_timeouts_->inc();
     if (result->oom_killed) oom_kills_->inc();
+    exec_cpu_ms_->inc(static_cast<uint64_t>(std::max<int64_t>(0, result->cpu_ms)));
+    reaped_->inc(static_cast<uint64_t>(std::max(0, result->leftover_processes)));
   }
   return result;
 }

@@ -179,6 +179,8 @@ class SandboxManager {
   tidal::http::Counter* queue_timeouts_;
   tidal::http::Counter* expired_total_;
   tidal::http::Counter* warm_hits_;
+  tidal::http::Counter* exec_cpu_ms_;
+  tidal::http::Counter* reaped_;
   tidal::http::Counter* forks_cow_;
   tidal::http::Counter* forks_copied_;
   tidal::http::Gauge* execs_running_;
