@@ -70,9 +70,9 @@ TIDAL_CHILD_CODE int count_other_processes() {
     long got = syscall(SYS_getdents64, fd, buf, sizeof(buf));
     if (got <= 0) break;
     for (long off = 0; off < got;) {
-      // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, char name[].
-      unsigned short reclen;
-      std::memcpy(&reclen, buf + off + 16, sizeof(reclen));
+      // struct linux_dirent64: u64 ino, s64 off, u16 reclen (little-endian here), u8 type, char name[].
+      const long reclen = static_cast<unsigned char>(buf[off + 16]) | static_cast<unsigned char>(buf[off + 17]) << 8;
+      if (reclen <= 0) break;
       const char* name = buf + off + 19;
       bool numeric = name[0] >= '1' && name[0] <= '9';
       for (const char* p = name; numeric && *p; ++p) numeric = *p >= '0' && *p <= '9';
