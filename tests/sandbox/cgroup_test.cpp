@@ -295,7 +295,8 @@ class CgroupTest : public ::testing::Test {
   // A v2 host like systemd's: root -> system.slice -> tidal.service (the daemon's group), with
   // `delegated` enabled for tidal.service by its parent. `daemon_procs` are already in it.
   std::shared_ptr<CgroupHost> v2_host(const std::string& delegated = "cpu memory pids",
-                                      const std::vector<int>& daemon_procs = {}) {
+                                      const std::vector<int>& daemon_procs = {},
+                                      const std::string& other_mounts = "") {
     mount_ = tmp_ + "/cgroup";
     kernel_->add_v2_mount(mount_, "cpuset cpu io memory hugetlb pids rdma misc");
     EXPECT_TRUE(kernel_->write(mount_ + "/cgroup.subtree_control", "+cpuset +cpu +io +memory +pids"));
@@ -306,7 +307,8 @@ class CgroupTest : public ::testing::Test {
     self_ = mount_ + "/system.slice/tidal.service";
     EXPECT_TRUE(kernel_->mkdir(self_));
     for (int pid : daemon_procs) EXPECT_TRUE(kernel_->write(self_ + "/cgroup.procs", std::to_string(pid)));
-    return CgroupHost::detect_from(mountinfo_v2(mount_, "/"), "0::/system.slice/tidal.service\n", kBase, kernel_);
+    return CgroupHost::detect_from(other_mounts + mountinfo_v2(mount_, "/"), "0::/system.slice/tidal.service\n", kBase,
+                                   kernel_);
   }
 
   static std::string mountinfo_v2(const std::string& point, const std::string& root) {
@@ -340,6 +342,21 @@ TEST_F(CgroupTest, V2DetectEnablesControllersInTheDaemonsGroupAndTheBase) {
   EXPECT_FALSE(fs::exists(self_ + "/tidal-daemon"));  // the daemon's group had no processes
   host->remove_base();
   EXPECT_FALSE(fs::exists(base));
+}
+
+TEST_F(CgroupTest, V2IsChosenWhenNoUsableV1MemoryOrPidsHierarchyIsMounted) {
+  // Hybrid leftovers: a named v1 hierarchy and a v1 cpuset (neither memory nor pids), and a v1
+  // memory hierarchy whose directory cannot be written (here: does not exist).
+  std::string v1 = "40 31 0:37 / " + tmp_ + "/v1/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd\n" +
+                   "41 31 0:38 / " + tmp_ + "/v1/cpuset rw,relatime - cgroup cgroup rw,cpuset\n";
+  auto host = v2_host("cpu memory pids", {}, v1);
+  ASSERT_EQ(host->version(), CgroupVersion::kV2) << host->describe();
+  v1 += "42 31 0:39 / " + tmp_ + "/v1/memory rw,relatime - cgroup cgroup rw,memory\n";
+  host = CgroupHost::detect_from(v1 + mountinfo_v2(mount_, "/"),
+                                 "5:memory:/\n3:cpuset:/\n1:name=systemd:/\n0::/system.slice/tidal.service\n", kBase,
+                                 kernel_);
+  ASSERT_EQ(host->version(), CgroupVersion::kV2) << host->describe();
+  EXPECT_EQ(host->describe(), "cgroup v2 (+memory +pids +cpu) at " + self_ + "/" + kBase);
 }
 
 TEST_F(CgroupTest, V2WithoutCpuDelegatedLimitsMemoryAndPidsOnly) {
