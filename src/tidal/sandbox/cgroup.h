@@ -18,6 +18,10 @@
 // group is created with its first sandbox and removed with its last (reference-counted by the
 // CgroupHost); its CPU time is kept (group_cpu_ms) until forget_group().
 //
+// All cgroupfs access goes through a CgroupFs (real system calls by default), so that a test can
+// run this code against a fake kernel on a plain directory (tests/sandbox/cgroup_test.cpp):
+// detect_from() takes the texts of /proc/self/mountinfo and /proc/self/cgroup and a CgroupFs.
+//
 // Thread-safety: a Cgroup's methods may be called from any thread (one at a time per Cgroup for
 // regroup/remove); they only read and write cgroupfs files. CgroupHost's methods are thread-safe.
 #pragma once
@@ -50,6 +54,23 @@ int64_t cpu_weight(int64_t cpu_millis);
 
 class CgroupHost;
 
+// The file-system operations done on cgroupfs. The default implementation is the system calls;
+// like them, the bool-returning ones set errno when they fail.
+class CgroupFs {
+ public:
+  virtual ~CgroupFs() = default;
+  // Writes `value` to an existing interface file (opened for writing, never created).
+  virtual bool write(const std::string& path, const std::string& value);
+  virtual std::string read(const std::string& path);  // "" when unreadable
+  virtual bool exists(const std::string& path);
+  virtual bool mkdir(const std::string& path);  // EEXIST when it exists
+  virtual bool rmdir(const std::string& path);
+  virtual std::vector<std::string> child_dirs(const std::string& dir);  // full paths
+  virtual bool kill(int pid, int sig);
+  // The process-wide instance of the default implementation.
+  static const std::shared_ptr<CgroupFs>& system();
+};
+
 class Cgroup {
  public:
   // The files a process writes its pid (or "0" for itself) to, to join this group.
@@ -67,7 +88,8 @@ class Cgroup {
   Status kill_all();
   // Removes the group directories. The group must be empty (call kill_all() first).
   Status remove();
-  // Freezes or thaws the group (pause/resume).
+  // Freezes or thaws the group (pause/resume). On v2 a freeze waits (up to 0.5 s) until
+  // cgroup.events reports it complete.
   Status freeze(bool frozen);
   // Writes the limits (a limit of 0 is left as it is). kIoError naming the file on failure.
   Status set_limits(const CgroupLimits& limits);
@@ -81,6 +103,7 @@ class Cgroup {
  private:
   friend class CgroupHost;
   std::shared_ptr<CgroupHost> host_;  // null for a kNone host and for cleanup groups
+  std::shared_ptr<CgroupFs> fs_ = CgroupFs::system();
   std::string id_, group_;
   bool group_held_ = false;  // holds a reference on host_'s share group `group_`
   CgroupVersion version_ = CgroupVersion::kNone;
@@ -99,6 +122,12 @@ class CgroupHost : public std::enable_shared_from_this<CgroupHost> {
   // `base_name` names this daemon's base group; daemons with different roots use different names
   // so that one's cleanup_stale() never touches another's sandboxes.
   static std::shared_ptr<CgroupHost> detect(const std::string& base_name);
+  // detect() on given inputs: the texts of /proc/self/mountinfo and /proc/self/cgroup, and the
+  // file system the mount points are on (null: the real one). detect() reads the two files and
+  // calls this.
+  static std::shared_ptr<CgroupHost> detect_from(const std::string& mountinfo_text, const std::string& self_cgroup_text,
+                                                 const std::string& base_name,
+                                                 std::shared_ptr<CgroupFs> fs = nullptr);
 
   CgroupVersion version() const { return version_; }
   // e.g. "cgroup v1 (memory, pids, cpu, cpuacct, freezer) under /sys/fs/cgroup/*/.../tidal-sandbox"
@@ -132,6 +161,7 @@ class CgroupHost : public std::enable_shared_from_this<CgroupHost> {
   int64_t live_group_cpu_ms(const std::string& group) const;
 
   CgroupVersion version_ = CgroupVersion::kNone;
+  std::shared_ptr<CgroupFs> fs_ = CgroupFs::system();
   std::string description_;
   std::string v2_controllers_;  // "+memory +pids [+cpu]", enabled in every v2 share group
   mutable std::mutex groups_mu_;
