@@ -53,6 +53,67 @@ void encode_block(const float* w, const QuantLayout& l, uint8_t* data, int64_t r
       put_code(l, data, r, c, code(scale == 0.0f ? 0.0f : w[r * l.n_in + c] / scale));
 }
 
+// FP4 scale search (nvfp4.cpp, mxfp4.cpp). Both formats' blocks are one row of at most 32 columns.
+constexpr int kMaxFp4Block = 32;
+
+// Sum of squared errors of N magnitudes a[] (zero-padded past the block) encoded as E2M1 with scale
+// s: |a| - s * e2m1(|a| / s). The fast form the search ranks candidates with: the nearest E2M1
+// magnitude is found by comparisons with the midpoints (a value on a midpoint has the same error
+// either way, so round-to-nearest-even need not be reproduced). Every step is elementwise and the
+// sum is a fixed pairwise tree (element i + element i + N/2, and so on), so the compiler vectorizes
+// it and the result does not depend on the vector width. s == 0 encodes every value as 0.
+template <int N>
+float e2m1_sq_error(const float* a, float s) {
+  static_assert(N >= 2 && (N & (N - 1)) == 0, "N must be a power of two");
+  float d2[N];
+  if (s == 0.0f) {
+    for (int i = 0; i < N; ++i) d2[i] = a[i] * a[i];
+  } else {
+    const float inv = 1.0f / s;
+    for (int i = 0; i < N; ++i) {
+      const float x = a[i] * inv;
+      float v = x > 0.25f ? 0.5f : 0.0f;
+      v += x > 0.75f ? 0.5f : 0.0f;
+      v += x > 1.25f ? 0.5f : 0.0f;
+      v += x > 1.75f ? 0.5f : 0.0f;
+      v += x > 2.5f ? 1.0f : 0.0f;
+      v += x > 3.5f ? 1.0f : 0.0f;
+      v += x > 5.0f ? 2.0f : 0.0f;
+      const float d = a[i] - v * s;
+      d2[i] = d * d;
+    }
+  }
+  for (int half = N / 2; half >= 1; half /= 2)
+    for (int i = 0; i < half; ++i) d2[i] += d2[i + half];
+  return d2[0];
+}
+
+// Encodes w[0..n) as E2M1 codes q[] under block scale `block_scale` and global scale g, exactly as
+// encode_block does (e2m1(w / (block_scale * g)), 0 when that scale is 0), and returns the exact
+// squared error of the reference decoder's values ((value * block_scale) * g), accumulated in double.
+// The search keeps a candidate only if this is strictly below the amax rule's, so the chosen scale
+// never has a larger error than the rule's, to the last bit.
+template <class CodeFn, class ValueFn>
+double encode_fp4_block(const float* w, int64_t n, float block_scale, float g, uint8_t* q, CodeFn code,
+                        ValueFn value) {
+  const float s = block_scale * g;
+  for (int64_t i = 0; i < n; ++i) q[i] = code(s == 0.0f ? 0.0f : w[i] / s);
+  double e[4] = {0.0, 0.0, 0.0, 0.0};  // four sums in a fixed order (a shorter dependency chain)
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = double(value(q[i]) * block_scale * g) - double(w[i]);
+    e[i & 3] += d * d;
+  }
+  return (e[0] + e[1]) + (e[2] + e[3]);
+}
+
+// Writes the FP4 codes q[0..n) of row r from column c0 (even) on.
+inline void put_fp4_codes(const QuantLayout& l, uint8_t* data, int64_t r, int64_t c0, const uint8_t* q,
+                          int64_t n) {
+  uint8_t* row = data + r * l.row_bytes + c0 / 2;
+  for (int64_t i = 0; i + 1 < n; i += 2) row[i / 2] = uint8_t((q[i] & 0xf) | (q[i + 1] << 4));
+  if (n & 1) row[n / 2] = uint8_t(q[n - 1] & 0xf);
+}
+
 // out[c] = (value(code) - zero) * scale(rb, cb) * global, for one row.
 template <class ValueFn, class ScaleFn>
 void decode_row(const QuantView& v, int64_t r, float* out, ValueFn value, ScaleFn scale_at) {
