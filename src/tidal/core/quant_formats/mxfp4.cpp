@@ -32,12 +32,12 @@ void encode(const float* w, const QuantLayout& l, uint8_t* data, uint8_t* scales
       const uint8_t rule = amax > 0.0f ? e8m0_from_exponent(std::ilogb(amax) - 2) : uint8_t(0);
       const float rule_scale = amax > 0.0f ? e8m0_to_f32(rule) : 0.0f;
       uint8_t s = rule;
-      const double rule_err = encode_fp4_block(wb, n, rule_scale, 1.0f, q, f32_to_fp4_e2m1, fp4_e2m1_to_f32);
+      const double rule_err = encode_fp4_block(wb, n, rule_scale, 1.0f, q);
       if (amax > 0.0f) {
         const uint8_t up = e8m0_from_exponent(std::ilogb(amax) - 1);
         if (up != rule &&
             e2m1_sq_error<kMaxFp4Block>(a, e8m0_to_f32(up)) < e2m1_sq_error<kMaxFp4Block>(a, rule_scale) &&
-            encode_fp4_block(wb, n, e8m0_to_f32(up), 1.0f, q2, f32_to_fp4_e2m1, fp4_e2m1_to_f32) < rule_err) {
+            encode_fp4_block(wb, n, e8m0_to_f32(up), 1.0f, q2) < rule_err) {
           s = up;
           std::memcpy(q, q2, size_t(n));
         }

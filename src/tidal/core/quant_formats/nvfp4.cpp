@@ -48,10 +48,10 @@ uint8_t encode_searched(const float* w, const float* a, int64_t n, float amax, f
       if (err < best_err) best_err = err, best = uint8_t(c);
     }
   }
-  const double rule_err = encode_fp4_block(w, n, val[rule], g, q, f32_to_fp4_e2m1, fp4_e2m1_to_f32);
+  const double rule_err = encode_fp4_block(w, n, val[rule], g, q);
   if (best == rule) return rule;
-  uint8_t q2[16];
-  if (encode_fp4_block(w, n, val[best], g, q2, f32_to_fp4_e2m1, fp4_e2m1_to_f32) < rule_err) {
+  uint8_t q2[kMaxFp4Block];
+  if (encode_fp4_block(w, n, val[best], g, q2) < rule_err) {
     std::memcpy(q, q2, size_t(n));
     return best;
   }
@@ -65,7 +65,7 @@ void encode(const float* w, const QuantLayout& l, uint8_t* data, uint8_t* scales
   *global = g;
   // Blocks are 1 x 16: block (rb, cb) is row rb, columns [16 cb, 16 cb + n).
   float a[16];
-  uint8_t q[16];
+  uint8_t q[kMaxFp4Block];
   for (int64_t rb = 0; rb < l.n_scale_rows; ++rb) {
     for (int64_t cb = 0; cb < l.n_scale_cols; ++cb) {
       const int64_t c0 = cb * l.block_cols, n = std::min(l.n_in, c0 + l.block_cols) - c0;
