@@ -17,6 +17,8 @@
 #      Q6_K in Q4_0 (and whose token_embd is quantized too: only gathered, one row per token),
 #      SELF_CHECK (1: also score llama.cpp's base GGUF against its own saved logits, the floor its
 #      16-bit storage of the reference log-probabilities puts under its KL and top-1 figures),
+#      LLAMA_TYPES ("q8_0 q4_0": llama.cpp's quantized files to score; "q4_0" alone saves a pass
+#      when only the 4-bit formats are compared),
 #      OUT (a directory for the logs; default a new /tmp/quant_acc.XXXXXX), NICE (10).
 #
 # How the two sides line up:
@@ -58,7 +60,8 @@ mkdir -p "$out"
 base=
 for b in "$model"/model-bf16.gguf "$model"/model-f16.gguf; do [ -f "$b" ] && { base=$b; break; }; done
 [ -n "$base" ] || { echo "no model-bf16.gguf or model-f16.gguf in $model" >&2; exit 1; }
-for q in q8_0 q4_0; do
+read -r -a llama_types <<<"${LLAMA_TYPES:-q8_0 q4_0}"
+for q in "${llama_types[@]}"; do
   if [ ! -f "$model/model-$q.gguf" ]; then
     # (absolute paths: llama-quantize reads an argument starting with a digit as a type number)
     nice -n "$nice_level" "$bin/llama-quantize" "$base" "$model/model-$q.gguf" "${q^^}" "$threads" \
@@ -105,9 +108,9 @@ EOF
 )
 fi
 
-# 4. llama.cpp Q8_0 / Q4_0 (and the base itself) against the stored reference.
+# 4. llama.cpp Q8_0 / Q4_0 (LLAMA_TYPES; and the base itself) against the stored reference.
 llama_rows=()
-runs=(q8_0 q4_0); [ "$self_check" = 1 ] && runs=(base "${runs[@]}")
+runs=("${llama_types[@]}"); [ "$self_check" = 1 ] && runs=(base "${runs[@]}")
 for q in "${runs[@]}"; do
   m=$model/model-$q.gguf; [ "$q" = base ] && m=$base
   "${llama[@]}" -m "$m" --kl-divergence-base "$out/base.kld" --kl-divergence >"$out/llama-$q.log" 2>&1 ||

@@ -8,8 +8,11 @@ Explains bench/quant_accuracy_llama_cpp.sh's KL figures from the weight side: fo
 (plus what llama.cpp's int8 activations, quantized token_embd and Q6_K / Q8_0 output add on its side).
 The encodings are written here from their definitions (docs/quantization.md; ggml's Q8_0: one F16
 scale amax/127 per 32 weights; Q4_0: one F16 scale d = m / -8 per 32 weights, m the weight of largest
-magnitude, codes q in 0..15 for (q - 8) * d). "nvfp4, scale search" is a what-if, not what Tidal
-does: per block, the E4M3 scale of amax/6, amax/5, amax/4 or +-10% with the least squared error.
+magnitude, codes q in 0..15 for (q - 8) * d). "Tidal nvfp4" / "Tidal mxfp4" are the encoders with
+their per-block scale search (src/tidal/core/quant_formats/): NVFP4 tries every E4M3 scale code whose
+value lies in [0.8 t, 1.75 t], t = amax / (6 g), plus the code above the rule's, MXFP4 the rule's
+power of two and the next one up, each keeping the least squared error (ties: the rule's); the
+"amax rule" rows are the encoders before the search (ModelOpt's / OCP's rules).
 """
 import numpy as np
 
@@ -35,31 +38,47 @@ def f16(x):
     return x.astype(np.float16).astype(np.float32)
 
 
-def nvfp4(W, search=False):
+E4M3_VALUES = np.unique(e4m3(np.concatenate([np.arange(8) * 2.0**-9,
+                                              ((8 + np.arange(8)) / 8 * 2.0 ** np.arange(-6, 9)[:, None]).ravel()])))
+E4M3_VALUES = E4M3_VALUES[E4M3_VALUES <= 448]  # the 127 finite non-negative values, ascending
+
+
+def nvfp4(W, search=True):
     B = W.reshape(-1, 16)
     g = np.abs(W).max() / (6 * 448)
-    amax = np.abs(B).max(1)
+    t = np.abs(B).max(1) / (6 * g)
+    rule = np.searchsorted(E4M3_VALUES, e4m3(t))  # code index of the amax rule's scale
 
-    def deq(target):
-        s = e4m3(target / (6 * g)) * g
-        return e2m1(B / s[:, None]) * s[:, None]
+    def deq(idx):
+        s = E4M3_VALUES[idx] * g
+        safe = np.where(s > 0, s, 1)
+        return np.where(s[:, None] > 0, e2m1(B / safe[:, None]) * s[:, None], 0)
 
-    Q = deq(amax)
+    Q = deq(rule)
     if search:
         best = ((Q - B) ** 2).sum(1)
-        for f in (4 / 6, 5 / 6, 0.9, 1.1):
-            Q2 = deq(amax * f)
-            err = ((Q2 - B) ** 2).sum(1)
+        for d in range(-12, 16):
+            idx = np.clip(rule + d, 1, len(E4M3_VALUES) - 1)
+            v = E4M3_VALUES[idx]
+            ok = (d != 0) & (idx == rule + d) & (((v >= e4m3(0.8 * t)) & (v <= 1.75 * t)) | (d == 1)) & (t > 0)
+            Q2 = deq(idx)
+            err = np.where(ok, ((Q2 - B) ** 2).sum(1), np.inf)
             Q[err < best] = Q2[err < best]
             best = np.minimum(best, err)
     return Q.reshape(W.shape)
 
 
-def mxfp4(W):
+def mxfp4(W, search=True):
     B = W.reshape(-1, 32)
-    # E8M0 scale: 2^(floor(log2(amax)) - 2), the OCP MX rule (emax of E2M1 is 2)
+    # E8M0 scale: 2^(floor(log2(amax)) - 2), the OCP MX rule (emax of E2M1 is 2); the search also
+    # tries twice that
     s = 2.0 ** (np.floor(np.log2(np.abs(B).max(1))) - 2)
-    return (e2m1(B / s[:, None]) * s[:, None]).reshape(W.shape)
+    Q = e2m1(B / s[:, None]) * s[:, None]
+    if search:
+        Q2 = e2m1(B / (2 * s[:, None])) * (2 * s[:, None])
+        better = ((Q2 - B) ** 2).sum(1) < ((Q - B) ** 2).sum(1)
+        Q[better] = Q2[better]
+    return Q.reshape(W.shape)
 
 
 def q4_0(W):
@@ -87,11 +106,16 @@ rows = [
     ("Tidal int8:block1x32", lambda W: int8_blocks(W, 32)),
     ("Tidal fp8 (E4M3 per row)", fp8_row),
     ("llama.cpp Q4_0 (32, F16 scale)", q4_0),
-    ("Tidal nvfp4", nvfp4),
-    ("Tidal mxfp4", mxfp4),
-    ("what-if: nvfp4, scale search", lambda W: nvfp4(W, True)),
+    ("Tidal nvfp4, amax rule (before the search)", lambda W: nvfp4(W, False)),
+    ("Tidal nvfp4 (scale search)", nvfp4),
+    ("Tidal mxfp4, amax rule (before the search)", lambda W: mxfp4(W, False)),
+    ("Tidal mxfp4 (scale search)", mxfp4),
 ]
-print("| encoding | relative weight MSE |")
-print("|---|---|")
+print("| encoding | relative weight MSE | vs Q8_0 / Q4_0 |")
+print("|---|---|---|")
+mse = {}
 for name, f in rows:
-    print("| %s | %.2e |" % (name, ((f(W) - W) ** 2).mean() / (W**2).mean()))
+    mse[name] = ((f(W) - W) ** 2).mean() / (W**2).mean()
+    anchor = "llama.cpp Q8_0 (32, F16 scale)" if "int8" in name or "fp8" in name or "Q8_0" in name else \
+        "llama.cpp Q4_0 (32, F16 scale)"
+    print("| %s | %.2e | %.2fx |" % (name, mse[name], mse[name] / mse[anchor]))

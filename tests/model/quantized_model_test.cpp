@@ -117,8 +117,10 @@ class QuantizedModelTest : public ::testing::TestWithParam<FormatCase> {};
 
 // Tolerances are ~1.5-2x what was measured on this model (llama, 2 layers, hidden 128, BF16, 64
 // tokens): int8 mean |dlogp| 0.047 / KL 0.0013 / top-1 0.95; w8a8 0.076 / 0.0034 / 0.98; fp8_e4m3 0.21 /
-// 0.024 / 0.87; fp8_e5m2 0.39 / 0.096 / 0.75; fp8 32x32 blocks 0.20 / 0.026 / 0.94; nvfp4 0.79 / 0.33 / 0.54;
-// mxfp4 1.0 / 0.43 / 0.62; nvfp4:a8 0.80 / 0.34 / 0.54; mxfp4:a8 0.99 / 0.43 / 0.62. A tiny random model is far more sensitive to weight noise than a
+// 0.024 / 0.87; fp8_e5m2 0.39 / 0.096 / 0.75; fp8 32x32 blocks 0.20 / 0.026 / 0.94; nvfp4 0.61 / 0.22 / 0.59;
+// mxfp4 0.88 / 0.44 / 0.51; nvfp4:a8 0.60 / 0.22 / 0.60; mxfp4:a8 0.87 / 0.44 / 0.52 (with the FP4
+// scale search; the amax rule gave nvfp4 0.79 / 0.33 / 0.54, mxfp4 1.0 / 0.43 / 0.62: top-1 over 63
+// positions of a random model is noisy). A tiny random model is far more sensitive to weight noise than a
 // trained one (docs/quantization.md reports larger models); the test guards the ordering and
 // catches a broken format (wrong scales give KL of several nats).
 TEST_P(QuantizedModelTest, LogitsCloseToBf16) {
@@ -224,9 +226,9 @@ INSTANTIATE_TEST_SUITE_P(
     Formats, QuantizedModelTest,
     ::testing::Values(FormatCase{"int8", 0.1, 3e-3, 0.9}, FormatCase{"w8a8", 0.15, 7e-3, 0.9},
                       FormatCase{"fp8_e4m3", 0.4, 0.05, 0.8}, FormatCase{"fp8_e5m2", 0.7, 0.2, 0.65},
-                      FormatCase{"fp8:block32", 0.4, 0.05, 0.85}, FormatCase{"nvfp4", 1.4, 0.6, 0.45},
-                      FormatCase{"mxfp4", 1.8, 0.8, 0.5}, FormatCase{"nvfp4:a8", 1.6, 0.7, 0.4},
-                      FormatCase{"mxfp4:a8", 2.0, 0.9, 0.45}),
+                      FormatCase{"fp8:block32", 0.4, 0.05, 0.85}, FormatCase{"nvfp4", 1.0, 0.4, 0.4},
+                      FormatCase{"mxfp4", 1.5, 0.8, 0.35}, FormatCase{"nvfp4:a8", 1.0, 0.4, 0.4},
+                      FormatCase{"mxfp4:a8", 1.5, 0.8, 0.35}),
     [](const ::testing::TestParamInfo<FormatCase>& i) {
       std::string s = i.param.format;
       for (char& ch : s) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
