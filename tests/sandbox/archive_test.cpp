@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_files.h"
+
 #include "tidal/sandbox/file_access.h"
 
 namespace tidal::sandbox {
@@ -83,13 +85,6 @@ std::string make_tar(const std::vector<Entry>& entries, bool gzip = false) {
   archive_write_close(a);
   archive_write_free(a);
   return out;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 class ArchiveTest : public ::testing::Test {

@@ -24,17 +24,12 @@
 
 #include <gtest/gtest.h>
 
+#include "test_files.h"
+
 namespace tidal::sandbox {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 void put(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 

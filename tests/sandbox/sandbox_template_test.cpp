@@ -11,18 +11,12 @@
 #include <thread>
 
 #include "sandbox_test_env.h"
+#include "test_files.h"
 
 namespace tidal::sandbox::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // The shared libraries `binary` loads (ldd), as absolute host paths.
 std::set<std::string> libraries_of(const std::string& binary) {
