@@ -75,8 +75,9 @@ int run_serve(cli::Args& args) {
     char* end = nullptr;
     errno = 0;
     long n = std::strtol(count.c_str(), &end, 10);
-    if (count.empty() || *end || errno || n < 0 || n > 4096 || eq == 0) {
-      args.error("--warm-pool must be N or NAME=N with N in [0, 4096], got '" + w + "'");
+    const int max = sandbox::ManagerOptions::kMaxWarmPool;
+    if (count.empty() || *end || errno || n < 0 || n > max || eq == 0) {
+      args.error("--warm-pool must be N or NAME=N with N in [0, " + std::to_string(max) + "], got '" + w + "'");
       return 2;
     }
     if (eq == std::string::npos) mopts.warm_pool = static_cast<int>(n);

@@ -57,7 +57,7 @@ SandboxManager::SandboxManager(ManagerOptions options)
 
 Expected<std::unique_ptr<SandboxManager>> SandboxManager::open(ManagerOptions options) {
   if (options.max_sandboxes < 1) return invalid_argument("max_sandboxes must be >= 1");
-  constexpr int kMaxWarmPool = 4096;
+  constexpr int kMaxWarmPool = ManagerOptions::kMaxWarmPool;
   if (options.warm_pool < 0 || options.warm_pool > kMaxWarmPool) {
     return invalid_argument("warm_pool must be in [0, " + std::to_string(kMaxWarmPool) + "], got " +
                             std::to_string(options.warm_pool));

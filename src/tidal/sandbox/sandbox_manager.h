@@ -52,6 +52,7 @@ struct ManagerOptions {
   // Sandboxes kept created and idle (network "none", template "host") so that create() is a
   // hand-out: limits are applied on hand-out. They do not count against max_sandboxes.
   int warm_pool = 0;
+  static constexpr int kMaxWarmPool = 4096;  // the largest pool size (any template) open() accepts
   // Per-template pool sizes that replace warm_pool for those templates (e.g. {"debian", 16}).
   std::map<std::string, int> warm_pool_per_template;
   // Commands running at once on the node (0: no limit); more wait in the exec queue.
