@@ -37,8 +37,23 @@ if [ "${TIDAL_SKIP_FUZZ:-0}" != 1 ]; then
     name=$(basename "$target"); corpus=fuzz/corpus/${name#fuzz_}
     step "fuzz $name for ${secs}s"
     work=$(mktemp -d)
-    cp -r "$corpus"/. "$work"/ 2>/dev/null || true
-    "$target" -max_total_time="$secs" -print_final_stats=1 "$work" 2>&1 | tail -n 5
+    mkdir "$work/corpus"
+    cp -r "$corpus"/. "$work/corpus"/ 2>/dev/null || true
+    if "$target" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$work/" "$work/corpus" >"$work/log" 2>&1; then
+      tail -n 5 "$work/log"
+    else
+      rc=$?
+      # The finding: the harness's message, the sanitizer report and the input that triggered it.
+      grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse|INITED)' "$work/log" | tail -n 80
+      for crash in "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-*; do
+        [ -f "$crash" ] || continue
+        echo "--- $name input $(basename "$crash") ($(stat -c %s "$crash") bytes, reproduce: $target FILE):"
+        head -c 4096 "$crash" | od -A x -t x1z -v | head -n 80
+      done
+      rm -rf "$work"
+      echo "fuzz $name failed (exit $rc)" >&2
+      exit "$rc"
+    fi
     rm -rf "$work"
   done
 fi

@@ -63,5 +63,77 @@ TEST(IncrementalDecoder, RandomByteTokensNeverBreakUtf8) {
   }
 }
 
+// A small SentencePiece-style vocabulary (byte fallback) with the decoder chain `decoder`.
+Tokenizer spm_tokenizer(const std::string& decoder) {
+  const std::string json = R"({"model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": true,
+    "vocab": {"<unk>": 0, "\u2581": 1, "a": 2, "\u2581a": 3, "<0x20>": 4, "<0x61>": 5, "b": 6,
+              "<0xE4>": 7, "<0xB8>": 8, "<0xAD>": 9, "\u2581\u2581": 10},
+    "merges": ["\u2581 a", "\u2581 \u2581"]}, "decoder": )" + decoder + "}";
+  auto tok = Tokenizer::from_json_text(json);
+  EXPECT_TRUE(tok.has_value()) << tok.status().message();
+  return std::move(tok).value();
+}
+
+std::string stream(const Tokenizer& tok, const std::vector<int32_t>& ids) {
+  IncrementalDecoder decoder(tok);
+  std::string joined;
+  for (int32_t id : ids) joined += decoder.feed(id);
+  return joined + decoder.finish();
+}
+
+// Every Strip placement the stream supports: leading and trailing characters of the whole text
+// (after Fuse; trailing ones are held back until text follows them), and per token (before Fuse).
+TEST(IncrementalDecoder, StripChainsJoinToFullDecode) {
+  const std::string replace = R"({"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "})";
+  const std::string chains[] = {
+      "[" + replace + R"(, {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}])",
+      "[" + replace + R"(, {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 2}])",
+      "[" + replace + R"(, {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 0, "stop": 5}])",
+      "[" + replace + R"(, {"type": "Strip", "content": " ", "start": 1, "stop": 1}, {"type": "ByteFallback"}, {"type": "Fuse"}])",
+      "[" + replace + R"(, {"type": "Strip", "content": "a", "start": 2, "stop": 1}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 1}])",
+  };
+  std::mt19937 rng(11);
+  for (const std::string& chain : chains) {
+    const Tokenizer tok = spm_tokenizer(R"({"type": "Sequence", "decoders": )" + chain + "}");
+    ASSERT_TRUE(tok.stream_matches_decode()) << chain;
+    int compared = 0;
+    for (int trial = 0; trial < 3000; ++trial) {
+      std::vector<int32_t> ids(rng() % 9);
+      for (auto& id : ids) id = static_cast<int32_t>(rng() % 11);
+      const std::string full = tok.decode(ids);
+      if (full.find("\xef\xbf\xbd") != std::string::npos) continue;  // see incremental_decoder.h
+      ASSERT_EQ(stream(tok, ids), full) << chain << "\ntrial " << trial;
+      ++compared;
+    }
+    EXPECT_GT(compared, 1000) << chain;
+  }
+}
+
+TEST(IncrementalDecoder, TrailingStripHoldsSpacesBackUntilTextFollows) {
+  const Tokenizer tok = spm_tokenizer(
+      R"({"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+          {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 0, "stop": 1}]})");
+  IncrementalDecoder decoder(tok);
+  EXPECT_EQ(decoder.feed(2), "a");
+  EXPECT_EQ(decoder.feed(10), "");     // "  " might end the text
+  EXPECT_EQ(decoder.feed(3), "   a");  // it did not
+  EXPECT_EQ(decoder.feed(1), "");
+  EXPECT_EQ(decoder.finish(), "");     // the text ends with one space: Strip drops it
+  EXPECT_EQ(tok.decode(std::vector<int32_t>{2, 10, 3, 1}), "a   a");
+}
+
+// Steps that see several tokens at once cannot be streamed exactly; the tokenizer says so.
+TEST(IncrementalDecoder, ReportsChainsItCannotStreamExactly) {
+  const std::string replace = R"({"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "})";
+  EXPECT_TRUE(spm_tokenizer(R"({"type": "Metaspace"})").stream_matches_decode());
+  EXPECT_FALSE(spm_tokenizer(R"({"type": "Sequence", "decoders": [{"type": "ByteFallback"}, )" + replace + "]}")
+                   .stream_matches_decode());
+  EXPECT_FALSE(spm_tokenizer(R"({"type": "Sequence", "decoders": [{"type": "Fuse"}, )" + replace + "]}")
+                   .stream_matches_decode());
+  EXPECT_FALSE(spm_tokenizer(R"({"type": "Sequence", "decoders": [{"type": "ByteFallback"},
+      {"type": "Strip", "content": " ", "start": 1, "stop": 0}]})").stream_matches_decode());
+  EXPECT_TRUE(tokenizer().stream_matches_decode());  // byte-level
+}
+
 }  // namespace
 }  // namespace tidal

@@ -45,6 +45,17 @@ std::vector<std::string> chars_of(std::string_view s) {
   return out;
 }
 
+// Strip: up to `start` leading and `stop` trailing `content` characters of `t`.
+std::string strip_chars(std::string_view t, const std::string& content, size_t start, size_t stop) {
+  const auto cs = chars_of(t);
+  size_t b = 0, e = cs.size();
+  while (b < start && b < e && cs[b] == content) ++b;
+  for (size_t i = 0; i < stop && e > b && cs[e - 1] == content; ++i) --e;
+  std::string s;
+  for (size_t i = b; i < e; ++i) s += cs[i];
+  return s;
+}
+
 }  // namespace
 
 Status Decoder::add_steps(const nlohmann::json& j, const std::string& field, Decoder& out) {
@@ -90,10 +101,6 @@ Status Decoder::add_steps(const nlohmann::json& j, const std::string& field, Dec
     step.text = j["content"].get<std::string>();
     step.start = j.value("start", size_t{0});
     step.stop = j.value("stop", size_t{0});
-    if (out.strip_content_.empty()) {
-      out.strip_start_ = step.start;
-      out.strip_content_ = step.text;
-    }
   } else if (type == "Metaspace") {
     step.kind = Kind::kMetaspace;
     step.text = j.value("replacement", std::string("\xe2\x96\x81"));
@@ -116,7 +123,41 @@ Expected<Decoder> Decoder::from_json(const nlohmann::json& j, const std::string&
   if (d.byte_level_ && !d.steps_.empty()) {
     return unimplemented(field + ": ByteLevel combined with other decoders is not supported yet");
   }
+  d.plan_streaming();
   return d;
+}
+
+// Streaming applies the steps before the first Fuse to each token on its own (stream_token), and
+// a Strip after the Fuse to the whole text (IncrementalDecoder). The chain streams exactly unless a
+// step works across token boundaries in a way one token at a time cannot reproduce:
+// ByteFallback joins runs of byte tokens before the steps after it see them, and steps after a Fuse
+// other than one Strip see the whole text.
+void Decoder::plan_streaming() {
+  bool fused = false, byte_runs = false;
+  for (const Step& step : steps_) {
+    switch (step.kind) {
+      case Kind::kFuse:
+        fused = true;
+        break;
+      case Kind::kByteFallback:
+        if (fused) stream_exact_ = false;
+        byte_runs = true;
+        break;
+      case Kind::kReplace:
+      case Kind::kMetaspace:
+        if (fused || byte_runs) stream_exact_ = false;
+        break;
+      case Kind::kStrip:
+        if (!fused) {
+          if (byte_runs) stream_exact_ = false;
+        } else if (text_strip_.content.empty()) {
+          text_strip_ = {step.text, step.start, step.stop};
+        } else {
+          stream_exact_ = false;
+        }
+        break;
+    }
+  }
 }
 
 std::string Decoder::decode_chain(std::vector<std::string> tokens) const {
@@ -156,15 +197,7 @@ std::string Decoder::decode_chain(std::vector<std::string> tokens) const {
         break;
       }
       case Kind::kStrip:
-        for (std::string& t : tokens) {
-          auto cs = chars_of(t);
-          size_t b = 0, e = cs.size();
-          while (b < step.start && b < e && cs[b] == step.text) ++b;
-          for (size_t i = 0; i < step.stop && e > b && cs[e - 1] == step.text; ++i) --e;
-          std::string s;
-          for (size_t i = b; i < e; ++i) s += cs[i];
-          t = std::move(s);
-        }
+        for (std::string& t : tokens) t = strip_chars(t, step.text, step.start, step.stop);
         break;
       case Kind::kMetaspace:
         for (size_t i = 0; i < tokens.size(); ++i) {
@@ -183,30 +216,26 @@ std::string Decoder::decode_chain(std::vector<std::string> tokens) const {
   return text;
 }
 
-std::string Decoder::stream_bytes(std::string_view token) const {
-  if (is_null_) return " " + std::string(token);  // joined with spaces
+std::string Decoder::stream_token(std::string_view token, bool first) const {
+  if (is_null_) return first ? std::string(token) : " " + std::string(token);  // joined with spaces
   std::string t(token);
   for (const Step& step : steps_) {
-    if (step.kind == Kind::kReplace) t = replace_all(*step.regex, t, step.text);
-    if (step.kind == Kind::kByteFallback) {
-      const int b = byte_token_value(t);
-      if (b >= 0) t = std::string(1, static_cast<char>(b));
-    }
-    if (step.kind == Kind::kMetaspace) t = replace_all(*Regex::compile(step.text, true), t, " ");
-  }
-  return t;
-}
-
-std::string Decoder::stream_first_bytes(std::string_view token) const {
-  std::string t(token);
-  for (const Step& step : steps_) {
-    if (step.kind == Kind::kReplace) t = replace_all(*step.regex, t, step.text);
-    if (step.kind == Kind::kByteFallback) {
-      const int b = byte_token_value(t);
-      if (b >= 0) t = std::string(1, static_cast<char>(b));
-    }
-    if (step.kind == Kind::kMetaspace) {
-      t = replace_all(*Regex::compile(step.text, true), t, step.prepend ? "" : " ");
+    if (step.kind == Kind::kFuse) break;  // later steps see the whole text
+    switch (step.kind) {
+      case Kind::kReplace:
+        t = replace_all(*step.regex, t, step.text);
+        break;
+      case Kind::kByteFallback:
+        if (const int b = byte_token_value(t); b >= 0) t = std::string(1, static_cast<char>(b));
+        break;
+      case Kind::kMetaspace:
+        t = replace_all(*Regex::compile(step.text, true), t, first && step.prepend ? "" : " ");
+        break;
+      case Kind::kStrip:
+        t = strip_chars(t, step.text, step.start, step.stop);
+        break;
+      case Kind::kFuse:
+        break;
     }
   }
   return t;

@@ -29,15 +29,18 @@ class Decoder {
   // The text of `tokens` (vocab spellings, special tokens already removed) for a chain decoder.
   std::string decode_chain(std::vector<std::string> tokens) const;
 
-  // Streaming: the bytes token `token` contributes when it is not the first token of the text
-  // (Replace, Metaspace and single <0xXX> bytes applied).
-  std::string stream_bytes(std::string_view token) const;
-  // Streaming: the first token's text, as decode_chain would produce it for a text of one token
-  // before Strip (Metaspace drops its leading replacement characters).
-  std::string stream_first_bytes(std::string_view token) const;
-  // Streaming: Strip's leading characters to remove from the start of the text (count, char).
-  size_t strip_start() const { return strip_start_; }
-  const std::string& strip_content() const { return strip_content_; }
+  // Streaming: the text token `token` contributes on its own: the steps before the first Fuse
+  // applied to it alone (Replace, Metaspace, a single <0xXX> byte, Strip). `first`: it is the first
+  // token of the text (Metaspace drops its replacement characters there).
+  std::string stream_token(std::string_view token, bool first) const;
+  // Streaming: a Strip after the Fuse, applied to the whole text (content empty when there is none).
+  struct TextStrip {
+    std::string content;
+    size_t start = 0, stop = 0;
+  };
+  const TextStrip& text_strip() const { return text_strip_; }
+  // Whether streaming one token at a time reproduces decode_chain exactly (see plan_streaming).
+  bool stream_exact() const { return stream_exact_; }
 
  private:
   enum class Kind { kReplace, kByteFallback, kFuse, kStrip, kMetaspace };
@@ -49,12 +52,13 @@ class Decoder {
     bool prepend = true;         // Metaspace: prepend_scheme != never
   };
   static Status add_steps(const nlohmann::json& j, const std::string& field, Decoder& out);
+  void plan_streaming();
 
   bool byte_level_ = false;
   bool is_null_ = false;
   std::vector<Step> steps_;
-  size_t strip_start_ = 0;
-  std::string strip_content_;
+  TextStrip text_strip_;
+  bool stream_exact_ = true;
 };
 
 }  // namespace tidal

@@ -3,7 +3,10 @@
 // point are held back until a later id completes them (or proves them invalid, then U+FFFD).
 // Contract: concat(feed(id_1), ..., feed(id_n), finish()) == tokenizer.decode({id_1..id_n}), except
 // for SentencePiece-style byte-fallback runs that are invalid UTF-8: a full decode writes one U+FFFD
-// per byte, the stream one per maximal invalid subsequence.
+// per byte, the stream one per maximal invalid subsequence; and decoder chains that
+// Tokenizer::stream_matches_decode() reports as not streamable exactly. A Strip that removes
+// trailing characters of the text makes the stream hold those characters back until a later id
+// shows they are not at the end (finish() drops them).
 // Not thread-safe (one per stream); the Tokenizer must outlive it.
 #pragma once
 
@@ -29,9 +32,10 @@ class IncrementalDecoder {
   const Tokenizer* tokenizer_;
   bool skip_special_tokens_;
   std::string pending_;
-  size_t n_tokens_ = 0;        // tokens decoded so far (the first is special for Metaspace)
-  size_t n_strip_ = 0;         // leading characters still to strip (the decoder's Strip)
-  std::string strip_content_;
+  size_t n_tokens_ = 0;   // tokens decoded so far (the first is special for Metaspace)
+  size_t n_lead_ = 0;     // leading Strip characters still to remove from the text
+  std::string held_;      // trailing Strip characters held back (a Strip with stop > 0)
+  size_t n_held_ = 0;     // characters in held_
 };
 
 }  // namespace tidal

@@ -158,7 +158,7 @@ auto Tokenizer::Impl::create(const nlohmann::json& j, const nlohmann::json& conf
   auto set_token = [&](int32_t id, const std::string& token) {
     std::string& bytes = impl->id_bytes[static_cast<size_t>(id)];
     bytes.clear();
-    if (!byte_decoder) bytes = impl->decoder.stream_bytes(token);
+    if (!byte_decoder) bytes = impl->decoder.stream_token(token, /*first=*/false);
     else if (!byte_level::decode(token, bytes)) bytes = token;
     impl->id_tokens[static_cast<size_t>(id)] = token;
     impl->token_to_id[token] = id;
@@ -276,15 +276,14 @@ bool Tokenizer::append_token_bytes(int32_t id, bool skip_special_tokens, bool fi
     return false;
   }
   if (skip_special_tokens && m.is_special[static_cast<size_t>(id)]) return false;
-  if (first && !m.decoder.is_byte_level()) out.append(m.decoder.stream_first_bytes(m.id_tokens[static_cast<size_t>(id)]));
+  if (first && !m.decoder.is_byte_level()) out.append(m.decoder.stream_token(m.id_tokens[static_cast<size_t>(id)], /*first=*/true));
   else out.append(m.id_bytes[static_cast<size_t>(id)]);
   return true;
 }
 
-size_t Tokenizer::stream_strip_start(std::string* content) const {
-  *content = impl_->decoder.strip_content();
-  return impl_->decoder.strip_start();
-}
+const Decoder& Tokenizer::decoder() const { return impl_->decoder; }
+
+bool Tokenizer::stream_matches_decode() const { return impl_->decoder.stream_exact(); }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
   const Impl& m = *impl_;

@@ -18,6 +18,7 @@
 
 namespace tidal {
 
+class Decoder;
 class IncrementalDecoder;
 
 class Tokenizer {
@@ -47,6 +48,10 @@ class Tokenizer {
   std::optional<int32_t> token_to_id(std::string_view token) const;
   std::optional<int32_t> bos_id() const;
   std::optional<int32_t> eos_id() const;
+  // Whether IncrementalDecoder's output joins to exactly decode() (apart from invalid byte-fallback
+  // runs, see incremental_decoder.h). False only for decoder chains where a step sees several
+  // tokens at once in a way one token at a time cannot reproduce, e.g. Replace after ByteFallback.
+  bool stream_matches_decode() const;
 
  private:
   friend class IncrementalDecoder;
@@ -56,8 +61,7 @@ class Tokenizer {
   // Appends the raw bytes of token `id` (nothing for unknown ids, or skipped special tokens; then
   // returns false). `first`: the id is the first decoded token (Metaspace drops its "▁").
   bool append_token_bytes(int32_t id, bool skip_special_tokens, bool first, std::string& out) const;
-  // Streaming: how many leading `content` characters the decoder strips from the text (Strip).
-  size_t stream_strip_start(std::string* content) const;
+  const Decoder& decoder() const;
 
   std::shared_ptr<const Impl> impl_;
 };
