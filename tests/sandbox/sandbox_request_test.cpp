@@ -36,6 +36,12 @@ TEST(SandboxRequest, ExecAndRun) {
   EXPECT_FALSE(parse_exec_request(R"({"cmd": ["a"], "shell": "b"})").has_value());
   EXPECT_FALSE(parse_exec_request(R"({"cmd": ["a"], "cwd": "rel"})").has_value());
   EXPECT_FALSE(parse_exec_request(R"({"cmd": "not an array"})").has_value());
+  // Every body parser refuses JSON nested deeper than kMaxJsonNesting (http::parse_json_body).
+  const std::string deep = R"({"cmd": )" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  for (const Status& st : {parse_exec_request(deep).status(), parse_create_request(deep).status(),
+                           parse_run_request(deep).status()}) {
+    EXPECT_NE(error_of(st).find("nested deeper than 128 levels"), std::string::npos) << error_of(st);
+  }
   auto r = parse_run_request(R"J({"language": "python", "code": "print(1)", "files": {"/w/a.py": "x"}})J");
   ASSERT_TRUE(r.has_value()) << r.status().to_string();
   EXPECT_EQ(r->run.files.size(), 1u);

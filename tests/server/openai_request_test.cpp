@@ -105,6 +105,13 @@ TEST_F(OpenAiRequestTest, CompletionErrorsNameTheField) {
   }
   EXPECT_EQ(std::get<ApiError>(parse_completion_request("{not json", ctx_)).param, "");
   EXPECT_EQ(std::get<ApiError>(parse_completion_request("[1]", ctx_)).status, 400);
+  // A body nested 100,000 levels deep would overflow the stack when copied: refused up front.
+  const std::string deep = R"({"prompt": "hi", "x": )" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  for (const ApiError& e : {std::get<ApiError>(parse_completion_request(deep, ctx_)),
+                            std::get<ApiError>(parse_chat_request(deep, ctx_))}) {
+    EXPECT_EQ(e.status, 400);
+    EXPECT_NE(e.message.find("nested deeper than 128 levels"), std::string::npos) << e.message;
+  }
 }
 
 TEST_F(OpenAiRequestTest, ChatParsesAndFlattensTextParts) {

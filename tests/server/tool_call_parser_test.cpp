@@ -18,6 +18,12 @@ TEST(ToolCallParserTest, ParsesQwenBlocksAndKeepsTheRest) {
   auto q = parse_tool_calls("<tool_call>{not json}</tool_call>");
   EXPECT_TRUE(q.tool_calls.empty());
   EXPECT_EQ(q.content, "<tool_call>{not json}</tool_call>");
+  // So does absurdly nested JSON (the model's output is untrusted input too).
+  const std::string deep = "<tool_call>{\"name\": \"f\", \"arguments\": " + std::string(50000, '[') +
+                           std::string(50000, ']') + "}</tool_call>";
+  auto d = parse_tool_calls(deep);
+  EXPECT_TRUE(d.tool_calls.empty());
+  EXPECT_EQ(d.content, deep);
 }
 
 TEST(ToolCallParserTest, StreamFilterHoldsBackMarkup) {

@@ -93,6 +93,12 @@ TEST(ChatTemplate, BoundsRecursionAndRange) {
   EXPECT_NE(render("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}").find("recursion is too deep"),
             std::string::npos);
   EXPECT_NE(render("{{ range(100000000) | length }}").find("too long"), std::string::npos);
+  // A namespace that holds itself (found by the fuzzer: a stack overflow in tojson). Printing it is
+  // an error, and the cycle is broken after the render (ASan's leak check runs this test).
+  const std::string cycle = "{% set ns = namespace(x=0) %}{% set ns.x = [ns] %}";
+  EXPECT_NE(render(cycle + "{{ ns | tojson }}").find("does it contain itself?"), std::string::npos);
+  EXPECT_NE(render(cycle + "{{ ns }}").find("does it contain itself?"), std::string::npos);
+  EXPECT_EQ(render(cycle + "{{ ns.x | length }}"), "1");
 }
 
 // Integers are int64: a result outside it is an error naming the operation (found by the

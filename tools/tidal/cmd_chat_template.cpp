@@ -8,6 +8,7 @@
 
 #include "cli_util.h"
 #include "command.h"
+#include "tidal/core/json_nesting.h"
 #include "tidal/tokenizer/chat_template.h"
 
 namespace {
@@ -25,6 +26,10 @@ tidal::Expected<nlohmann::ordered_json> read_json(const std::string& path, const
   if (!in) return tidal::not_found(std::string(flag) + " " + path + ": cannot open");
   std::ostringstream ss;
   ss << in.rdbuf();
+  if (tidal::json_nesting_exceeds(ss.str())) {
+    return tidal::invalid_argument(std::string(flag) + " " + path + ": arrays/objects nested deeper than " +
+                                   std::to_string(tidal::kMaxJsonNesting) + " levels");
+  }
   auto j = nlohmann::ordered_json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return tidal::invalid_argument(std::string(flag) + " " + path + ": not valid JSON");
   if (!j.is_array()) return tidal::invalid_argument(std::string(flag) + " " + path + ": expected a JSON array");

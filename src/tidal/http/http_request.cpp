@@ -1,4 +1,5 @@
 #include "tidal/http/http_request.h"
+#include "tidal/core/json_nesting.h"
 
 namespace tidal::http {
 
@@ -29,6 +30,14 @@ const std::string& HttpRequest::param(const std::string& name) const {
 
 Expected<nlohmann::json> HttpRequest::json() const {
   if (body.empty()) return invalid_argument("request body is empty; expected a JSON object");
+  return parse_json_body(body);
+}
+
+Expected<nlohmann::json> parse_json_body(std::string_view body) {
+  if (json_nesting_exceeds(body)) {
+    return invalid_argument("request body has JSON arrays/objects nested deeper than " +
+                            std::to_string(kMaxJsonNesting) + " levels");
+  }
   nlohmann::json value = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) return invalid_argument("request body is not valid JSON");
   return value;

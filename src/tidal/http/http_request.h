@@ -39,6 +39,10 @@ struct HttpRequest {
 // Percent-decodes `in` ("%2F" -> "/"); `plus_is_space` also maps '+' to ' ' (query strings).
 // Returns nullopt-equivalent error on a malformed escape.
 Expected<std::string> url_decode(std::string_view in, bool plus_is_space);
+
+// Parses a JSON request body. Errors (kInvalidArgument): not valid JSON; arrays/objects nested
+// deeper than kMaxJsonNesting (core/json_nesting.h), refused before parsing.
+Expected<nlohmann::json> parse_json_body(std::string_view body);
 // Splits "a=1&b=%20" into decoded key/value pairs (a repeated key keeps its last value).
 Expected<std::map<std::string, std::string>> parse_query(std::string_view query);
 // Percent-encodes everything except unreserved characters (RFC 3986) and, if keep_slash, '/'.

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tidal/http/http_request.h"
 #include "tidal/http/json_fields.h"
 
 namespace tidal::sandbox {
@@ -234,8 +235,7 @@ json templates_json(const SandboxManager& m) {
 Expected<CreateCall> parse_create_request(std::string_view text) {
   json body = json::object();
   if (!text.empty()) {
-    body = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (body.is_discarded()) return invalid_argument("request body is not valid JSON");
+    TIDAL_ASSIGN_OR_RETURN(body, http::parse_json_body(text));
   }
   JsonFields f(body);
   CreateCall call;
@@ -256,8 +256,7 @@ Expected<CreateCall> parse_create_request(std::string_view text) {
 
 Expected<ExecCall> parse_exec_request(std::string_view text) {
   if (text.empty()) return invalid_argument("request body is empty; expected a JSON object");
-  json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) return invalid_argument("request body is not valid JSON");
+  TIDAL_ASSIGN_OR_RETURN(json body, http::parse_json_body(text));
   JsonFields f(body);
   ExecCall call;
   ExecRequest& exec = call.exec;
@@ -286,8 +285,7 @@ Expected<ExecCall> parse_exec_request(std::string_view text) {
 
 Expected<RunCall> parse_run_request(std::string_view text) {
   if (text.empty()) return invalid_argument("request body is empty; expected a JSON object");
-  json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) return invalid_argument("request body is not valid JSON");
+  TIDAL_ASSIGN_OR_RETURN(json body, http::parse_json_body(text));
   JsonFields f(body);
   RunCall call;
   RunRequest& run = call.run;

@@ -1,4 +1,5 @@
 #include "tidal/server/openai_request.h"
+#include "tidal/core/json_nesting.h"
 
 #include <cmath>
 #include <limits>
@@ -131,6 +132,10 @@ Err check_model(const ojson& body, const RequestContext& ctx) {
 }
 
 Err parse_body(std::string_view text, ojson* body) {
+  if (json_nesting_exceeds(text)) {
+    return bad("", "the request body has JSON arrays/objects nested deeper than " + std::to_string(kMaxJsonNesting) +
+                       " levels");
+  }
   *body = ojson::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (body->is_discarded()) return bad("", "the request body is not valid JSON");
   if (!body->is_object()) return bad("", "the request body must be a JSON object, got " + describe(*body));

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tidal/core/json_nesting.h"
+
 namespace tidal::server {
 
 namespace {
@@ -30,7 +32,9 @@ ParsedOutput parse_tool_calls(const std::string& text) {
     size_t close = text.find(kClose, body);
     const size_t end = close == std::string::npos ? text.size() : close + std::char_traits<char>::length(kClose);
     const std::string inner = trim(text.substr(body, (close == std::string::npos ? text.size() : close) - body));
-    auto j = nlohmann::json::parse(inner, nullptr, false);
+    // Model output is untrusted too: absurdly nested "JSON" stays text (core/json_nesting.h).
+    auto j = json_nesting_exceeds(inner) ? nlohmann::json(nlohmann::json::value_t::discarded)
+                                         : nlohmann::json::parse(inner, nullptr, false);
     if (!j.is_discarded() && j.is_object() && j.contains("name") && j["name"].is_string()) {
       content += text.substr(pos, open - pos);
       ToolCall call;

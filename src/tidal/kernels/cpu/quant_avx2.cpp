@@ -471,29 +471,89 @@ void matmul_i8_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantVie
 //
 // NOTE: 16 bytes of codes (32 elements) become 32 int8 weights with one pshufb: the table maps an
 // E2M1 code to 2 x its value, an exact integer in {0, +-1, +-2, +-3, +-4, +-6, +-8, +-12}. Low
-// nibbles go to the low 128-bit lane, high nibbles to the high lane, so lane 0 holds the even
-// elements 0, 2, ..., 30 and lane 1 the odd ones; x (already int8, one scale per row) is permuted
-// into that order once per call. vpsignb + vpmaddubsw + vpmaddwd (as W8A8) give 8 exact int32
-// sums of 4 products each: int32 lane L < 4 sums even elements 8L..8L+6, lane L >= 4 odd elements
-// 8(L-4)+1..8(L-4)+7, so a 16-element NVFP4 block is lanes {0, 1, 4, 5} or {2, 3, 6, 7} and a
-// 32-element MXFP4 block is all eight. The int32 sums are converted (exactly) and multiplied by
-// their block's scale into an F32 accumulator; y = hsum * (x_scale * 0.5). Every output sees the
+// nibbles go to the low 128-bit lane, high nibbles to the high lane (one 16-byte broadcast load and
+// a per-lane shift), so lane 0 holds the even elements 0, 2, ..., 30 and lane 1 the odd ones; x
+// (already int8, one scale per row) is permuted into that order once per call. vpsignb +
+// vpmaddubsw + vpmaddwd (as W8A8) give 8 exact int32 sums of 4 products each: int32 lane L < 4
+// sums even elements 8L..8L+6, lane L >= 4 odd elements 8(L-4)+1..8(L-4)+7, so a 16-element NVFP4
+// block is lanes {0, 1, 4, 5} or {2, 3, 6, 7} and a 32-element MXFP4 block is all eight. The int32
+// sums are converted (exactly) and multiplied by their block's scale vector. Steps go in pairs:
+// u = p0 * s0, u = fma(p1, s1, u), acc += u, so the accumulator's dependency chain is one add per
+// 64 elements (one FMA chain per 32 elements was the limit of a one-row GEMV). NVFP4 scales are
+// decoded eight at a time (one 128-element group) into one vector (E4M3 bit placement, times the
+// global scale, as NvFp4::mult) and spread over the lanes with one vpermps per step; MXFP4 takes
+// its one scale per step from the per-call table. y = hsum * (x_scale * 0.5). Every output sees the
 // same instruction sequence for any m, tile or column range (batch invariance).
 inline __m256i decode_fp4_i8_32(const uint8_t* p) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12,
                                        0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1);
-  return _mm256_shuffle_epi8(lut, _mm256_and_si256(both, _mm256_set1_epi8(0x0f)));
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256i nib = _mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+  return _mm256_shuffle_epi8(lut, _mm256_and_si256(nib, _mm256_set1_epi8(0x0f)));
 }
 
-// x row (int8, natural order) -> the nibble-lane order of decode_fp4_i8_32, zero-padded to 32.
-inline void permute_xq_fp4(const int8_t* x, int64_t k, int8_t* out) {
-  const int64_t kp = (k + 31) / 32 * 32;
+// x row (int8, natural order) -> the nibble-lane order of decode_fp4_i8_32, zero-padded to kp (a
+// multiple of 32), followed by the same kp values' magnitudes (vpmaddubsw's unsigned operand, made
+// once here instead of once per weight row and step).
+inline void permute_xq_fp4(const int8_t* x, int64_t k, int64_t kp, int8_t* out) {
   for (int64_t c = 0; c < kp; c += 32) {
     for (int i = 0; i < 16; ++i) {
       out[c + i] = c + 2 * i < k ? x[c + 2 * i] : int8_t(0);
       out[c + 16 + i] = c + 2 * i + 1 < k ? x[c + 2 * i + 1] : int8_t(0);
+    }
+  }
+  for (int64_t c = 0; c < kp; ++c) out[kp + c] = int8_t(out[c] < 0 ? -out[c] : out[c]);  // |x| <= 127
+}
+
+constexpr int64_t kFp4Group = 128;  // columns per scale load (8 NVFP4 blocks, 4 MXFP4 blocks)
+
+// One group of kSteps (<= 4) 32-column steps: codes at wg[b] (16 bytes per step), scale codes at
+// sg[b] (8 for NVFP4, 4 for MXFP4), x at xg (32 per step) and |x| ldxp / 2 after it.
+template <int kBlock, int MT, int NT, int kSteps>
+inline void group_fp4_i8(const int8_t* xg, int64_t ldxp, const uint8_t* const* wg, const uint8_t* const* sg,
+                         const float* mult_of, __m256 global, __m256 (&acc)[MT][NT]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 s8[NT];
+  if constexpr (kBlock == 16) {
+    for (int b = 0; b < NT; ++b) E4M3::decode<true>(sg[b], global, &s8[b]);
+  }
+  auto scale = [&](int b, int q) {
+    if constexpr (kBlock == 16) {  // block 2q on int32 lanes {0, 1, 4, 5}, block 2q + 1 on {2, 3, 6, 7}
+      return _mm256_permutevar8x32_ps(s8[b], _mm256_setr_epi32(2 * q, 2 * q, 2 * q + 1, 2 * q + 1, 2 * q, 2 * q,
+                                                               2 * q + 1, 2 * q + 1));
+    } else {
+      return _mm256_broadcast_ss(mult_of + sg[b][q]);
+    }
+  };
+  auto products = [&](__m256i wv, __m256i xv, __m256i ax) {
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv, xv)), ones));
+  };
+  for (int q = 0; q < kSteps; q += 2) {
+    const bool two = q + 1 < kSteps;
+    __m256i w0[NT], w1[NT];
+    __m256 s0[NT], s1[NT];
+    for (int b = 0; b < NT; ++b) {
+      w0[b] = decode_fp4_i8_32(wg[b] + 16 * q);
+      s0[b] = scale(b, q);
+      if (two) {
+        w1[b] = decode_fp4_i8_32(wg[b] + 16 * (q + 1));
+        s1[b] = scale(b, q + 1);
+      }
+    }
+    for (int a = 0; a < MT; ++a) {
+      const int8_t* xa = xg + a * ldxp + 32 * q;
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa));
+      const __m256i ax0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + ldxp / 2));
+      __m256i x1 = x0, ax1 = ax0;
+      if (two) {
+        x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + 32));
+        ax1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + 32 + ldxp / 2));
+      }
+      for (int b = 0; b < NT; ++b) {
+        __m256 u = _mm256_mul_ps(products(w0[b], x0, ax0), s0[b]);
+        if (two) u = _mm256_fmadd_ps(products(w1[b], x1, ax1), s1[b], u);
+        acc[a][b] = _mm256_add_ps(acc[a][b], u);
+      }
     }
   }
 }
@@ -502,53 +562,44 @@ template <int kBlock, int MT, int NT>
 inline void tile_fp4_i8(const int8_t* xp, int64_t ldxp, const float* xs, const QuantView& w, const float* mult_of,
                         int64_t j, float* y, int64_t ldy) {
   const QuantLayout& l = w.layout;
-  const int64_t k = l.n_in, last_cb = l.n_scale_cols - 1;
+  const int64_t k = l.n_in;
+  const __m256 global = _mm256_set1_ps(w.global_scale);
   const uint8_t* wr[NT];
   const uint8_t* sr[NT];
   for (int b = 0; b < NT; ++b) {
     wr[b] = w.data + (j + b) * l.row_bytes;
     sr[b] = static_cast<const uint8_t*>(w.scales) + ((j + b) / l.block_rows) * l.n_scale_cols;
   }
-  const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[MT][NT];
   for (int a = 0; a < MT; ++a)
     for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_setzero_ps();
-  auto step = [&](const uint8_t* const* wp, int64_t kk) {
-    __m256i wv[NT];
-    __m256 sv[NT];
-    for (int b = 0; b < NT; ++b) {
-      wv[b] = decode_fp4_i8_32(wp[b]);
-      if constexpr (kBlock == 32) {
-        sv[b] = _mm256_broadcast_ss(mult_of + sr[b][kk / 32]);
-      } else {
-        const int64_t c0 = kk / 16, c1 = c0 + 1 < last_cb ? c0 + 1 : last_cb;
-        const __m128 q = _mm_movelh_ps(_mm_broadcast_ss(mult_of + sr[b][c0]), _mm_broadcast_ss(mult_of + sr[b][c1]));
-        sv[b] = _mm256_set_m128(q, q);  // block c0 on int32 lanes {0, 1, 4, 5}, c1 on {2, 3, 6, 7}
-      }
-    }
-    for (int a = 0; a < MT; ++a) {
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + a * ldxp + kk));
-      const __m256i ax = _mm256_sign_epi8(xv, xv);
-      for (int b = 0; b < NT; ++b) {
-        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv[b], xv)), ones);
-        acc[a][b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sv[b], acc[a][b]);
-      }
-    }
-  };
-  const uint8_t* wp[NT];
+  const uint8_t* wg[NT];
+  const uint8_t* sg[NT];
   int64_t kk = 0;
-  for (; kk + 32 <= k; kk += 32) {
-    for (int b = 0; b < NT; ++b) wp[b] = wr[b] + kk / 2;
-    step(wp, kk);
-  }
-  if (kk < k) {  // the k tail: codes zero-padded (x is zero-padded by permute_xq_fp4)
-    alignas(32) uint8_t wbuf[NT][16];
+  for (; kk + kFp4Group <= k; kk += kFp4Group) {
     for (int b = 0; b < NT; ++b) {
-      std::memset(wbuf[b], 0, 16);
-      std::memcpy(wbuf[b], wr[b] + kk / 2, size_t(l.row_bytes - kk / 2));
-      wp[b] = wbuf[b];
+      wg[b] = wr[b] + kk / 2;
+      sg[b] = sr[b] + kk / kBlock;
     }
-    step(wp, kk);
+    group_fp4_i8<kBlock, MT, NT, 4>(xp + kk, ldxp, wg, sg, mult_of, global, acc);
+  }
+  if (kk < k) {  // the k tail: codes and scale codes zero-padded (x is zero-padded to 32)
+    alignas(32) uint8_t wbuf[NT][kFp4Group / 2];
+    alignas(8) uint8_t sbuf[NT][8];
+    for (int b = 0; b < NT; ++b) {
+      std::memset(wbuf[b], 0, sizeof(wbuf[b]));
+      std::memcpy(wbuf[b], wr[b] + kk / 2, size_t(l.row_bytes - kk / 2));
+      std::memset(sbuf[b], 0, sizeof(sbuf[b]));
+      std::memcpy(sbuf[b], sr[b] + kk / kBlock, size_t(l.n_scale_cols - kk / kBlock));
+      wg[b] = wbuf[b];
+      sg[b] = sbuf[b];
+    }
+    switch ((k - kk + 31) / 32) {
+      case 1: group_fp4_i8<kBlock, MT, NT, 1>(xp + kk, ldxp, wg, sg, mult_of, global, acc); break;
+      case 2: group_fp4_i8<kBlock, MT, NT, 2>(xp + kk, ldxp, wg, sg, mult_of, global, acc); break;
+      case 3: group_fp4_i8<kBlock, MT, NT, 3>(xp + kk, ldxp, wg, sg, mult_of, global, acc); break;
+      default: group_fp4_i8<kBlock, MT, NT, 4>(xp + kk, ldxp, wg, sg, mult_of, global, acc); break;
+    }
   }
   for (int a = 0; a < MT; ++a)
     for (int b = 0; b < NT; ++b) y[a * ldy + b] = hsum(acc[a][b]) * (xs[a] * 0.5f);
@@ -579,14 +630,14 @@ struct ScratchI8 {
 template <class F, int kBlock>
 void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantView& w, float* y, int64_t ldy,
                    int64_t m, int64_t j0, int64_t j1) {
-  const int64_t k = w.layout.n_in, ldxp = (k + 31) / 32 * 32;
+  const int64_t k = w.layout.n_in, kp = (k + 31) / 32 * 32, ldxp = 2 * kp;  // x, then |x|
   alignas(64) float mult_of[256];
   for (int c = 0; c < 256; ++c) mult_of[c] = F::mult(uint8_t(c), w.global_scale);
   thread_local ScratchI8 scratch;
   for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
     const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
     int8_t* xp = scratch.get(size_t(mb * ldxp));
-    for (int64_t i = 0; i < mb; ++i) permute_xq_fp4(xq + (i0 + i) * ldq, k, xp + i * ldxp);
+    for (int64_t i = 0; i < mb; ++i) permute_xq_fp4(xq + (i0 + i) * ldq, k, kp, xp + i * ldxp);
     int64_t j = j0;
     // NOTE: m = 1 (decode) walks one weight row at a time: one sequential stream per thread
     // measured faster from DRAM than 4 interleaved rows (gemv/nvfp4_w4a8 2 threads: ~8-9 vs

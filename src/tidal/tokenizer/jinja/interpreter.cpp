@@ -136,12 +136,18 @@ Interpreter::Interpreter(const Object& globals) {
   vars["false"] = vars["False"] = Value::boolean(false);
   vars["none"] = vars["None"] = Value::null();
   vars["range"] = Value::function(range_function);
-  vars["namespace"] = Value::function(namespace_function);
+  vars["namespace"] = Value::function([this](const CallArgs& args) {
+    return namespaces_.emplace_back(namespace_function(args));
+  });
   vars["strftime_now"] = Value::function(strftime_now_function);
   vars["raise_exception"] = Value::function([](const CallArgs& args) -> Value {
     fail("raise_exception: " + (args.positional.empty() ? std::string() : args.positional[0].to_string()));
   });
   for (const auto& [k, v] : globals.items) vars[k] = v;
+}
+
+Interpreter::~Interpreter() {
+  for (Value& ns : namespaces_) ns.as_object().items.clear();
 }
 
 Interpreter::Scope& Interpreter::new_scope(Scope* parent) {

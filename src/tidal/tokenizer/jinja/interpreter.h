@@ -6,6 +6,7 @@
 #include <deque>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "tidal/tokenizer/jinja/node.h"
 #include "tidal/tokenizer/jinja/value.h"
@@ -16,6 +17,11 @@ class Interpreter {
  public:
   // `globals` are visible to the whole template (messages, tools, bos_token, ...).
   explicit Interpreter(const Object& globals);
+  // Empties every namespace() of the render: `{% set ns.x = ns %}` makes a reference cycle that
+  // would otherwise outlive the render.
+  ~Interpreter();
+  Interpreter(const Interpreter&) = delete;  // namespace() captures `this`
+  Interpreter& operator=(const Interpreter&) = delete;
   std::string render(const NodeList& program);
 
  private:
@@ -44,6 +50,7 @@ class Interpreter {
   Scope* globals_;
   Value pending_caller_;      // `caller` for the macro a {% call %} block is invoking
   size_t depth_ = 0;          // nested macro calls, bounded
+  std::vector<Value> namespaces_;  // every namespace() made by the render
 };
 
 }  // namespace tidal::jinja

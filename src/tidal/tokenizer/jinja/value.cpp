@@ -253,6 +253,8 @@ void append_json_string(std::string_view s, bool ensure_ascii, std::string& out)
 
 }  // namespace
 
+constexpr int kMaxJsonDepth = 256;
+
 std::string to_json(const Value& v, const JsonOptions& options, bool undefined_as_null, int depth) {
   std::string item_sep = options.indent && *options.indent > 0 ? "," : ", ";
   std::string key_sep = ": ";
@@ -274,6 +276,10 @@ std::string to_json(const Value& v, const JsonOptions& options, bool undefined_a
     case Value::Kind::kArray:
     case Value::Kind::kObject:
     case Value::Kind::kNamespace: {
+      // A namespace can hold itself ({% set ns.x = ns %}): the reference throws on the cycle too.
+      if (depth >= kMaxJsonDepth) {
+        fail("tojson: value nested deeper than " + std::to_string(kMaxJsonDepth) + " levels (does it contain itself?)");
+      }
       const int64_t indent = options.indent.value_or(0);
       const std::string indent_unit = indent > 0 ? std::string(static_cast<size_t>(indent), ' ') : "";
       std::string base = "\n";
