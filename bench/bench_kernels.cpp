@@ -43,7 +43,8 @@ void register_all() {
     for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
       const std::string name = std::string("matmul/") + tidal::cpu_isa_name(isa) + "/" + tidal::dtype_name(dt);
       auto* b = benchmark::RegisterBenchmark(name.c_str(), [isa, dt](benchmark::State& s) { run_matmul(s, isa, dt); });
-      b->Args({1, 2048, 2048})->Args({1, 5632, 2048})->Args({64, 2048, 2048})->Args({16, 2048, 2048})->Args({512, 2048, 2048})->Unit(benchmark::kMicrosecond);
+      b->Args({1, 2048, 2048})->Args({1, 5632, 2048})->Args({64, 2048, 2048})->Args({16, 2048, 2048})->Args({512, 2048, 2048});
+      b->Args({512, 5632, 2048})->Args({512, 2048, 5632})->Unit(benchmark::kMicrosecond);  // prefill: MLP up, down
     }
   }
 }
