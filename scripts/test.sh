@@ -3,7 +3,9 @@
 #   1. release build: all CTest tests (unit, CLI, tokenizer/PyTorch references, every kernel level)
 #   2. sanitizer build (clang, ASan + UBSan): the unit tests
 #   3. libFuzzer: each fuzz target of the same sanitizer build for a bounded time on its seed corpus
-# Env: TIDAL_FUZZ_SECONDS (default 30 per target), TIDAL_SKIP_SANITIZERS=1, TIDAL_SKIP_FUZZ=1.
+#   4. ThreadSanitizer build (clang): the tests of the multi-threaded components (build.sh tsan)
+# Env: TIDAL_FUZZ_SECONDS (default 30 per target), TIDAL_SKIP_SANITIZERS=1 (ASan/UBSan and TSan),
+#      TIDAL_SKIP_FUZZ=1.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -56,5 +58,13 @@ if [ "${TIDAL_SKIP_FUZZ:-0}" != 1 ]; then
     fi
     rm -rf "$work"
   done
+fi
+if [ "${TIDAL_SKIP_SANITIZERS:-0}" != 1 ]; then
+  step "ThreadSanitizer build (clang: the multi-threaded components' tests)"
+  ./scripts/build.sh tsan
+  step "ThreadSanitizer tests"
+  # Only the binaries build.sh tsan builds; the others are registered as *_NOT_BUILT.
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest --test-dir build/tsan -L unit -E _NOT_BUILT -j "$jobs" --output-on-failure --timeout 900
 fi
 step "all tests passed"
