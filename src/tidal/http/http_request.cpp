@@ -1,4 +1,5 @@
 #include "tidal/http/http_request.h"
+
 #include "tidal/core/json_nesting.h"
 
 namespace tidal::http {

@@ -1,8 +1,9 @@
 #include "tidal/server/openai_request.h"
-#include "tidal/core/json_nesting.h"
 
 #include <cmath>
 #include <limits>
+
+#include "tidal/core/json_nesting.h"
 
 namespace tidal::server {
 

@@ -106,6 +106,9 @@ Status Decoder::add_steps(const nlohmann::json& j, const std::string& field, Dec
     step.text = j.value("replacement", std::string("\xe2\x96\x81"));
     const std::string scheme = j.value("prepend_scheme", std::string(j.value("add_prefix_space", true) ? "always" : "never"));
     step.prepend = scheme != "never";
+    auto re = Regex::compile(step.text, /*literal=*/true);  // for stream_token, compiled once here
+    if (!re) return invalid_argument(field + ".replacement: " + re.status().message());
+    step.regex = std::move(re).value();
   } else {
     return unimplemented(field + ".type: decoder \"" + type + "\" is not supported yet");
   }
@@ -229,7 +232,7 @@ std::string Decoder::stream_token(std::string_view token, bool first) const {
         if (const int b = byte_token_value(t); b >= 0) t = std::string(1, static_cast<char>(b));
         break;
       case Kind::kMetaspace:
-        t = replace_all(*Regex::compile(step.text, true), t, first && step.prepend ? "" : " ");
+        t = replace_all(*step.regex, t, first && step.prepend ? "" : " ");
         break;
       case Kind::kStrip:
         t = strip_chars(t, step.text, step.start, step.stop);

@@ -46,7 +46,7 @@ class Decoder {
   enum class Kind { kReplace, kByteFallback, kFuse, kStrip, kMetaspace };
   struct Step {
     Kind kind = Kind::kFuse;
-    std::optional<Regex> regex;  // Replace
+    std::optional<Regex> regex;  // Replace: the pattern; Metaspace: the replacement, literally
     std::string text;            // Replace: content; Strip: content; Metaspace: replacement
     size_t start = 0, stop = 0;  // Strip
     bool prepend = true;         // Metaspace: prepend_scheme != never
