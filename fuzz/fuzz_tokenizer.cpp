@@ -4,7 +4,8 @@
 //         (every id must be in range, decode output valid UTF-8);
 //   odd:  the rest is text, encoded with a fixed synthetic byte-level vocabulary and a
 //         SentencePiece-style (byte fallback) variant of it; decode(encode(text)) must be valid
-//         UTF-8 and streaming decode must join to it.
+//         UTF-8 and streaming decode must join to it (for any loaded tokenizer too, whenever
+//         Tokenizer::stream_matches_decode() says the decoder chain streams exactly).
 // Seeds: fuzz/corpus/tokenizer. Run: build/fuzz/fuzz/fuzz_tokenizer -max_total_time=60 fuzz/corpus/tokenizer
 #include <cstdint>
 #include <cstdio>
