@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
+#include <random>
 
 namespace tidal {
 namespace {
@@ -89,6 +92,63 @@ TEST(SamplerTest, Penalties) {
   r.repetition_penalty = 2.0;  // token 1 in the prompt: 1.1 / 2
   EXPECT_EQ(sampler.sample(logits.data(), seq_with(r, {1}, 1), &lp), 0);
   EXPECT_NEAR(lp.logprob, std::log(std::exp(1.0) / (std::exp(1.0) + std::exp(1.1) + 1.0)), 1e-6);  // raw
+}
+
+// A vocabulary-sized row: top-p / min-p sort only a prefix of the candidates and widen it until
+// it holds the cut. The support must be exactly what a full sort gives (computed here in double),
+// for a peaked row (the cut in the first 256) and a flat one (the cut thousands deep).
+TEST(SamplerTest, TopPAndMinPOnAFullVocabularyMatchAFullSort) {
+  const int64_t V = 32000;
+  std::mt19937 rng(3);
+  for (float sigma : {8.0f, 0.5f}) {
+    std::normal_distribution<float> nd(0.0f, sigma);
+    std::vector<float> logits(static_cast<size_t>(V));
+    for (auto& v : logits) v = nd(rng);
+    std::vector<int32_t> order(static_cast<size_t>(V));
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
+    });
+    std::vector<int64_t> rank(static_cast<size_t>(V));
+    std::vector<double> prob(static_cast<size_t>(V));
+    double sum = 0;
+    for (int64_t i = 0; i < V; ++i) {
+      rank[size_t(order[size_t(i)])] = i;
+      sum += prob[size_t(i)] = std::exp(double(logits[size_t(order[size_t(i)])]) - logits[size_t(order[0])]);
+    }
+    for (auto [top_p, min_p] : {std::pair{0.9, 0.0}, std::pair{1.0, 0.05}}) {
+      int64_t keep = V;
+      double cum = 0;
+      for (int64_t i = 0; i < V && top_p < 1.0; ++i) {
+        cum += prob[size_t(i)];
+        if (cum >= top_p * sum) { keep = i + 1; break; }
+      }
+      if (min_p > 0.0) {
+        keep = 1;
+        while (keep < V && prob[size_t(keep)] >= min_p * prob[0]) ++keep;
+      }
+      double kept = 0;
+      for (int64_t i = 0; i < keep; ++i) kept += prob[size_t(i)];
+      SamplingParams p;
+      p.top_p = top_p;
+      p.min_p = min_p;
+      Sampler sampler(V);
+      int64_t deepest = 0;
+      const uint64_t draws = sigma > 1.0f ? 150 : 40;  // the flat row sorts thousands per draw
+      for (uint64_t seed = 0; seed < draws; ++seed) {
+        TokenLogprob lp;
+        const int32_t t = sampler.sample(logits.data(), seq_with(p, {0}, 1, seed), &lp);
+        const int64_t r = rank[size_t(t)];
+        ASSERT_LT(r, keep) << "sigma " << sigma << " top_p " << top_p << " min_p " << min_p;
+        deepest = std::max(deepest, r);
+        EXPECT_NEAR(lp.sampling_logprob, std::log(prob[size_t(r)] / kept), 1e-4);
+      }
+      // Not too narrow either: the draws reach the deep half of the kept set.
+      EXPECT_GT(deepest, keep / 2) << "sigma " << sigma << " keep " << keep;
+      if (sigma > 1.0f && top_p < 1.0) EXPECT_LT(keep, 256);
+      if (sigma < 1.0f) EXPECT_GT(keep, 2048);
+    }
+  }
 }
 
 TEST(SamplingParamsTest, ValidationNamesTheParameter) {

@@ -186,6 +186,56 @@ TEST_P(VectorKernels, DotAndAxpy) {
   }
 }
 
+// Units in the last place between a float and the exact value (in double).
+double ulps(float got, double want) {
+  const float w = float(want);
+  const double ulp = double(std::nextafter(std::fabs(w), INFINITY)) - std::fabs(w);
+  return std::fabs(double(got) - want) / ulp;
+}
+
+// exp_sum: within 2 ulp of exp, 0 below the cut, the documented lane-order sum, the same bits
+// as the scalar table, every tail length, and out may alias x.
+TEST_P(VectorKernels, ExpSum) {
+  const KernelTable& kt = kernels_for(GetParam());
+  const KernelTable& ref = kernel_table_scalar();
+  std::vector<float> x;
+  for (double d = -87.0; d <= 88.0; d += 0.0137) x.push_back(float(d));
+  for (float d : {0.0f, -0.0f, 1e-30f, -1e-30f, -86.99f, -87.0f, 88.0f, 0.5f, -0.5f}) x.push_back(d);
+  std::vector<float> out(x.size()), out_ref(x.size());
+  const double sum = kt.exp_sum(x.data(), 0.0f, out.data(), int64_t(x.size()));
+  const double sum_ref = ref.exp_sum(x.data(), 0.0f, out_ref.data(), int64_t(x.size()));
+  double worst = 0, lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (size_t i = 0; i < x.size(); ++i) {
+    worst = std::max(worst, ulps(out[i], std::exp(double(x[i]))));
+    lane[i % 8] += double(out[i]);
+    ASSERT_EQ(out[i], out_ref[i]) << kt.name << " x=" << x[i];
+  }
+  EXPECT_LE(worst, 2.0) << kt.name;
+  EXPECT_EQ(sum, ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]))) << kt.name;
+  EXPECT_EQ(sum, sum_ref) << kt.name;
+  // Below the cut (and far below): exactly 0; the shift is applied before.
+  std::vector<float> low = {-87.01f, -100.0f, -1e30f, -INFINITY, 12.0f}, lo(low.size());
+  EXPECT_EQ(kt.exp_sum(low.data(), 100.0f, lo.data(), int64_t(low.size())), 0.0) << kt.name;
+  for (float v : lo) EXPECT_EQ(v, 0.0f) << kt.name;
+  // Every tail length, in place, against the scalar table; an element's value does not depend on n.
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 4.0f);
+  std::vector<float> base(41);
+  for (auto& v : base) v = nd(rng);
+  for (int64_t n = 0; n <= 41; ++n) {
+    std::vector<float> a(base.begin(), base.begin() + n), b(static_cast<size_t>(n));
+    const double s1 = kt.exp_sum(a.data(), 3.0f, a.data(), n);
+    const double s2 = ref.exp_sum(base.data(), 3.0f, b.data(), n);
+    EXPECT_EQ(s1, s2) << kt.name << " n=" << n;
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_EQ(a[size_t(i)], b[size_t(i)]) << kt.name << " n=" << n;
+      float alone;
+      kt.exp_sum(&base[size_t(i)], 3.0f, &alone, 1);
+      EXPECT_EQ(a[size_t(i)], alone) << kt.name << " n=" << n;
+    }
+  }
+}
+
 // axpy_rows must be exactly one axpy per row, in row order (attention's P x V relies on it to
 // keep a token's output independent of how its positions are grouped).
 TEST_P(VectorKernels, AxpyRowsIsAxpyPerRow) {

@@ -47,7 +47,7 @@ Expected<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
   e->kv_ = std::make_unique<KvCacheManager>(int32_t(n_blocks), config.block_size, config.prefix_caching);
   e->scheduler_ = std::make_unique<Scheduler>(
       SchedulerConfig{config.max_num_batched_tokens, config.max_num_seqs}, *e->kv_);
-  e->sampler_ = std::make_unique<Sampler>(c.vocab_size);
+  for (int t = 0; t < e->model_->pool().n_threads(); ++t) e->samplers_.push_back(std::make_unique<Sampler>(c.vocab_size));
   e->eos_ids_ = c.eos_token_ids;
   if (e->tokenizer_ && e->tokenizer_->eos_id()) e->eos_ids_.push_back(*e->tokenizer_->eos_id());
   e->max_model_len_ = config.max_model_len > 0 ? config.max_model_len : c.max_position_embeddings;
@@ -155,6 +155,14 @@ std::vector<RequestOutput> Engine::step() {
   }
 
   const int64_t V = model_->config().vocab_size;
+  // Sequences that reached the end of their tokens this step, with their logits row: each gets
+  // one sampled token.
+  struct Draw {
+    Sequence* seq;
+    int64_t row;
+    TokenLogprob lp;
+  };
+  std::vector<Draw> draws;
   int64_t row = 0;  // logits row of the current chunk's last token
   for (size_t i = 0; i < chunks.size(); ++i) {
     Sequence& s = *chunks[i].seq;
@@ -181,11 +189,34 @@ std::vector<RequestOutput> Engine::step() {
     if (s.index == 0 && s.n_output() == 0) {
       for (auto& sib : sequences_[s.request_id]) sib->held = false;
     }
-    TokenLogprob lp;
-    const int32_t tok = sampler_->sample(logits_.data() + my_row * V, s, &lp);
+    draws.push_back({&s, my_row, {}});
+  }
+
+  // Sampling depends only on a sequence's own logits row, parameters, tokens and seed, so the
+  // draws are split across the compute threads (each with its own sampler's scratch) and the
+  // result is the same whatever the split.
+  auto sample_range = [&](Sampler& sampler, int64_t begin, int64_t end) {
+    for (int64_t d = begin; d < end; ++d) {
+      Draw& dr = draws[size_t(d)];
+      sampler.sample(logits_.data() + dr.row * V, *dr.seq, &dr.lp);
+    }
+  };
+  if (draws.size() < 2 || samplers_.size() < 2) {
+    sample_range(*samplers_[0], 0, int64_t(draws.size()));
+  } else {
+    model_->pool().run([&](int ith, int nth) {
+      int64_t begin, end;
+      ThreadPool::split(int64_t(draws.size()), ith, nth, 1, &begin, &end);
+      sample_range(*samplers_[size_t(ith)], begin, end);
+    });
+  }
+
+  for (Draw& dr : draws) {
+    Sequence& s = *dr.seq;
+    const int32_t tok = dr.lp.id;
     if (s.n_output() == 0) s.t_first_token = std::chrono::steady_clock::now();
     s.tokens.push_back(tok);
-    s.pending.push_back(std::move(lp));
+    s.pending.push_back(std::move(dr.lp));
     ++generated_tokens_;
 
     const SamplingParams& p = *s.params;

@@ -112,7 +112,7 @@ class Engine {
   std::unique_ptr<PagedKvStorage> storage_;
   std::unique_ptr<KvCacheManager> kv_;
   std::unique_ptr<Scheduler> scheduler_;
-  std::unique_ptr<Sampler> sampler_;
+  std::vector<std::unique_ptr<Sampler>> samplers_;  // one per compute thread (sampling runs in parallel)
   std::vector<int32_t> eos_ids_;
   int64_t max_model_len_ = 0, capacity_tokens_ = 0;
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "tidal/kernels/kernel_table.h"
 #include "tidal/kernels/ops.h"
 
 namespace tidal {
@@ -16,15 +17,32 @@ double Sampler::uniform(uint64_t seed, uint64_t counter) {
   return double(z >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
 }
 
+namespace {
+
+// Candidate order: higher value first, lower id on ties.
+struct ByValueDesc {
+  const float* v;
+  bool operator()(int32_t a, int32_t b) const { return v[a] > v[b] || (v[a] == v[b] && a < b); }
+};
+
+}  // namespace
+
 int32_t Sampler::sample(const float* logits, const Sequence& s, TokenLogprob* lp) {
   const SamplingParams& p = *s.params;
   const int64_t V = vocab_;
-  raw_lp_.resize(size_t(V));
-  ops::log_softmax(logits, raw_lp_.data(), V);
+  // Raw log-probabilities are logits[t] - lse (ops::log_softmax's values), computed where needed.
+  scratch_.resize(size_t(V));
+  const double lse = ops::log_sum_exp(logits, scratch_.data(), V);
 
-  work_.assign(logits, logits + V);
-  // Penalties.
-  if (p.repetition_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0) {
+  // w: the logits after penalties and temperature (a copy only when they change them).
+  const float* w = logits;
+  const bool penalized = p.repetition_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0;
+  const float inv_t = p.temperature == 0.0 ? 1.0f : float(1.0 / p.temperature);
+  if (penalized || inv_t != 1.0f) {
+    work_.assign(logits, logits + V);
+    w = work_.data();
+  }
+  if (penalized) {
     counts_.assign(size_t(V), 0);
     for (int64_t i = s.n_prompt; i < s.n_tokens(); ++i) ++counts_[size_t(s.tokens[size_t(i)])];
     if (p.repetition_penalty != 1.0) {
@@ -43,65 +61,97 @@ int32_t Sampler::sample(const float* logits, const Sequence& s, TokenLogprob* lp
 
   int32_t chosen;
   if (p.temperature == 0.0) {
-    chosen = int32_t(std::max_element(work_.begin(), work_.end()) - work_.begin());  // first max: lowest id
+    chosen = int32_t(std::max_element(w, w + V) - w);  // first max: lowest id
     lp->sampling_logprob = 0.0f;
   } else {
-    const float inv_t = float(1.0 / p.temperature);
-    for (auto& x : work_) x *= inv_t;
-    // Candidates sorted by logit, descending (ties: lower id first), truncated by top-k.
-    order_.resize(size_t(V));
-    std::iota(order_.begin(), order_.end(), 0);
-    int64_t k = (p.top_k > 0 && p.top_k < V) ? p.top_k : V;
-    auto cmp = [&](int32_t a, int32_t b) {
-      return work_[size_t(a)] > work_[size_t(b)] || (work_[size_t(a)] == work_[size_t(b)] && a < b);
-    };
-    if (k < V) {
-      std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), cmp);
-    } else if (p.top_p < 1.0 || p.min_p > 0.0) {
-      std::sort(order_.begin(), order_.end(), cmp);
+    if (inv_t != 1.0f) {
+      for (auto& x : work_) x *= inv_t;
     }
-    // Probabilities of the kept candidates (softmax over them, in double).
-    const double mx = work_[size_t(order_[0])];
-    std::vector<double> prob(static_cast<size_t>(k));
-    double sum = 0;
-    for (int64_t i = 0; i < k; ++i) sum += prob[size_t(i)] = std::exp(double(work_[size_t(order_[size_t(i)])]) - mx);
-    int64_t keep = k;
-    if (p.top_p < 1.0) {  // smallest prefix with cumulative probability >= top_p
-      double cum = 0;
-      for (int64_t i = 0; i < k; ++i) {
-        cum += prob[size_t(i)] / sum;
-        if (cum >= p.top_p) { keep = i + 1; break; }
+    const KernelTable& kt = kernels();
+    const ByValueDesc cmp{w};
+    // The candidates: either the first n of `order_` (sorted, probabilities in prob_ in that
+    // order) or, with no filter at all, every token in id order (probabilities in prob_id_).
+    // Probabilities are exp(w - max) in F32 (exp_sum), their sums in double.
+    const int64_t k = (p.top_k > 0 && p.top_k < V) ? p.top_k : V;
+    const bool filter = k < V || p.top_p < 1.0 || p.min_p > 0.0;
+    double sum;
+    int64_t n = V;
+    const float* prob;
+    if (k < V) {
+      order_.resize(size_t(V));
+      std::iota(order_.begin(), order_.end(), 0);
+      std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), cmp);
+      prob_.resize(size_t(k));
+      for (int64_t i = 0; i < k; ++i) prob_[size_t(i)] = w[order_[size_t(i)]];
+      sum = kt.exp_sum(prob_.data(), prob_[0], prob_.data(), k);
+      n = k;
+      prob = prob_.data();
+    } else {
+      prob_id_.resize(size_t(V));
+      sum = kt.exp_sum(w, ops::max_of(w, V), prob_id_.data(), V);
+      prob = prob_id_.data();
+      if (filter) {
+        // top-p / min-p need the most likely tokens in order, but rarely all of them: sort a
+        // prefix and widen it until it contains the cut (the same prefix a full sort gives).
+        order_.resize(size_t(V));
+        std::iota(order_.begin(), order_.end(), 0);
+        const double need = p.top_p * sum;
+        for (n = std::min<int64_t>(V, 256);; n = std::min(V, n * 8)) {
+          std::partial_sort(order_.begin(), order_.begin() + n, order_.end(), cmp);
+          if (n == V) break;
+          const float thresh = float(p.min_p) * prob_id_[size_t(order_[0])];
+          double cum = 0;
+          bool cut = false;
+          for (int64_t i = 0; i < n && !cut; ++i) {
+            const float pi = prob_id_[size_t(order_[size_t(i)])];
+            cum += pi;
+            cut = (p.top_p < 1.0 && cum >= need) || (p.min_p > 0.0 && pi < thresh);
+          }
+          if (cut) break;
+        }
+        prob_.resize(size_t(n));
+        for (int64_t i = 0; i < n; ++i) prob_[size_t(i)] = prob_id_[size_t(order_[size_t(i)])];
+        prob = prob_.data();
       }
     }
-    if (p.min_p > 0.0) {  // drop tokens below min_p * p_max (p_max = prob[0] / sum)
-      const double thresh = p.min_p * prob[0];
-      int64_t n = 1;
-      while (n < keep && prob[size_t(n)] >= thresh) ++n;
-      keep = n;
+    int64_t keep = n;
+    if (p.top_p < 1.0) {  // smallest prefix with cumulative probability >= top_p
+      double cum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        cum += prob[i];
+        if (cum >= p.top_p * sum) { keep = i + 1; break; }
+      }
+    }
+    if (p.min_p > 0.0) {  // drop tokens below min_p * p_max
+      const float thresh = float(p.min_p) * prob[0];
+      int64_t m = 1;
+      while (m < keep && prob[m] >= thresh) ++m;
+      keep = m;
     }
     double kept_sum = 0;
-    for (int64_t i = 0; i < keep; ++i) kept_sum += prob[size_t(i)];
+    for (int64_t i = 0; i < keep; ++i) kept_sum += prob[i];
     double u = uniform(s.seed, uint64_t(s.n_output())) * kept_sum;
     int64_t pick = keep - 1;
     for (int64_t i = 0; i < keep; ++i) {
-      u -= prob[size_t(i)];
+      u -= prob[i];
       if (u < 0) { pick = i; break; }
     }
-    chosen = order_[size_t(pick)];
-    lp->sampling_logprob = float(std::log(prob[size_t(pick)] / kept_sum));
+    chosen = filter ? order_[size_t(pick)] : int32_t(pick);
+    lp->sampling_logprob = float(std::log(double(prob[pick]) / kept_sum));
   }
 
   lp->id = chosen;
-  lp->logprob = raw_lp_[size_t(chosen)];
+  lp->logprob = float(double(logits[chosen]) - lse);
   lp->top.clear();
   if (p.logprobs > 0) {
     const int64_t n = std::min<int64_t>(p.logprobs, V);
-    std::vector<int32_t> idx(static_cast<size_t>(V));
-    std::iota(idx.begin(), idx.end(), 0);
-    std::partial_sort(idx.begin(), idx.begin() + n, idx.end(), [&](int32_t a, int32_t b) {
-      return raw_lp_[size_t(a)] > raw_lp_[size_t(b)] || (raw_lp_[size_t(a)] == raw_lp_[size_t(b)] && a < b);
-    });
-    for (int64_t i = 0; i < n; ++i) lp->top.emplace_back(idx[size_t(i)], raw_lp_[size_t(idx[size_t(i)])]);
+    order_.resize(size_t(V));
+    std::iota(order_.begin(), order_.end(), 0);
+    std::partial_sort(order_.begin(), order_.begin() + n, order_.end(), ByValueDesc{logits});
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t t = order_[size_t(i)];
+      lp->top.emplace_back(t, float(double(logits[t]) - lse));
+    }
   }
   return chosen;
 }

@@ -17,6 +17,14 @@
 // - matmul_e4m3 (the FP8 KV cache's Q.K): w holds FP8 E4M3 codes (one byte each, row stride ldw
 //   bytes), decoded exactly with no scale (the caller multiplies each output by its row's scale);
 //   finite codes only (the KV quantizer never writes NaN for finite inputs).
+// - exp_sum: out[i] = exp(x[i] - shift) in F32 for i < n, within 2 ulp of the exact value (a
+//   Cephes-style polynomial: n = round(d log2 e), d - n ln 2 in two FMA steps, a degree-6
+//   polynomial, scaled by 2^n), 0 where x[i] - shift < -87 (no subnormals), and returns the sum of
+//   the outputs in double in one fixed order: lane l = i mod 8 sums its elements in increasing i,
+//   then ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). Every table computes the same
+//   operations in the same order (the scalar one with std::fma), so they agree bit for bit; an
+//   element's value depends only on x[i] and shift. out may be x. Inputs must not exceed shift + 88.
+//   Used by softmax, log_softmax and the sampler (vocabulary-sized rows, every generated token).
 // - quant: the quantized-weight kernels, with their own contracts in quant_kernel_table.h.
 #pragma once
 
@@ -43,6 +51,7 @@ struct KernelTable {
   void (*axpy_bf16)(float a, const uint16_t* x, float* y, int64_t n);  // y += a * widen(x)
   // v: `rows` rows of n values of type vt (F32/F16/BF16/F8_E4M3), row stride ldv elements.
   void (*axpy_rows)(DType vt, const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n);
+  double (*exp_sum)(const float* x, float shift, float* out, int64_t n);  // out[i] = exp(x[i] - shift)
   const QuantKernelTable* quant;  // quantized weights (quant_kernel_table.h); never nullptr
 
   MatmulFn matmul_for(DType w) const {
@@ -71,5 +80,7 @@ const KernelTable& kernel_table_avx512();
 void matmul_e4m3_avx2(const float* x, int64_t ldx, const void* w, int64_t ldw, float* y, int64_t ldy, int64_t m,
                       int64_t k, int64_t j0, int64_t j1);
 void axpy_rows_e4m3_avx2(const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n);
+// The AVX2 exp_sum, also used by the avx512 table.
+double exp_sum_avx2(const float* x, float shift, float* out, int64_t n);
 
 }  // namespace tidal

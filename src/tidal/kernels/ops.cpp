@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "tidal/kernels/kernel_table.h"
+
 namespace tidal::ops {
 
 void matmul(ThreadPool& pool, const float* x, int64_t m, const Weight& w, float* y) {
@@ -70,24 +72,25 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
   }
 }
 
-void softmax(float* x, int64_t n) {
+float max_of(const float* x, int64_t n) {
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
+  return mx;
+}
+
+void softmax(float* x, int64_t n) {
+  const double sum = kernels().exp_sum(x, max_of(x, n), x, n);
   const float inv = float(1.0 / sum);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+double log_sum_exp(const float* logits, float* scratch, int64_t n) {
+  const float mx = max_of(logits, n);
+  return double(mx) + std::log(kernels().exp_sum(logits, mx, scratch, n));
+}
+
 void log_softmax(const float* logits, float* out, int64_t n) {
-  float mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, logits[i]);
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(double(logits[i]) - double(mx));
-  const double lse = double(mx) + std::log(sum);
+  const double lse = log_sum_exp(logits, out, n);
   for (int64_t i = 0; i < n; ++i) out[i] = float(double(logits[i]) - lse);
 }
 

@@ -40,10 +40,17 @@ void rope(float* x, int n_heads, int head_dim, int64_t pos, const float* inv_fre
 // out[i] = silu(gate[i]) * up[i]
 void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 
-// In-place softmax over n values.
+// The largest of n values (-inf for n = 0).
+float max_of(const float* x, int64_t n);
+
+// In-place softmax over n values (exp_sum of the kernel table: F32 exponentials, double sum).
 void softmax(float* x, int64_t n);
 
-// Natural-log softmax of n logits into out (full vocabulary, computed in double for the sum).
+// log(sum_i exp(logits[i])), shifted by the maximum; scratch (n floats, may be logits only if
+// the caller no longer needs them) receives the shifted exponentials.
+double log_sum_exp(const float* logits, float* scratch, int64_t n);
+
+// Natural-log softmax of n logits into out: logits[i] - log_sum_exp (full vocabulary).
 void log_softmax(const float* logits, float* out, int64_t n);
 
 void add(float* y, const float* x, int64_t n);  // y += x

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "tidal/kernels/exp_constants.h"
 #include "tidal/kernels/kernel_table.h"
 
 namespace tidal {
@@ -152,14 +153,16 @@ inline void widen_panel(const uint8_t* w, int64_t ldw_bytes, int64_t cols, int64
   }
 }
 
-// One MT x NT tile over one k panel. `first`: start from zero; `last`: finish into y.
-template <int MT, int NT>
-inline void packed_tile(const float* x, int64_t ldx, const float* wp, float* acc_buf, float* y,
-                        int64_t ldy, int64_t kc, bool first, bool last) {
+// One MT x NT tile over one k panel. FIRST: start from zero; LAST: finish into y (otherwise park
+// the accumulators in acc_buf for the next panel). Compile-time flags: with run-time ones the
+// compiler kept both start values live and round-tripped all 12 accumulators through the stack.
+template <int MT, int NT, bool FIRST, bool LAST>
+void packed_tile(const float* x, int64_t ldx, const float* wp, float* acc_buf, float* y, int64_t ldy,
+                 int64_t kc) {
   __m256 acc[MT][NT];
   for (int a = 0; a < MT; ++a)
     for (int b = 0; b < NT; ++b)
-      acc[a][b] = first ? _mm256_setzero_ps() : _mm256_load_ps(acc_buf + (a * kPanelCols + b) * 8);
+      acc[a][b] = FIRST ? _mm256_setzero_ps() : _mm256_load_ps(acc_buf + (a * kPanelCols + b) * 8);
   for (int64_t t = 0; t < kc; t += 8) {
     __m256 wv[NT];
     for (int b = 0; b < NT; ++b) wv[b] = _mm256_load_ps(wp + b * kPanelK + t);
@@ -170,7 +173,7 @@ inline void packed_tile(const float* x, int64_t ldx, const float* wp, float* acc
   }
   for (int a = 0; a < MT; ++a)
     for (int b = 0; b < NT; ++b) {
-      if (last) {
+      if constexpr (LAST) {
         y[a * ldy + b] = hsum(acc[a][b]);
       } else {
         _mm256_store_ps(acc_buf + (a * kPanelCols + b) * 8, acc[a][b]);
@@ -178,15 +181,33 @@ inline void packed_tile(const float* x, int64_t ldx, const float* wp, float* acc
     }
 }
 
-template <int MT>
-inline void packed_rows(const float* x, int64_t ldx, const float* wp, float* acc_buf, float* y,
-                        int64_t ldy, int64_t cols, int64_t kc, bool first, bool last) {
+template <int MT, bool FIRST, bool LAST>
+void packed_rows(const float* x, int64_t ldx, const float* wp, float* acc_buf, float* y, int64_t ldy,
+                 int64_t cols, int64_t kc) {
   int64_t c = 0;
   for (; c + 3 <= cols; c += 3)
-    packed_tile<MT, 3>(x, ldx, wp + c * kPanelK, acc_buf + c * 8, y + c, ldy, kc, first, last);
+    packed_tile<MT, 3, FIRST, LAST>(x, ldx, wp + c * kPanelK, acc_buf + c * 8, y + c, ldy, kc);
   switch (cols - c) {
-    case 2: packed_tile<MT, 2>(x, ldx, wp + c * kPanelK, acc_buf + c * 8, y + c, ldy, kc, first, last); break;
-    case 1: packed_tile<MT, 1>(x, ldx, wp + c * kPanelK, acc_buf + c * 8, y + c, ldy, kc, first, last); break;
+    case 2: packed_tile<MT, 2, FIRST, LAST>(x, ldx, wp + c * kPanelK, acc_buf + c * 8, y + c, ldy, kc); break;
+    case 1: packed_tile<MT, 1, FIRST, LAST>(x, ldx, wp + c * kPanelK, acc_buf + c * 8, y + c, ldy, kc); break;
+    default: break;
+  }
+}
+
+// Every row of x against one widened panel: 4-row tiles, then the 1-3 rows left.
+template <bool FIRST, bool LAST>
+void packed_panel(const float* x, int64_t ldx, const float* wp, float* acc, float* y, int64_t ldy,
+                  int64_t m, int64_t cols, int64_t kc) {
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4)
+    packed_rows<4, FIRST, LAST>(x + i * ldx, ldx, wp, acc + i * kPanelCols * 8, y + i * ldy, ldy, cols, kc);
+  const float* xr = x + i * ldx;
+  float* accr = acc + i * kPanelCols * 8;
+  float* yr = y + i * ldy;
+  switch (m - i) {
+    case 3: packed_rows<3, FIRST, LAST>(xr, ldx, wp, accr, yr, ldy, cols, kc); break;
+    case 2: packed_rows<2, FIRST, LAST>(xr, ldx, wp, accr, yr, ldy, cols, kc); break;
+    case 1: packed_rows<1, FIRST, LAST>(xr, ldx, wp, accr, yr, ldy, cols, kc); break;
     default: break;
   }
 }
@@ -205,20 +226,12 @@ void matmul_packed(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw_by
       const int64_t kc = (k - kk < kPanelK) ? k - kk : kPanelK;
       const bool first = kk == 0, last = kk + kc == k;
       widen_panel<W>(w + jb * ldw_bytes, ldw_bytes, cols, kk, kc, wp);
-      int64_t i = 0;
-      for (; i + 4 <= m; i += 4) {
-        packed_rows<4>(x + i * ldx + kk, ldx, wp, acc + i * kPanelCols * 8, y + i * ldy + jb,
-                       ldy, cols, kc, first, last);
-      }
-      const float* xr = x + i * ldx + kk;
-      float* accr = acc + i * kPanelCols * 8;
-      float* yr = y + i * ldy + jb;
-      switch (m - i) {
-        case 3: packed_rows<3>(xr, ldx, wp, accr, yr, ldy, cols, kc, first, last); break;
-        case 2: packed_rows<2>(xr, ldx, wp, accr, yr, ldy, cols, kc, first, last); break;
-        case 1: packed_rows<1>(xr, ldx, wp, accr, yr, ldy, cols, kc, first, last); break;
-        default: break;
-      }
+      const float* xk = x + kk;
+      float* yj = y + jb;
+      if (first && last) packed_panel<true, true>(xk, ldx, wp, acc, yj, ldy, m, cols, kc);
+      else if (first) packed_panel<true, false>(xk, ldx, wp, acc, yj, ldy, m, cols, kc);
+      else if (last) packed_panel<false, true>(xk, ldx, wp, acc, yj, ldy, m, cols, kc);
+      else packed_panel<false, false>(xk, ldx, wp, acc, yj, ldy, m, cols, kc);
     }
   }
 }
@@ -333,8 +346,52 @@ void axpy_rows(DType vt, const float* a, const void* v, int64_t ldv, int64_t row
   }
 }
 
+// exp(x - shift) of 8 lanes (kernel_table.h: the scalar table does the same steps per lane).
+inline __m256 exp8(__m256 x, __m256 shift) {
+  const __m256 d = _mm256_sub_ps(x, shift);
+  const __m256 keep = _mm256_cmp_ps(d, _mm256_set1_ps(kExpMin), _CMP_GE_OQ);  // false for NaN too
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(d, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-kLn2Hi), d);
+  r = _mm256_fmadd_ps(n, _mm256_set1_ps(-kLn2Lo), r);
+  __m256 p = _mm256_set1_ps(kExpP[0]);
+  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP[i]));
+  const __m256 r2 = _mm256_mul_ps(r, r);
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
+  // n is clamped only where the lane is masked off anyway (d < kExpMin or NaN).
+  const __m256i ni = _mm256_cvtps_epi32(_mm256_and_ps(n, keep));
+  const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23));
+  return _mm256_and_ps(_mm256_mul_ps(y, scale), keep);
+}
+
+double exp_sum(const float* x, float shift, float* out, int64_t n) {
+  const __m256 sh = _mm256_set1_ps(shift);
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();  // lanes 0-3, 4-7
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp8(_mm256_loadu_ps(x + i), sh);
+    _mm256_storeu_ps(out + i, e);
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  }
+  if (i < n) {  // the tail: padded lanes are masked to +0.0, which leaves the lane sums unchanged
+    const int64_t rest = n - i;
+    alignas(32) float buf[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::memcpy(buf, x + i, size_t(rest) * sizeof(float));
+    alignas(32) int32_t mask[8];
+    for (int l = 0; l < 8; ++l) mask[l] = l < rest ? -1 : 0;
+    const __m256 e = _mm256_and_ps(exp8(_mm256_load_ps(buf), sh), _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(mask))));
+    _mm256_store_ps(buf, e);
+    std::memcpy(out + i, buf, size_t(rest) * sizeof(float));
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  }
+  const __m256d t = _mm256_add_pd(lo, hi);                                                   // l_j + l_{j+4}
+  const __m128d u = _mm_add_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));      // (t0+t2, t1+t3)
+  return _mm_cvtsd_f64(_mm_add_sd(u, _mm_unpackhi_pd(u, u)));
+}
+
 const KernelTable kTable = {"avx2", matmul<WF32>, matmul<WF16>, matmul<WBF16>, matmul<WE4M3>, dot, axpy,
-                            axpy_w<WF16>, axpy_w<WBF16>, axpy_rows, &kQuantKernelTableAvx2};
+                            axpy_w<WF16>, axpy_w<WBF16>, axpy_rows, exp_sum, &kQuantKernelTableAvx2};
 
 }  // namespace
 
@@ -346,6 +403,8 @@ void matmul_e4m3_avx2(const float* x, int64_t ldx, const void* w, int64_t ldw, f
 void axpy_rows_e4m3_avx2(const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n) {
   axpy_rows_w<WE4M3>(a, static_cast<const uint8_t*>(v), ldv, rows, y, n);
 }
+
+double exp_sum_avx2(const float* x, float shift, float* out, int64_t n) { return exp_sum(x, shift, out, n); }
 
 const KernelTable& kernel_table_avx2() { return kTable; }
 

@@ -1,6 +1,10 @@
 // Portable reference kernels: plain C++, baseline x86-64 (or any CPU). Every other table is
 // checked against this one in tests/kernels.
+#include <cmath>
+#include <cstring>
+
 #include "tidal/core/fp8.h"
+#include "tidal/kernels/exp_constants.h"
 #include "tidal/kernels/kernel_table.h"
 
 namespace tidal {
@@ -63,8 +67,35 @@ void axpy_rows(DType vt, const float* a, const void* v, int64_t ldv, int64_t row
   }
 }
 
+// exp(d) for d = x - shift: the operations of the AVX2 kernel, one lane at a time (std::fma for
+// each fused step), so both give the same bits.
+float exp_lane(float d) {
+  if (!(d >= kExpMin)) return 0.0f;  // also NaN -> 0, like the AVX2 compare-and-mask
+  const float n = std::nearbyint(d * kLog2e);
+  float r = std::fma(n, -kLn2Hi, d);
+  r = std::fma(n, -kLn2Lo, r);
+  float p = kExpP[0];
+  for (int i = 1; i < 6; ++i) p = std::fma(p, r, kExpP[i]);
+  const float r2 = r * r;
+  const float y = std::fma(p, r2, r) + 1.0f;
+  const uint32_t bits = uint32_t(int32_t(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return y * scale;
+}
+
+double exp_sum(const float* x, float shift, float* out, int64_t n) {
+  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t i = 0; i < n; ++i) {
+    const float e = exp_lane(x[i] - shift);
+    out[i] = e;
+    lane[i & 7] += double(e);
+  }
+  return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+}
+
 const KernelTable kTable = {"scalar", matmul<float>, matmul<F16>, matmul<BF16>, matmul<E4M3>, dot, axpy,
-                            axpy_w<F16>, axpy_w<BF16>, axpy_rows, &kQuantKernelTableScalar};
+                            axpy_w<F16>, axpy_w<BF16>, axpy_rows, exp_sum, &kQuantKernelTableScalar};
 
 }  // namespace
 
