@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -88,6 +89,7 @@ class HttpServerTest : public ::testing::Test {
       return HttpResponse::async_sse([this](std::shared_ptr<ChunkSink> sink) {
         sink->write(sse_event("first"));
         sink->on_close([this] { async_closed_.store(true); });
+        std::lock_guard<std::mutex> lock(held_mu_);  // the test thread polls it
         held_sink_ = sink;  // never ended: only the client can close it
       });
     });
@@ -105,7 +107,12 @@ class HttpServerTest : public ::testing::Test {
   uint16_t port_ = 0;
   std::atomic<bool> slow_started_{false};
   std::atomic<bool> async_closed_{false};
-  std::shared_ptr<ChunkSink> held_sink_;
+  std::mutex held_mu_;
+  std::shared_ptr<ChunkSink> held_sink_;  // set on a server thread (under held_mu_)
+  std::shared_ptr<ChunkSink> held_sink() {
+    std::lock_guard<std::mutex> lock(held_mu_);
+    return held_sink_;
+  }
 };
 
 TEST_F(HttpServerTest, AsyncStreamsAndKeepAlive) {
@@ -148,17 +155,21 @@ TEST_F(HttpServerTest, AsyncStreamSeesTheClientLeave) {
   ASSERT_EQ(send(fd, req.data(), req.size(), 0), ssize_t(req.size()));
   char buf[512];
   ASSERT_GT(recv(fd, buf, sizeof(buf), 0), 0);
-  for (int i = 0; i < 200 && !held_sink_; ++i) std::this_thread::sleep_for(10ms);
-  ASSERT_TRUE(held_sink_);
-  EXPECT_TRUE(held_sink_->open());
+  // The client has seen the first event, but the handler may not have stored the sink yet.
+  std::shared_ptr<ChunkSink> sink;
+  for (int i = 0; i < 200 && !(sink = held_sink()); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(sink);
+  EXPECT_TRUE(sink->open());
   EXPECT_FALSE(async_closed_.load());
   close(fd);  // no write is pending: the server must notice from the socket alone
   for (int i = 0; i < 300 && !async_closed_.load(); ++i) std::this_thread::sleep_for(10ms);
   EXPECT_TRUE(async_closed_.load());
-  EXPECT_FALSE(held_sink_->open());
-  EXPECT_FALSE(held_sink_->write("late"));
+  EXPECT_FALSE(sink->open());
+  EXPECT_FALSE(sink->write("late"));
   for (int i = 0; i < 100 && server_->in_flight() > 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(server_->in_flight(), 0);
+  sink.reset();
+  std::lock_guard<std::mutex> lock(held_mu_);
   held_sink_.reset();
 }
 
