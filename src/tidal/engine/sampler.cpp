@@ -77,10 +77,17 @@ int32_t Sampler::sample(const float* logits, const Sequence& s, TokenLogprob* lp
     double sum;
     int64_t n = V;
     const float* prob;
+    // Sorts order_[from, to) so that order_[0, to) holds the `to` best candidates in order, given
+    // that order_[0, from) already holds the `from` best (selection, then a sort of the prefix:
+    // much cheaper than a heap-based partial sort when the prefix is thousands long).
+    auto sort_prefix = [&](int64_t from, int64_t to) {
+      if (to < V) std::nth_element(order_.begin() + from, order_.begin() + to, order_.end(), cmp);
+      std::sort(order_.begin() + from, order_.begin() + to, cmp);
+    };
     if (k < V) {
       order_.resize(size_t(V));
       std::iota(order_.begin(), order_.end(), 0);
-      std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), cmp);
+      sort_prefix(0, k);
       prob_.resize(size_t(k));
       for (int64_t i = 0; i < k; ++i) prob_[size_t(i)] = w[order_[size_t(i)]];
       sum = kt.exp_sum(prob_.data(), prob_[0], prob_.data(), k);
@@ -92,22 +99,23 @@ int32_t Sampler::sample(const float* logits, const Sequence& s, TokenLogprob* lp
       prob = prob_id_.data();
       if (filter) {
         // top-p / min-p need the most likely tokens in order, but rarely all of them: sort a
-        // prefix and widen it until it contains the cut (the same prefix a full sort gives).
+        // prefix (256) and widen it (x8) until it contains the cut (the same prefix a full sort
+        // gives).
         order_.resize(size_t(V));
         std::iota(order_.begin(), order_.end(), 0);
         const double need = p.top_p * sum;
-        for (n = std::min<int64_t>(V, 256);; n = std::min(V, n * 8)) {
-          std::partial_sort(order_.begin(), order_.begin() + n, order_.end(), cmp);
-          if (n == V) break;
+        double cum = 0;
+        bool cut = false;
+        for (int64_t done = 0;; done = n) {
+          n = std::min(V, done == 0 ? int64_t(256) : done * 8);
+          sort_prefix(done, n);
           const float thresh = float(p.min_p) * prob_id_[size_t(order_[0])];
-          double cum = 0;
-          bool cut = false;
-          for (int64_t i = 0; i < n && !cut; ++i) {
+          for (int64_t i = done; i < n && !cut; ++i) {
             const float pi = prob_id_[size_t(order_[size_t(i)])];
             cum += pi;
             cut = (p.top_p < 1.0 && cum >= need) || (p.min_p > 0.0 && pi < thresh);
           }
-          if (cut) break;
+          if (cut || n == V) break;
         }
         prob_.resize(size_t(n));
         for (int64_t i = 0; i < n; ++i) prob_[size_t(i)] = prob_id_[size_t(order_[size_t(i)])];
