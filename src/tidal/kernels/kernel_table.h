@@ -25,6 +25,9 @@
 //   operations in the same order (the scalar one with std::fma), so they agree bit for bit; an
 //   element's value depends only on x[i] and shift. out may be x. Inputs must not exceed shift + 88.
 //   Used by softmax, log_softmax and the sampler (vocabulary-sized rows, every generated token).
+// - silu_mul: out[i] = silu(gate[i]) * up[i] with e = exp(-|g|) as in exp_sum (never overflows):
+//   g / (1 + e) for g >= 0, g e / (1 + e) for g < 0; the same bits in every table. out may be
+//   gate or up. Element-wise, so any split of [0, n) gives the same values.
 // - quant: the quantized-weight kernels, with their own contracts in quant_kernel_table.h.
 #pragma once
 
@@ -52,6 +55,7 @@ struct KernelTable {
   // v: `rows` rows of n values of type vt (F32/F16/BF16/F8_E4M3), row stride ldv elements.
   void (*axpy_rows)(DType vt, const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n);
   double (*exp_sum)(const float* x, float shift, float* out, int64_t n);  // out[i] = exp(x[i] - shift)
+  void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
   const QuantKernelTable* quant;  // quantized weights (quant_kernel_table.h); never nullptr
 
   MatmulFn matmul_for(DType w) const {
@@ -80,7 +84,8 @@ const KernelTable& kernel_table_avx512();
 void matmul_e4m3_avx2(const float* x, int64_t ldx, const void* w, int64_t ldw, float* y, int64_t ldy, int64_t m,
                       int64_t k, int64_t j0, int64_t j1);
 void axpy_rows_e4m3_avx2(const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n);
-// The AVX2 exp_sum, also used by the avx512 table.
+// The AVX2 exp_sum and silu_mul, also used by the avx512 table.
 double exp_sum_avx2(const float* x, float shift, float* out, int64_t n);
+void silu_mul_avx2(const float* gate, const float* up, float* out, int64_t n);
 
 }  // namespace tidal

@@ -65,11 +65,18 @@ void rope(float* x, int n_heads, int head_dim, int64_t pos, const float* inv_fre
   }
 }
 
-void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+void silu_mul(const float* gate, const float* up, float* out, int64_t n) { kernels().silu_mul(gate, up, out, n); }
+
+void silu_mul(ThreadPool& pool, const float* gate, const float* up, float* out, int64_t n) {
+  if (n < 4096 || pool.n_threads() < 2) {
+    silu_mul(gate, up, out, n);
+    return;
   }
+  pool.run([&](int ith, int nth) {
+    int64_t begin, end;
+    ThreadPool::split(n, ith, nth, 64, &begin, &end);
+    if (end > begin) silu_mul(gate + begin, up + begin, out + begin, end - begin);
+  });
 }
 
 float max_of(const float* x, int64_t n) {

@@ -38,7 +38,9 @@ void rms_norm(const float* x, const float* weight, float eps, float* out, int64_
 void rope(float* x, int n_heads, int head_dim, int64_t pos, const float* inv_freq);
 
 // out[i] = silu(gate[i]) * up[i]
+// (the kernel table's silu_mul: vectorized exp; element-wise, so the threaded form gives the same bits)
 void silu_mul(const float* gate, const float* up, float* out, int64_t n);
+void silu_mul(ThreadPool& pool, const float* gate, const float* up, float* out, int64_t n);
 
 // The largest of n values (-inf for n = 0).
 float max_of(const float* x, int64_t n);

@@ -254,7 +254,7 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
       add_bias(gate, L.b_gate, T);
       add_bias(up, L.b_up, T);
     }
-    ops::silu_mul(gate, up, gate, T * F);
+    ops::silu_mul(pool_, gate, up, gate, T * F);
     ops::linear(pool_, gate, T, L.w_down, proj, activations_);
     if (c.mlp_bias) add_bias(proj, L.b_down, T);
     ops::add(x, proj, T * H);

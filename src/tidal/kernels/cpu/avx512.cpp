@@ -146,7 +146,7 @@ void axpy_rows(DType vt, const float* a, const void* v, int64_t ldv, int64_t row
 
 // FP8 E4M3 (KV cache): the AVX2 kernels (no AVX-512 variant yet; every AVX-512 CPU runs them).
 const KernelTable kTable = {"avx512", matmul<WF32>, matmul<WF16>, matmul<WBF16>, matmul_e4m3_avx2, dot, axpy,
-                            axpy_w<WF16>, axpy_w<WBF16>, axpy_rows, exp_sum_avx2, &kQuantKernelTableAvx2};
+                            axpy_w<WF16>, axpy_w<WBF16>, axpy_rows, exp_sum_avx2, silu_mul_avx2, &kQuantKernelTableAvx2};
 
 }  // namespace
 

@@ -117,6 +117,14 @@ bool agrees_with_scalar(const KernelTable& t) {
     ref.axpy_rows(DType::kF8E4M3, x.data(), w8.data(), k, 5, ur.data(), k);
     for (int64_t i = 0; i < k; ++i) if (!(std::fabs(u[size_t(i)] - ur[size_t(i)]) <= 1e-4f * (1.0f + std::fabs(ur[size_t(i)])))) return false;
   }
+  {  // exp_sum and silu_mul compute the same operations in every table: equal bits expected
+    const size_t nk = static_cast<size_t>(k);
+    std::vector<float> e(nk), er(nk), g(nk), gr(nk);
+    if (t.exp_sum(x.data(), 0.5f, e.data(), k) != ref.exp_sum(x.data(), 0.5f, er.data(), k) || e != er) return false;
+    t.silu_mul(x.data(), w32.data(), g.data(), k);
+    ref.silu_mul(x.data(), w32.data(), gr.data(), k);
+    if (g != gr) return false;
+  }
   return quant_agrees_with_scalar(*t.quant);
 }
 

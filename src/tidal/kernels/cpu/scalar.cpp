@@ -94,8 +94,16 @@ double exp_sum(const float* x, float shift, float* out, int64_t n) {
   return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
 }
 
+void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    const float e = exp_lane(-std::fabs(g));  // <= 1: no overflow for any g
+    out[i] = (g < 0.0f ? g * e : g) / (1.0f + e) * up[i];
+  }
+}
+
 const KernelTable kTable = {"scalar", matmul<float>, matmul<F16>, matmul<BF16>, matmul<E4M3>, dot, axpy,
-                            axpy_w<F16>, axpy_w<BF16>, axpy_rows, exp_sum, &kQuantKernelTableScalar};
+                            axpy_w<F16>, axpy_w<BF16>, axpy_rows, exp_sum, silu_mul, &kQuantKernelTableScalar};
 
 }  // namespace
 
