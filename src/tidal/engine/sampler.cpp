@@ -31,8 +31,13 @@ int32_t Sampler::sample(const float* logits, const Sequence& s, TokenLogprob* lp
   const SamplingParams& p = *s.params;
   const int64_t V = vocab_;
   // Raw log-probabilities are logits[t] - lse (ops::log_softmax's values), computed where needed.
-  scratch_.resize(size_t(V));
-  const double lse = ops::log_sum_exp(logits, scratch_.data(), V);
+  // prob_id_ keeps exp(logits - max): the sampling probabilities too when nothing changes the
+  // logits (temperature 1, no penalties: RL's usual setting).
+  const KernelTable& kt = kernels();
+  const float raw_max = ops::max_of(logits, V);
+  prob_id_.resize(size_t(V));
+  const double raw_sum = kt.exp_sum(logits, raw_max, prob_id_.data(), V);
+  const double lse = double(raw_max) + std::log(raw_sum);
 
   // w: the logits after penalties and temperature (a copy only when they change them).
   const float* w = logits;
@@ -67,7 +72,6 @@ int32_t Sampler::sample(const float* logits, const Sequence& s, TokenLogprob* lp
     if (inv_t != 1.0f) {
       for (auto& x : work_) x *= inv_t;
     }
-    const KernelTable& kt = kernels();
     const ByValueDesc cmp{w};
     // The candidates: either the first n of `order_` (sorted, probabilities in prob_ in that
     // order) or, with no filter at all, every token in id order (probabilities in prob_id_).
@@ -94,8 +98,7 @@ int32_t Sampler::sample(const float* logits, const Sequence& s, TokenLogprob* lp
       n = k;
       prob = prob_.data();
     } else {
-      prob_id_.resize(size_t(V));
-      sum = kt.exp_sum(w, ops::max_of(w, V), prob_id_.data(), V);
+      sum = w == logits ? raw_sum : kt.exp_sum(w, ops::max_of(w, V), prob_id_.data(), V);
       prob = prob_id_.data();
       if (filter) {
         // top-p / min-p need the most likely tokens in order, but rarely all of them: sort a

@@ -30,7 +30,7 @@ class Sampler {
 
  private:
   int64_t vocab_;
-  std::vector<float> work_, scratch_, prob_, prob_id_;
+  std::vector<float> work_, prob_, prob_id_;
   std::vector<int32_t> order_, counts_;
 };
 

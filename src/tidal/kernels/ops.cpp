@@ -91,13 +91,9 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-double log_sum_exp(const float* logits, float* scratch, int64_t n) {
-  const float mx = max_of(logits, n);
-  return double(mx) + std::log(kernels().exp_sum(logits, mx, scratch, n));
-}
-
 void log_softmax(const float* logits, float* out, int64_t n) {
-  const double lse = log_sum_exp(logits, out, n);
+  const float mx = max_of(logits, n);
+  const double lse = double(mx) + std::log(kernels().exp_sum(logits, mx, out, n));  // out: scratch
   for (int64_t i = 0; i < n; ++i) out[i] = float(double(logits[i]) - lse);
 }
 

@@ -48,11 +48,8 @@ float max_of(const float* x, int64_t n);
 // In-place softmax over n values (exp_sum of the kernel table: F32 exponentials, double sum).
 void softmax(float* x, int64_t n);
 
-// log(sum_i exp(logits[i])), shifted by the maximum; scratch (n floats, may be logits only if
-// the caller no longer needs them) receives the shifted exponentials.
-double log_sum_exp(const float* logits, float* scratch, int64_t n);
-
-// Natural-log softmax of n logits into out: logits[i] - log_sum_exp (full vocabulary).
+// Natural-log softmax of n logits into out: logits[i] - log(sum_j exp(logits[j])), the sum from
+// exp_sum shifted by the maximum (full vocabulary).
 void log_softmax(const float* logits, float* out, int64_t n);
 
 void add(float* y, const float* x, int64_t n);  // y += x
