@@ -122,9 +122,11 @@ TEST_P(KernelConsistency, MatmulMatchesReference) {
 TEST_P(KernelConsistency, MatmulIsBatchInvariant) {
   const auto [isa, dt] = GetParam();
   const KernelTable& kt = kernels_for(isa);
-  // k = 77 exercises the padded k tail; k = 520 (> one 256-value panel, whole 8-value steps) and
-  // m up to 70 / n = 53 exercise the blocked path for m >= 4 (row blocks of 64, panels of 24 columns).
-  for (auto [n, k, m_max] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{11, 77, 9}, {53, 520, 70}}) {
+  // k = 77 exercises the padded k tail; k = 520 (> one 512-value panel, whole 8-value steps: the
+  // AVX2 blocked path) and m up to 70 / n = 53 exercise the blocked path for m >= 4 (row blocks of
+  // 64, panels of 24 columns); k = 1040 (whole 16-value steps, three panels) the AVX-512 one too.
+  for (auto [n, k, m_max] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t>>{{11, 77, 9}, {53, 520, 70}, {29, 1040, 13}}) {
     Problem p = make_problem(m_max, n, k, dt, 42);
     // Reference: each row alone, all columns at once.
     std::vector<float> single(size_t(m_max * n));

@@ -136,7 +136,7 @@ class W8A8Kernels : public ::testing::TestWithParam<CpuIsa> {};
 TEST_P(W8A8Kernels, ActivationQuantizationAndIntegerProductsAreExact) {
   const QuantKernelTable& qt = *kernels_for(GetParam()).quant;
   for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-           {1, 1, 1}, {1, 5, 31}, {3, 7, 32}, {4, 9, 33}, {7, 4, 100}, {5, 13, 257}}) {
+           {1, 1, 1}, {1, 5, 31}, {1, 3, 200}, {3, 7, 32}, {4, 9, 33}, {7, 4, 100}, {5, 13, 257}, {9, 6, 640}}) {
     auto x = normal(m * k, uint32_t(k));
     if (m > 2)
       for (int64_t c = 0; c < k; ++c) x[size_t(2 * k + c)] = 0.0f;  // an all-zero row
@@ -177,6 +177,38 @@ TEST_P(W8A8Kernels, ActivationQuantizationAndIntegerProductsAreExact) {
     std::vector<float> y1(static_cast<size_t>(n));
     qt.matmul_i8_i8(xq.data(), k, xs.data(), q->view(), y1.data(), n, 1, 0, n);
     for (int64_t j = 0; j < n; ++j) ASSERT_EQ(f32_bits(y1[size_t(j)]), f32_bits(y[size_t(j)]));
+  }
+}
+
+// The extreme integer sums: n_in = 2^17 (the contract's limit) with every code at +-127, so the
+// exact dot products are +-127 * 127 * 2^17, next to the int32 limits (the AVX-512 VNNI kernel's
+// biased intermediate sums exceed 2^31 here and must wrap back exactly).
+TEST_P(W8A8Kernels, ExtremeCodesAtTheLargestInputWidthStayExact) {
+  const QuantKernelTable& qt = *kernels_for(GetParam()).quant;
+  const int64_t k = int64_t(1) << 17, n = 3, m = 2;
+  std::vector<float> x(size_t(m * k)), w(size_t(n * k));
+  for (int64_t c = 0; c < k; ++c) {
+    x[size_t(c)] = 1.0f;                                      // row 0: +127 everywhere
+    x[size_t(k + c)] = (c % 2) ? 2.0f : -2.0f;                // row 1: alternating +-127
+    w[size_t(c)] = -0.5f;                                     // row 0: -127 everywhere
+    w[size_t(k + c)] = 0.25f;                                 // row 1: +127 everywhere
+    w[size_t(2 * k + c)] = (c % 2) ? -1.0f : 1.0f;            // row 2: alternating -+127
+  }
+  auto q = quantize(w.data(), n, k, {QuantFormat::kInt8});
+  ASSERT_TRUE(q);
+  std::vector<int8_t> xq(size_t(m * k));
+  std::vector<float> xs(static_cast<size_t>(m)), y(static_cast<size_t>(m * n));
+  qt.quantize_rows_i8(x.data(), k, m, k, xq.data(), k, xs.data());
+  qt.matmul_i8_i8(xq.data(), k, xs.data(), q->view(), y.data(), n, m, 0, n);
+  const double full = 127.0 * 127.0 * double(k);
+  const double expect[2][3] = {{-full, full, 0.0}, {0.0, 0.0, -full}};
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      float ws;
+      std::memcpy(&ws, q->scales() + 4 * j, 4);
+      ASSERT_EQ(f32_bits(y[size_t(i * n + j)]), f32_bits((float(expect[i][j]) * xs[size_t(i)]) * ws))
+          << qt.name << " " << i << "," << j;
+    }
   }
 }
 

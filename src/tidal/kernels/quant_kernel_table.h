@@ -77,9 +77,11 @@ struct QuantKernelTable {
 };
 
 // Defined by each backend file; objects (not functions) so that the KernelTables holding their
-// addresses are constant-initialized. (No AVX-512 quantized kernels yet: the avx512 KernelTable
-// uses the AVX2 ones, which every AVX-512 CPU runs.)
+// addresses are constant-initialized.
 extern const QuantKernelTable kQuantKernelTableScalar;
 extern const QuantKernelTable kQuantKernelTableAvx2;
+// The AVX2 table with the AVX-512 VNNI W8A8 product (cpu/quant_avx512.cpp); the avx512
+// KernelTable uses it when the CPU has AVX512_VNNI, the AVX2 table otherwise. Call only on such a CPU.
+const QuantKernelTable& quant_kernel_table_avx512_vnni();
 
 }  // namespace tidal

@@ -416,11 +416,6 @@ const KernelTable kTable = {"avx2", matmul<WF32>, matmul<WF16>, matmul<WBF16>, m
 
 }  // namespace
 
-void matmul_e4m3_avx2(const float* x, int64_t ldx, const void* w, int64_t ldw, float* y, int64_t ldy, int64_t m,
-                      int64_t k, int64_t j0, int64_t j1) {
-  matmul<WE4M3>(x, ldx, w, ldw, y, ldy, m, k, j0, j1);
-}
-
 void axpy_rows_e4m3_avx2(const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n) {
   axpy_rows_w<WE4M3>(a, static_cast<const uint8_t*>(v), ldv, rows, y, n);
 }

@@ -4,6 +4,8 @@
 // namespace and uses only intrinsics and plain pointers.
 #include <immintrin.h>
 
+#include <cstdlib>
+
 #include "tidal/kernels/kernel_table.h"
 
 namespace tidal {
@@ -35,9 +37,26 @@ struct WBF16 {
   }
 };
 
+// FP8 E4M3 codes (the FP8 KV cache), decoded exactly as in avx2.cpp (finite codes, no scale):
+// sign-extend each byte, shift s.eeee.mmm to bits 31, 26..20, clear the rest, multiply by 2^120.
+struct WE4M3 {
+  static __m512 decode(__m128i codes) {
+    const __m512i b = _mm512_and_si512(_mm512_slli_epi32(_mm512_cvtepi8_epi32(codes), 20),
+                                       _mm512_set1_epi32(int(0x87f00000u)));
+    return _mm512_mul_ps(_mm512_castsi512_ps(b), _mm512_castsi512_ps(_mm512_set1_epi32(int((127u + 120u) << 23))));
+  }
+  static __m512 load(const void* w, int64_t i) {
+    return decode(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(w) + i)));
+  }
+  static __m512 load_mask(const void* w, int64_t i, __mmask16 mk) {
+    return decode(_mm_maskz_loadu_epi8(mk, static_cast<const uint8_t*>(w) + i));
+  }
+};
+
 // Element size in bytes of each weight type, for row pointer arithmetic.
 template <class W> constexpr int64_t kWBytes = 2;
 template <> constexpr int64_t kWBytes<WF32> = 4;
+template <> constexpr int64_t kWBytes<WE4M3> = 1;
 
 // MT x NT tile: MT rows of x against NT rows of w. Every (i, j) pair has its own accumulator and
 // sees exactly the same instruction sequence whatever MT/NT are: batch-invariant by construction.
@@ -84,11 +103,150 @@ inline void rows(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw_byte
 
 constexpr int64_t kRowBlock = 64;  // x rows per pass: 64 x k floats stay in L2 while w streams
 
+// ---- Blocked path for m >= kPackedMinRows (prefill, batched decode) ----
+// The same dot products in the same order as tile<> above, so results are bit-identical to the
+// direct path (and so to decode with m = 1): lane l of each (i, j) accumulator sums the products at
+// k = l, l + 16, l + 32, ... in increasing k, and one _mm512_reduce_add_ps closes it. A panel of
+// kPanelCols weight rows x kPanelK values is widened to F32 once into a small buffer and swept by
+// every x row; the (rows x panel) accumulators are parked in a buffer between k panels (storing and
+// reloading a __m512 is exact); 4 x 6 tiles (24 accumulators + 6 weights + 1 x of the 32
+// registers) reuse each loaded weight for 4 x rows and each x for 6 weight rows.
+constexpr int64_t kPackedMinRows = 4;
+constexpr int64_t kPanelK = 512;    // k values per panel (multiple of 16)
+constexpr int64_t kPanelCols = 24;  // weight rows per panel (multiple of kTileCols)
+constexpr int kTileRows = 4, kTileCols = 6;
+
+// A 64-byte aligned float array that only grows (local to this file: see the ODR note at the top).
+struct ScratchFloats {
+  float* p = nullptr;
+  size_t n = 0;
+  ScratchFloats() = default;
+  ScratchFloats(const ScratchFloats&) = delete;
+  ScratchFloats& operator=(const ScratchFloats&) = delete;
+  ~ScratchFloats() { std::free(p); }
+  float* reserve(size_t want) {
+    if (want > n) {
+      std::free(p);
+      p = static_cast<float*>(std::aligned_alloc(64, (want * sizeof(float) + 63) / 64 * 64));
+      if (p == nullptr) std::abort();
+      n = want;
+    }
+    return p;
+  }
+};
+
+struct PackScratch {
+  ScratchFloats w;    // kPanelCols x kPanelK widened weights
+  ScratchFloats acc;  // m x kPanelCols x 16 partial accumulators (grows to the largest m)
+};
+PackScratch& pack_scratch() {
+  thread_local PackScratch scratch;
+  return scratch;
+}
+
+template <class W>
+inline void widen_panel(const uint8_t* w, int64_t ldw_bytes, int64_t cols, int64_t kk, int64_t kc, float* out) {
+  for (int64_t c = 0; c < cols; ++c) {
+    const uint8_t* src = w + c * ldw_bytes;
+    float* dst = out + c * kPanelK;
+    for (int64_t t = 0; t < kc; t += 16) _mm512_store_ps(dst + t, W::load(src, kk + t));
+  }
+}
+
+// One MT x NT tile over one k panel. FIRST: start from zero; LAST: finish into y (otherwise park
+// the accumulators in acc_buf for the next panel).
+template <int MT, int NT, bool FIRST, bool LAST>
+void packed_tile(const float* x, int64_t ldx, const float* wp, float* acc_buf, float* y, int64_t ldy, int64_t kc) {
+  __m512 acc[MT][NT];
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b)
+      acc[a][b] = FIRST ? _mm512_setzero_ps() : _mm512_load_ps(acc_buf + (a * kPanelCols + b) * 16);
+  for (int64_t t = 0; t < kc; t += 16) {
+    __m512 wv[NT];
+    for (int b = 0; b < NT; ++b) wv[b] = _mm512_load_ps(wp + b * kPanelK + t);
+    for (int a = 0; a < MT; ++a) {
+      const __m512 xv = _mm512_loadu_ps(x + a * ldx + t);
+      for (int b = 0; b < NT; ++b) acc[a][b] = _mm512_fmadd_ps(xv, wv[b], acc[a][b]);
+    }
+  }
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) {
+      if constexpr (LAST) {
+        y[a * ldy + b] = _mm512_reduce_add_ps(acc[a][b]);
+      } else {
+        _mm512_store_ps(acc_buf + (a * kPanelCols + b) * 16, acc[a][b]);
+      }
+    }
+}
+
+template <int MT, bool FIRST, bool LAST>
+void packed_rows(const float* x, int64_t ldx, const float* wp, float* acc_buf, float* y, int64_t ldy, int64_t cols,
+                 int64_t kc) {
+  int64_t c = 0;
+  for (; c + kTileCols <= cols; c += kTileCols)
+    packed_tile<MT, kTileCols, FIRST, LAST>(x, ldx, wp + c * kPanelK, acc_buf + c * 16, y + c, ldy, kc);
+  const float* wr = wp + c * kPanelK;
+  float* ar = acc_buf + c * 16;
+  switch (cols - c) {
+    case 5: packed_tile<MT, 5, FIRST, LAST>(x, ldx, wr, ar, y + c, ldy, kc); break;
+    case 4: packed_tile<MT, 4, FIRST, LAST>(x, ldx, wr, ar, y + c, ldy, kc); break;
+    case 3: packed_tile<MT, 3, FIRST, LAST>(x, ldx, wr, ar, y + c, ldy, kc); break;
+    case 2: packed_tile<MT, 2, FIRST, LAST>(x, ldx, wr, ar, y + c, ldy, kc); break;
+    case 1: packed_tile<MT, 1, FIRST, LAST>(x, ldx, wr, ar, y + c, ldy, kc); break;
+    default: break;
+  }
+}
+
+// Every row of x against one widened panel: 4-row tiles, then the 1-3 rows left.
+template <bool FIRST, bool LAST>
+void packed_panel(const float* x, int64_t ldx, const float* wp, float* acc, float* y, int64_t ldy, int64_t m,
+                  int64_t cols, int64_t kc) {
+  int64_t i = 0;
+  for (; i + kTileRows <= m; i += kTileRows)
+    packed_rows<kTileRows, FIRST, LAST>(x + i * ldx, ldx, wp, acc + i * kPanelCols * 16, y + i * ldy, ldy, cols, kc);
+  const float* xr = x + i * ldx;
+  float* accr = acc + i * kPanelCols * 16;
+  float* yr = y + i * ldy;
+  switch (m - i) {
+    case 3: packed_rows<3, FIRST, LAST>(xr, ldx, wp, accr, yr, ldy, cols, kc); break;
+    case 2: packed_rows<2, FIRST, LAST>(xr, ldx, wp, accr, yr, ldy, cols, kc); break;
+    case 1: packed_rows<1, FIRST, LAST>(xr, ldx, wp, accr, yr, ldy, cols, kc); break;
+    default: break;
+  }
+}
+
+template <class W>
+void matmul_packed(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw_bytes, float* y, int64_t ldy,
+                   int64_t m, int64_t k, int64_t j0, int64_t j1) {
+  PackScratch& scratch = pack_scratch();
+  float* acc = scratch.acc.reserve(static_cast<size_t>(m) * kPanelCols * 16);
+  float* wp = scratch.w.reserve(kPanelCols * kPanelK);
+  for (int64_t jb = j0; jb < j1; jb += kPanelCols) {
+    const int64_t cols = (j1 - jb < kPanelCols) ? j1 - jb : kPanelCols;
+    for (int64_t kk = 0; kk < k; kk += kPanelK) {
+      const int64_t kc = (k - kk < kPanelK) ? k - kk : kPanelK;
+      const bool first = kk == 0, last = kk + kc == k;
+      widen_panel<W>(w + jb * ldw_bytes, ldw_bytes, cols, kk, kc, wp);
+      const float* xk = x + kk;
+      float* yj = y + jb;
+      if (first && last) packed_panel<true, true>(xk, ldx, wp, acc, yj, ldy, m, cols, kc);
+      else if (first) packed_panel<true, false>(xk, ldx, wp, acc, yj, ldy, m, cols, kc);
+      else if (last) packed_panel<false, true>(xk, ldx, wp, acc, yj, ldy, m, cols, kc);
+      else packed_panel<false, false>(xk, ldx, wp, acc, yj, ldy, m, cols, kc);
+    }
+  }
+}
+
 template <class W>
 void matmul(const float* x, int64_t ldx, const void* wv, int64_t ldw, float* y, int64_t ldy,
             int64_t m, int64_t k, int64_t j0, int64_t j1) {
   const uint8_t* w = static_cast<const uint8_t*>(wv);
   const int64_t ldw_bytes = ldw * kWBytes<W>;
+  // The blocked path needs whole 16-value k steps (the direct path masks the tail instead).
+  if (m >= kPackedMinRows && k % 16 == 0) {
+    matmul_packed<W>(x, ldx, w, ldw_bytes, y, ldy, m, k, j0, j1);
+    return;
+  }
   for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
     const int64_t mb = (m - i0 < kRowBlock) ? m - i0 : kRowBlock;
     const float* xb = x + i0 * ldx;
@@ -144,12 +302,21 @@ void axpy_rows(DType vt, const float* a, const void* v, int64_t ldv, int64_t row
   }
 }
 
-// FP8 E4M3 (KV cache): the AVX2 kernels (no AVX-512 variant yet; every AVX-512 CPU runs them).
-const KernelTable kTable = {"avx512", matmul<WF32>, matmul<WF16>, matmul<WBF16>, matmul_e4m3_avx2, dot, axpy,
+// FP8 E4M3 rows in axpy_rows (the FP8 KV cache's P x V): the AVX2 kernel (element-wise, so the same
+// values as a 16-lane one would give).
+const KernelTable kTable = {"avx512", matmul<WF32>, matmul<WF16>, matmul<WBF16>, matmul<WE4M3>, dot, axpy,
                             axpy_w<WF16>, axpy_w<WBF16>, axpy_rows, exp_sum_avx2, silu_mul_avx2, &kQuantKernelTableAvx2};
 
 }  // namespace
 
-const KernelTable& kernel_table_avx512() { return kTable; }
+// With AVX512_VNNI, the quantized kernels' W8A8 product uses vpdpbusd (quant_avx512.cpp).
+const KernelTable& kernel_table_avx512() {
+  static const KernelTable table = [] {
+    KernelTable t = kTable;
+    if (cpu_features().avx512_vnni) t.quant = &quant_kernel_table_avx512_vnni();
+    return t;
+  }();
+  return table;
+}
 
 }  // namespace tidal

@@ -76,10 +76,11 @@ bool quant_agrees_with_scalar(const QuantKernelTable& t) {
 
 bool agrees_with_scalar(const KernelTable& t) {
   const KernelTable& ref = kernel_table_scalar();
-  const int64_t n = 9, k = 37;
-  std::vector<float> x(size_t(5 * k)), w32(size_t(n * k)), y(size_t(5 * n)), yr(size_t(5 * n));
-  std::vector<uint16_t> w16(size_t(n * k));
-  std::vector<uint8_t> w8(size_t(n * k));
+  // k = 37: the direct paths and their k tails; k = 64 with m >= 4: the blocked GEMM paths.
+  const int64_t n = 9, k = 37, k_max = 64;
+  std::vector<float> x(size_t(5 * k_max)), w32(size_t(n * k_max)), y(size_t(5 * n)), yr(size_t(5 * n));
+  std::vector<uint16_t> w16(size_t(n * k_max));
+  std::vector<uint8_t> w8(size_t(n * k_max));
   uint32_t s = 12345;
   auto next = [&] { s = s * 1664525u + 1013904223u; return float(int32_t(s >> 8) % 2001 - 1000) / 1000.0f; };
   for (auto& v : x) v = next();
@@ -91,11 +92,13 @@ bool agrees_with_scalar(const KernelTable& t) {
     const void* w = dt == DType::kF32    ? static_cast<const void*>(w32.data())
                     : dt == DType::kF8E4M3 ? static_cast<const void*>(w8.data())
                                            : static_cast<const void*>(w16.data());
-    for (int64_t m = 1; m <= 5; ++m) {
-      t.matmul_for(dt)(x.data(), k, w, k, y.data(), n, m, k, 0, n);
-      ref.matmul_for(dt)(x.data(), k, w, k, yr.data(), n, m, k, 0, n);
-      for (int64_t i = 0; i < m * n; ++i) {
-        if (!(std::fabs(y[size_t(i)] - yr[size_t(i)]) <= 1e-4f * (1.0f + std::fabs(yr[size_t(i)])))) return false;
+    for (int64_t kk : {k, k_max}) {
+      for (int64_t m = 1; m <= 5; ++m) {
+        t.matmul_for(dt)(x.data(), kk, w, kk, y.data(), n, m, kk, 0, n);
+        ref.matmul_for(dt)(x.data(), kk, w, kk, yr.data(), n, m, kk, 0, n);
+        for (int64_t i = 0; i < m * n; ++i) {
+          if (!(std::fabs(y[size_t(i)] - yr[size_t(i)]) <= 1e-4f * (1.0f + std::fabs(yr[size_t(i)])))) return false;
+        }
       }
     }
   }
