@@ -58,6 +58,12 @@ template <class W> constexpr int64_t kWBytes = 2;
 template <> constexpr int64_t kWBytes<WF32> = 4;
 template <> constexpr int64_t kWBytes<WE4M3> = 1;
 
+// The direct path (decode: m < 4 rows against NT weight rows streamed from DRAM) prefetches the
+// next NT rows (the next tile's) at the offset it is reading, one line per line read. Rows of 4 KB
+// (k = 2048 F16/BF16) are one page each, and the hardware prefetchers do not cross pages: measured
+// on AMD EPYC (Zen, AVX-512), bench_quant gemv/bf16 5632x2048 and 2048x5632, 2 threads, 24-31 GB/s
+// without, 35-46 GB/s with (1 thread 17 -> 20-23 GB/s). Prefetches change no result.
+
 // MT x NT tile: MT rows of x against NT rows of w. Every (i, j) pair has its own accumulator and
 // sees exactly the same instruction sequence whatever MT/NT are: batch-invariant by construction.
 template <class W, int MT, int NT>
@@ -69,6 +75,10 @@ inline void tile(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw_byte
   int64_t kk = 0;
   for (; kk + 16 <= k; kk += 16) {
     __m512 wv[NT];
+    if ((kk * kWBytes<W>) % 64 == 0) {  // one prefetch per cache line: the next tile's rows, same offset
+      for (int b = 0; b < NT; ++b)
+        _mm_prefetch(reinterpret_cast<const char*>(w + (NT + b) * ldw_bytes + kk * kWBytes<W>), _MM_HINT_T0);
+    }
     for (int b = 0; b < NT; ++b) wv[b] = W::load(w + b * ldw_bytes, kk);
     for (int a = 0; a < MT; ++a) {
       __m512 xv = _mm512_loadu_ps(x + a * ldx + kk);

@@ -29,6 +29,7 @@ inline float f32_scale(const QuantView& w, int64_t i) {
 // the same float bits after the two scale multiplies.
 constexpr int64_t kStep = 64;       // int8 values per vector
 constexpr int64_t kRowBlock = 64;   // x rows per pass (64 x n_in bytes stay in L2 while W streams)
+constexpr int64_t kPrefetchBytes = 1024;  // software prefetch distance in each weight row (avx512.cpp)
 
 inline __m512i load_tail(const int8_t* p, int64_t n) {  // n in [1, 64): the rest zero
   return _mm512_maskz_loadu_epi8(__mmask64((~0ull) >> (64 - n)), p);
@@ -64,6 +65,8 @@ inline void tile_i8(const int8_t* xq, int64_t ldq, const float* xs, const uint32
   };
   int64_t kk = 0;
   for (; kk + kChains * kStep <= k; kk += kChains * kStep) {
+    for (int b = 0; b < NT; ++b)
+      for (int h = 0; h < kChains; ++h) _mm_prefetch(reinterpret_cast<const char*>(wr[b] + kk + h * kStep + kPrefetchBytes), _MM_HINT_T0);
     for (int h = 0; h < kChains; ++h) {
       __m512i wv[NT], xv[MT];
       for (int b = 0; b < NT; ++b) wv[b] = _mm512_xor_si512(_mm512_loadu_si512(wr[b] + kk + h * kStep), flip);
