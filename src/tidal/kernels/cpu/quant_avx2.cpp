@@ -390,6 +390,18 @@ void quantize_rows_i8(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t*
   }
 }
 
+// acc + 8 int32 lanes, each the exact sum of 4 products of unsigned bytes (ax) and signed bytes
+// (sw); every pair sum here fits in int16 (below), so vpmaddubsw never saturates and both ways give
+// the same integers. With TIDAL_QUANT_VNNI (this file compiled again by quant_avx512.cpp for CPUs
+// with AVX512_VNNI + VL) one vpdpbusd; otherwise vpmaddubsw + vpmaddwd + vpaddd.
+inline __m256i dot4_acc(__m256i acc, __m256i ax, __m256i sw) {
+#ifdef TIDAL_QUANT_VNNI
+  return _mm256_dpbusd_epi32(acc, ax, sw);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), _mm256_set1_epi16(1)));
+#endif
+}
+
 // NOTE: int8 x int8 via vpmaddubsw needs an unsigned operand: |x| (unsigned) times w carrying x's
 // sign (vpsignb). Pair sums stay within int16 because |x|, |w| <= 127 (2 * 127 * 128 < 2^15);
 // vpmaddwd by 1 widens to int32. Sums are exact integers, so the order does not matter and every
@@ -400,7 +412,6 @@ inline void tile_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantV
   const int64_t k = w.layout.n_in;
   const int8_t* wr[NT];
   for (int b = 0; b < NT; ++b) wr[b] = reinterpret_cast<const int8_t*>(w.data + (j + b) * w.layout.row_bytes);
-  const __m256i ones = _mm256_set1_epi16(1);
   __m256i acc[MT][NT];
   for (int a = 0; a < MT; ++a)
     for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_setzero_si256();
@@ -408,8 +419,7 @@ inline void tile_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantV
     for (int a = 0; a < MT; ++a) {
       const __m256i ax = _mm256_sign_epi8(xv[a], xv[a]);
       for (int b = 0; b < NT; ++b) {
-        const __m256i p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv[b], xv[a]));
-        acc[a][b] = _mm256_add_epi32(acc[a][b], _mm256_madd_epi16(p, ones));
+        acc[a][b] = dot4_acc(acc[a][b], ax, _mm256_sign_epi8(wv[b], xv[a]));
       }
     }
   };
@@ -512,7 +522,6 @@ constexpr int64_t kFp4Group = 128;  // columns per scale load (8 NVFP4 blocks, 4
 template <int kBlock, int MT, int NT, int kSteps>
 inline void group_fp4_i8(const int8_t* xg, int64_t ldxp, const uint8_t* const* wg, const uint8_t* const* sg,
                          const float* mult_of, __m256 global, __m256 (&acc)[MT][NT]) {
-  const __m256i ones = _mm256_set1_epi16(1);
   __m256 s8[NT];
   if constexpr (kBlock == 16) {
     for (int b = 0; b < NT; ++b) E4M3::decode<true>(sg[b], global, &s8[b]);
@@ -526,7 +535,7 @@ inline void group_fp4_i8(const int8_t* xg, int64_t ldxp, const uint8_t* const* w
     }
   };
   auto products = [&](__m256i wv, __m256i xv, __m256i ax) {
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv, xv)), ones));
+    return _mm256_cvtepi32_ps(dot4_acc(_mm256_setzero_si256(), ax, _mm256_sign_epi8(wv, xv)));
   };
   for (int q = 0; q < kSteps; q += 2) {
     const bool two = q + 1 < kSteps;
@@ -652,9 +661,16 @@ void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantVi
 
 }  // namespace
 
+#ifndef TIDAL_QUANT_VNNI
 extern const QuantKernelTable kQuantKernelTableAvx2 = {"avx2",           matmul<Int8>,      matmul<E4M3>,
                                                        matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
                                                        quantize_rows_i8, matmul_i8_i8,
                                                        matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>};
+#else
+extern const QuantKernelTable kQuantKernelTableAvx2Vnni = {"avx512_vnni",    matmul<Int8>,      matmul<E4M3>,
+                                                           matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
+                                                           quantize_rows_i8, matmul_i8_i8,
+                                                           matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>};
+#endif
 
 }  // namespace tidal

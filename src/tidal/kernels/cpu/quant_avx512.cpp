@@ -1,9 +1,16 @@
 // AVX-512 VNNI quantized-weight kernels (F + BW + VL + DQ + VNNI). Compiled alone with those flags;
 // same ODR rule as avx512.cpp: everything in an anonymous namespace, intrinsics and plain data only.
 //
-// Only the int8 x int8 product (W8A8) has an AVX-512 version so far; every other entry of this
-// table is the AVX2 one (quant_avx2.cpp), which every AVX-512 CPU runs. The table is used by the
-// avx512 KernelTable when the CPU has AVX512_VNNI (kernel_table_avx512()).
+// The table (used by the avx512 KernelTable when the CPU has AVX512_VNNI, kernel_table_avx512()):
+// - W8A8 (int8 x int8): the 512-bit kernel below.
+// - Every other entry: the AVX2 kernels of quant_avx2.cpp, compiled again here with
+//   TIDAL_QUANT_VNNI, which turns their int8 products (W4A8: FP4 weights x int8 activations) into
+//   256-bit vpdpbusd (AVX512_VNNI + VL) instead of vpmaddubsw + vpmaddwd + vpaddd. Same integers,
+//   so the same results as the AVX2 table. Everything in that file is in an anonymous namespace,
+//   so the second copy is private to this translation unit.
+#define TIDAL_QUANT_VNNI 1
+#include "quant_avx2.cpp"  // NOLINT(bugprone-suspicious-include)
+
 #include <immintrin.h>
 
 #include <cstring>
@@ -11,13 +18,11 @@
 #include "tidal/kernels/quant_kernel_table.h"
 
 namespace tidal {
-namespace {
 
-inline float f32_scale(const QuantView& w, int64_t i) {
-  float s;
-  std::memcpy(&s, static_cast<const uint8_t*>(w.scales) + 4 * i, 4);
-  return s;
-}
+extern const QuantKernelTable kQuantKernelTableAvx2Vnni;  // quant_avx2.cpp, as compiled above
+
+namespace {
+namespace zmm {
 
 // NOTE: vpdpbusd multiplies unsigned bytes by signed bytes and adds groups of 4 products to int32
 // lanes (no saturation). AVX-512 has no vpsignb, so instead of AVX2's |x| * sign(w, x) the weight
@@ -118,13 +123,13 @@ void matmul_i8_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantVie
   }
 }
 
+}  // namespace zmm
 }  // namespace
 
 const QuantKernelTable& quant_kernel_table_avx512_vnni() {
   static const QuantKernelTable table = [] {
-    QuantKernelTable t = kQuantKernelTableAvx2;
-    t.name = "avx512_vnni";
-    t.matmul_i8_i8 = matmul_i8_i8;
+    QuantKernelTable t = kQuantKernelTableAvx2Vnni;
+    t.matmul_i8_i8 = zmm::matmul_i8_i8;
     return t;
   }();
   return table;
