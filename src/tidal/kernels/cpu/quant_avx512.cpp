@@ -3,6 +3,7 @@
 //
 // The table (used by the avx512 KernelTable when the CPU has AVX512_VNNI, kernel_table_avx512()):
 // - W8A8 (int8 x int8): the 512-bit kernel below.
+// - W8A16 int8 and FP8 (E4M3 / E5M2) weights with F32 activations: the 512-bit tile below.
 // - Every other entry: the AVX2 kernels of quant_avx2.cpp, compiled again here with
 //   TIDAL_QUANT_VNNI, which turns their int8 products (W4A8: FP4 weights x int8 activations) into
 //   256-bit vpdpbusd (AVX512_VNNI + VL) instead of vpmaddubsw + vpmaddwd + vpaddd. Same integers,
@@ -123,6 +124,99 @@ void matmul_i8_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantVie
   }
 }
 
+// ---- W8A16 int8 and FP8 weights with F32 activations: 16 codes per step ----
+// The AVX2 tile (quant_avx2.cpp: decode codes to F32 in registers, FMA with x, one accumulator per
+// output, the row's scale on the final sum when the row has one block) at 16 lanes, with masked
+// loads for the k tail and the next tile's rows prefetched (decode streams them from DRAM).
+struct Int8Z {
+  template <bool kScale>
+  static __m512 decode(__m128i codes, __m512 mult) {
+    const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes));
+    return kScale ? _mm512_mul_ps(v, mult) : v;
+  }
+};
+template <int kShift, uint32_t kMask, uint32_t kPow2Bits>
+struct Fp8Z {  // bit placement as Fp8 in quant_avx2.cpp
+  template <bool kScale>
+  static __m512 decode(__m128i codes, __m512 mult) {
+    const __m512i b = _mm512_and_si512(_mm512_slli_epi32(_mm512_cvtepi8_epi32(codes), kShift),
+                                       _mm512_set1_epi32(int(kMask)));
+    const __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(b), _mm512_castsi512_ps(_mm512_set1_epi32(int(kPow2Bits))));
+    return kScale ? _mm512_mul_ps(v, mult) : v;
+  }
+};
+using E4M3Z = Fp8Z<20, 0x87f00000u, uint32_t(127 + 120) << 23>;
+using E5M2Z = Fp8Z<21, 0x8fe00000u, uint32_t(127 + 112) << 23>;
+
+template <class F, int MT, int NT, bool kOneBlock>
+inline void tile_w8(const float* x, int64_t ldx, const QuantView& w, int64_t j, float* y, int64_t ldy) {
+  const QuantLayout& l = w.layout;
+  const int64_t k = l.n_in, bc = l.block_cols;
+  const uint8_t* wr[NT];
+  int64_t srow[NT];
+  for (int b = 0; b < NT; ++b) {
+    wr[b] = w.data + (j + b) * l.row_bytes;
+    srow[b] = ((j + b) / l.block_rows) * l.n_scale_cols;
+  }
+  __m512 acc[MT][NT];
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) acc[a][b] = _mm512_setzero_ps();
+  for (int64_t kb = 0, cb = 0; kb < k; kb += bc, ++cb) {
+    const int64_t ke = kb + bc < k ? kb + bc : k;
+    __m512 mult[NT];
+    for (int b = 0; b < NT; ++b) mult[b] = _mm512_set1_ps(f32_scale(w, srow[b] + cb));
+    for (int64_t kk = kb; kk < ke; kk += 16) {
+      // The k tail (only in the last block: block_cols is n_in or a multiple of 16): masked loads,
+      // zeros beyond it, the same instructions as a full step.
+      const __mmask16 mk = ke - kk >= 16 ? __mmask16(0xffff) : __mmask16((1u << (ke - kk)) - 1u);
+      if (kk % 64 == 0) {
+        for (int b = 0; b < NT; ++b)
+          _mm_prefetch(reinterpret_cast<const char*>(wr[b] + NT * l.row_bytes + kk), _MM_HINT_T0);
+      }
+      __m512 wv[NT];
+      for (int b = 0; b < NT; ++b) wv[b] = F::template decode<!kOneBlock>(_mm_maskz_loadu_epi8(mk, wr[b] + kk), mult[b]);
+      for (int a = 0; a < MT; ++a) {
+        const __m512 xv = _mm512_maskz_loadu_ps(mk, x + a * ldx + kk);
+        for (int b = 0; b < NT; ++b) acc[a][b] = _mm512_fmadd_ps(xv, wv[b], acc[a][b]);
+      }
+    }
+  }
+  for (int a = 0; a < MT; ++a) {
+    for (int b = 0; b < NT; ++b) {
+      y[a * ldy + b] = kOneBlock ? _mm512_reduce_add_ps(acc[a][b]) * f32_scale(w, srow[b])
+                                 : _mm512_reduce_add_ps(acc[a][b]);
+    }
+  }
+}
+
+template <class F, int NT, bool kOneBlock>
+inline void rows_w8(const float* x, int64_t ldx, const QuantView& w, int64_t j, float* y, int64_t ldy, int64_t m) {
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4) tile_w8<F, 4, NT, kOneBlock>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
+  for (; i < m; ++i) tile_w8<F, 1, NT, kOneBlock>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
+}
+
+template <class F, bool kOneBlock>
+void cols_w8(const float* xb, int64_t ldx, const QuantView& w, float* yb, int64_t ldy, int64_t mb, int64_t j0,
+             int64_t j1) {
+  int64_t j = j0;
+  for (; j + 4 <= j1; j += 4) rows_w8<F, 4, kOneBlock>(xb, ldx, w, j, yb + j, ldy, mb);
+  for (; j < j1; ++j) rows_w8<F, 1, kOneBlock>(xb, ldx, w, j, yb + j, ldy, mb);
+}
+
+template <class F>
+void matmul_w8(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m, int64_t j0,
+               int64_t j1) {
+  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
+    const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
+    if (w.layout.n_scale_cols == 1) {
+      cols_w8<F, true>(x + i0 * ldx, ldx, w, y + i0 * ldy, ldy, mb, j0, j1);
+    } else {
+      cols_w8<F, false>(x + i0 * ldx, ldx, w, y + i0 * ldy, ldy, mb, j0, j1);
+    }
+  }
+}
+
 }  // namespace zmm
 }  // namespace
 
@@ -130,6 +224,9 @@ const QuantKernelTable& quant_kernel_table_avx512_vnni() {
   static const QuantKernelTable table = [] {
     QuantKernelTable t = kQuantKernelTableAvx2Vnni;
     t.matmul_i8_i8 = zmm::matmul_i8_i8;
+    t.matmul_int8 = zmm::matmul_w8<zmm::Int8Z>;
+    t.matmul_fp8_e4m3 = zmm::matmul_w8<zmm::E4M3Z>;
+    t.matmul_fp8_e5m2 = zmm::matmul_w8<zmm::E5M2Z>;
     return t;
   }();
   return table;
