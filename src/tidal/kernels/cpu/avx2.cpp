@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "tidal/kernels/exp_constants.h"
+#include "tidal/kernels/cpu/pack_scratch.h"
 #include "tidal/kernels/kernel_table.h"
 
 namespace tidal {
@@ -112,36 +113,6 @@ constexpr int64_t kRowBlock = 48;
 constexpr int64_t kPackedMinRows = 4;
 constexpr int64_t kPanelK = 512;     // k values per panel (multiple of 8)
 constexpr int64_t kPanelCols = 24;   // weight rows per panel (multiple of 3)
-
-// A 64-byte aligned float array that only grows. Local to this file on purpose: header templates
-// instantiated in a -mavx2 translation unit could be picked by the linker for other callers.
-struct ScratchFloats {
-  float* p = nullptr;
-  size_t n = 0;
-  ScratchFloats() = default;
-  ScratchFloats(const ScratchFloats&) = delete;
-  ScratchFloats& operator=(const ScratchFloats&) = delete;
-  ~ScratchFloats() { std::free(p); }
-  float* reserve(size_t want) {
-    if (want > n) {
-      std::free(p);
-      p = static_cast<float*>(std::aligned_alloc(64, (want * sizeof(float) + 63) / 64 * 64));
-      if (p == nullptr) std::abort();
-      n = want;
-    }
-    return p;
-  }
-};
-
-// Per-thread buffers of the blocked path, shared by every weight dtype, reused across calls.
-struct PackScratch {
-  ScratchFloats w;    // kPanelCols x kPanelK widened weights
-  ScratchFloats acc;  // m x kPanelCols x 8 partial accumulators (grows to the largest m)
-};
-PackScratch& pack_scratch() {
-  thread_local PackScratch scratch;
-  return scratch;
-}
 
 template <class W>
 inline void widen_panel(const uint8_t* w, int64_t ldw_bytes, int64_t cols, int64_t kk, int64_t kc,

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 
+#include "tidal/kernels/cpu/pack_scratch.h"
 #include "tidal/kernels/kernel_table.h"
 
 namespace tidal {
@@ -128,34 +129,6 @@ constexpr int64_t kPanelK = 512;    // k values per panel (multiple of 16)
 // AMD EPYC (Zen, AVX-512): 24 rows (48 KB, from L2) 95-140 GFLOP/s, 12 rows 145-160.
 constexpr int64_t kPanelCols = 12;
 constexpr int kTileRows = 4, kTileCols = 6;
-
-// A 64-byte aligned float array that only grows (local to this file: see the ODR note at the top).
-struct ScratchFloats {
-  float* p = nullptr;
-  size_t n = 0;
-  ScratchFloats() = default;
-  ScratchFloats(const ScratchFloats&) = delete;
-  ScratchFloats& operator=(const ScratchFloats&) = delete;
-  ~ScratchFloats() { std::free(p); }
-  float* reserve(size_t want) {
-    if (want > n) {
-      std::free(p);
-      p = static_cast<float*>(std::aligned_alloc(64, (want * sizeof(float) + 63) / 64 * 64));
-      if (p == nullptr) std::abort();
-      n = want;
-    }
-    return p;
-  }
-};
-
-struct PackScratch {
-  ScratchFloats w;    // kPanelCols x kPanelK widened weights
-  ScratchFloats acc;  // m x kPanelCols x 16 partial accumulators (grows to the largest m)
-};
-PackScratch& pack_scratch() {
-  thread_local PackScratch scratch;
-  return scratch;
-}
 
 template <class W>
 inline void widen_panel(const uint8_t* w, int64_t ldw_bytes, int64_t cols, int64_t kk, int64_t kc, float* out) {
