@@ -224,7 +224,8 @@ TEST_P(W8A8Kernels, Fp4WeightsInt8ActivationsMatchDequantizedProduct) {
     const MatmulI8I8Fn fn = qt.matmul_i8_for(f);
     ASSERT_NE(fn, nullptr) << qt.name;
     for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-             {1, 1, 1}, {1, 9, 31}, {1, 8, 64}, {3, 7, 48}, {4, 9, 33}, {7, 5, 100}, {5, 13, 257}, {2, 6, 2048}}) {
+             {1, 1, 1}, {1, 9, 31}, {1, 8, 64}, {3, 7, 48}, {4, 9, 33}, {7, 5, 100}, {5, 13, 257}, {2, 6, 2048},
+             {9, 6, 1300}, {1, 3, 1040}}) {  // several scale groups (256 / 512 columns on avx512) + a tail
       const auto x = normal(m * k, uint32_t(k + 5));
       const auto w = normal(n * k, uint32_t(k + 6), 0.1f);
       auto q = quantize(w.data(), n, k, {f});

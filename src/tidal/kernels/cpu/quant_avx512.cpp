@@ -217,6 +217,201 @@ void matmul_w8(const float* x, int64_t ldx, const QuantView& w, float* y, int64_
   }
 }
 
+// ---- FP4 weights x int8 activations (NVFP4 / MXFP4 "W4A8"): 128 codes per step ----
+//
+// NOTE: vpdpbusd wants one unsigned operand and AVX-512 has no vpsignb, so the weights are decoded
+// to u = 2 v + 12, an unsigned byte in [0, 24] (v the E2M1 value: 2 v is an exact integer in
+// {0, +-1, +-2, +-3, +-4, +-6, +-8, +-12}); sum u x = sum 2 v x + 12 sum x. The second term is
+// per activation row and int32 lane: permute_xq_fp4_z stores it negated next to x, once per call,
+// and it seeds each lane's sum, which then comes out as exactly sum 2 v x.
+// A step decodes 64 code bytes (128 elements) with one load, two ANDs, one shift and two in-lane
+// vpshufb: the low nibbles (even elements 0, 2, ..., 126) in one zmm, the high nibbles (odd
+// elements) in another. x is permuted once per call into the same two halves, so two vpdpbusd
+// leave in int32 lane L the sum over elements 8L .. 8L + 7: all in NVFP4 block L / 2 or MXFP4
+// block L / 4 of the step. One conversion and one multiply by a per-lane scale vector per 128
+// columns follow. Scales are decoded 16 at a time (one group of 16 blocks) into one vector (as
+// NvFp4::mult / MxFp4::mult, bit for bit) and spread over the lanes with one vpermps per step.
+// Steps go in pairs, u = p0 * s0, u = fma(p1, s1, u), acc += u (one add per 256 columns on the
+// accumulator's chain), and y = reduce(acc) * (x_scale * 0.5). Every output sees the same sequence
+// for any m, tile or column range (batch invariance); the int32 lane sums are exact, so the result
+// differs from the AVX2 table's only in F32 summation order.
+constexpr int64_t kFp4Step = 128;  // columns per step
+constexpr int64_t kFp4PrefetchBytes = 2048;  // software prefetch distance in the code bytes
+
+inline void decode_fp4_u8_128(const uint8_t* p, __m512i& lo, __m512i& hi) {
+  const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
+  const __m512i m = _mm512_set1_epi8(0x0f);
+  const __m512i v = _mm512_loadu_si512(p);
+  lo = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, m));
+  hi = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), m));
+}
+
+// x row (int8, natural order) -> kp bytes in the order of decode_fp4_u8_128 (zero-padded; kp a
+// multiple of the group width), then kp / 8 int32: -12 x the sum of each lane's 8 values.
+inline void permute_xq_fp4_z(const int8_t* x, int64_t k, int64_t kp, int8_t* out) {
+  int32_t* corr = reinterpret_cast<int32_t*>(out + kp);
+  for (int64_t c = 0; c < kp; c += kFp4Step) {
+    for (int i = 0; i < 64; ++i) {
+      out[c + i] = c + 2 * i < k ? x[c + 2 * i] : int8_t(0);
+      out[c + 64 + i] = c + 2 * i + 1 < k ? x[c + 2 * i + 1] : int8_t(0);
+    }
+    for (int l = 0; l < 16; ++l) {
+      int32_t sum = 0;
+      for (int e = 0; e < 8; ++e) sum += c + 8 * l + e < k ? x[c + 8 * l + e] : 0;
+      corr[c / 8 + l] = -12 * sum;
+    }
+  }
+}
+
+template <int kBlock>
+inline __m512 decode_fp4_scales(const uint8_t* s, __m512 global) {
+  const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
+  if constexpr (kBlock == 16) {  // E4M3, times the global scale (NvFp4::mult)
+    const __m512i b = _mm512_and_si512(_mm512_slli_epi32(q, 20), _mm512_set1_epi32(int(0x87f00000u)));
+    const __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(b), _mm512_castsi512_ps(_mm512_set1_epi32(int((127u + 120u) << 23))));
+    return _mm512_mul_ps(v, global);
+  } else {  // E8M0: 2^(e - 127), e = 0 -> 2^-127 (MxFp4::mult)
+    const __m512i e = _mm512_and_si512(q, _mm512_set1_epi32(0xff));
+    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()),
+                                                       _mm512_slli_epi32(e, 23), _mm512_set1_epi32(0x00400000)));
+  }
+}
+
+// Columns per group (16 scale blocks) and steps per group.
+template <int kBlock>
+constexpr int64_t kFp4Group = 16 * kBlock;
+template <int kBlock>
+constexpr int kFp4GroupSteps = int(16 * kBlock / kFp4Step);
+
+// The scale of each int32 lane in step q of a group: lane L -> block q * (128 / kBlock) + L * 8 / kBlock.
+template <int kBlock>
+inline __m512i fp4_scale_index(int q) {
+  const __m512i l = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  return _mm512_add_epi32(_mm512_srli_epi32(l, kBlock == 16 ? 1 : 2), _mm512_set1_epi32(q * int(kFp4Step / kBlock)));
+}
+
+// One group of kSteps steps: codes at wg[b] (64 bytes per step), 16 scale codes at sg[b], x at xg
+// (128 per step) and its lane corrections at xg + corr_off (64 bytes per step).
+template <int kBlock, int MT, int NT, int kSteps>
+inline void group_fp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, const uint8_t* const* wg,
+                         const uint8_t* const* sg, __m512 global, __m512 (&acc)[MT][NT]) {
+  __m512 sv[NT];
+  for (int b = 0; b < NT; ++b) sv[b] = decode_fp4_scales<kBlock>(sg[b], global);
+  for (int q = 0; q < kSteps; q += 2) {
+    const bool two = q + 1 < kSteps;
+    __m512i w0l[NT], w0h[NT], w1l[NT], w1h[NT];
+    __m512 s0[NT], s1[NT];
+    for (int b = 0; b < NT; ++b) {
+      for (int r = 0; r < (two ? 2 : 1); ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(wg[b] + 64 * (q + r) + kFp4PrefetchBytes), _MM_HINT_T0);
+      decode_fp4_u8_128(wg[b] + 64 * q, w0l[b], w0h[b]);
+      s0[b] = _mm512_permutexvar_ps(fp4_scale_index<kBlock>(q), sv[b]);
+      if (two) {
+        decode_fp4_u8_128(wg[b] + 64 * (q + 1), w1l[b], w1h[b]);
+        s1[b] = _mm512_permutexvar_ps(fp4_scale_index<kBlock>(q + 1), sv[b]);
+      }
+    }
+    for (int a = 0; a < MT; ++a) {
+      const int8_t* xa = xg + a * ldxp + kFp4Step * q;
+      const int8_t* ca = xg + a * ldxp + corr_off + 64 * q;
+      const __m512i x0l = _mm512_loadu_si512(xa), x0h = _mm512_loadu_si512(xa + 64), c0 = _mm512_loadu_si512(ca);
+      __m512i x1l = x0l, x1h = x0h, c1 = c0;
+      if (two) {
+        x1l = _mm512_loadu_si512(xa + 128);
+        x1h = _mm512_loadu_si512(xa + 192);
+        c1 = _mm512_loadu_si512(ca + 64);
+      }
+      for (int b = 0; b < NT; ++b) {
+        const __m512i p0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c0, w0l[b], x0l), w0h[b], x0h);
+        __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(p0), s0[b]);
+        if (two) {
+          const __m512i p1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c1, w1l[b], x1l), w1h[b], x1h);
+          u = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), s1[b], u);
+        }
+        acc[a][b] = _mm512_add_ps(acc[a][b], u);
+      }
+    }
+  }
+}
+
+template <int kBlock, int MT, int NT>
+inline void tile_fp4_i8(const int8_t* xp, int64_t ldxp, int64_t kp, const float* xs, const QuantView& w, int64_t j,
+                        float* y, int64_t ldy) {
+  constexpr int64_t kGroup = kFp4Group<kBlock>;
+  constexpr int kSteps = kFp4GroupSteps<kBlock>;
+  const QuantLayout& l = w.layout;
+  const int64_t k = l.n_in;
+  const __m512 global = _mm512_set1_ps(w.global_scale);
+  const uint8_t* wr[NT];
+  const uint8_t* sr[NT];
+  for (int b = 0; b < NT; ++b) {
+    wr[b] = w.data + (j + b) * l.row_bytes;
+    sr[b] = static_cast<const uint8_t*>(w.scales) + ((j + b) / l.block_rows) * l.n_scale_cols;
+  }
+  __m512 acc[MT][NT];
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) acc[a][b] = _mm512_setzero_ps();
+  const uint8_t* wg[NT];
+  const uint8_t* sg[NT];
+  int64_t kk = 0;
+  for (; kk + kGroup <= k; kk += kGroup) {
+    for (int b = 0; b < NT; ++b) {
+      wg[b] = wr[b] + kk / 2;
+      sg[b] = sr[b] + kk / kBlock;
+    }
+    group_fp4_i8<kBlock, MT, NT, kSteps>(xp + kk, ldxp, kp - kk / 2, wg, sg, global, acc);
+  }
+  if (kk < k) {  // the k tail: codes and scale codes zero-padded (x is zero-padded to the group)
+    alignas(64) uint8_t wbuf[NT][kGroup / 2];
+    alignas(16) uint8_t sbuf[NT][16];
+    for (int b = 0; b < NT; ++b) {
+      std::memset(wbuf[b], 0, sizeof(wbuf[b]));
+      std::memcpy(wbuf[b], wr[b] + kk / 2, size_t(l.row_bytes - kk / 2));
+      std::memset(sbuf[b], 0, sizeof(sbuf[b]));
+      std::memcpy(sbuf[b], sr[b] + kk / kBlock, size_t(l.n_scale_cols - kk / kBlock));
+      wg[b] = wbuf[b];
+      sg[b] = sbuf[b];
+    }
+    const int64_t ck = kp - kk / 2;
+    switch ((k - kk + kFp4Step - 1) / kFp4Step) {
+      case 1: group_fp4_i8<kBlock, MT, NT, 1>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
+      case 2: group_fp4_i8<kBlock, MT, NT, 2>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
+      case 3: group_fp4_i8<kBlock, MT, NT, 3>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
+      default: group_fp4_i8<kBlock, MT, NT, 4>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
+    }
+  }
+  for (int a = 0; a < MT; ++a)
+    for (int b = 0; b < NT; ++b) y[a * ldy + b] = _mm512_reduce_add_ps(acc[a][b]) * (xs[a] * 0.5f);
+}
+
+template <int kBlock, int NT>
+inline void rows_fp4_i8(const int8_t* xp, int64_t ldxp, int64_t kp, const float* xs, const QuantView& w, int64_t j,
+                        float* y, int64_t ldy, int64_t m) {
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4) tile_fp4_i8<kBlock, 4, NT>(xp + i * ldxp, ldxp, kp, xs + i, w, j, y + i * ldy, ldy);
+  for (; i < m; ++i) tile_fp4_i8<kBlock, 1, NT>(xp + i * ldxp, ldxp, kp, xs + i, w, j, y + i * ldy, ldy);
+}
+
+template <int kBlock>
+void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantView& w, float* y, int64_t ldy,
+                   int64_t m, int64_t j0, int64_t j1) {
+  constexpr int64_t kGroup = kFp4Group<kBlock>;
+  const int64_t k = w.layout.n_in, kp = (k + kGroup - 1) / kGroup * kGroup;
+  const int64_t ldxp = kp + kp / 2;  // x, then its lane corrections (kp / 8 int32)
+  thread_local ScratchI8 scratch;
+  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
+    const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
+    int8_t* xp = scratch.get(size_t(mb * ldxp));
+    for (int64_t i = 0; i < mb; ++i) permute_xq_fp4_z(xq + (i0 + i) * ldq, k, kp, xp + i * ldxp);
+    int64_t j = j0;
+    // m = 1 (decode): one weight row at a time, one sequential stream per thread (as the AVX2 table).
+    if (mb > 1) {
+      for (; j + 2 <= j1; j += 2) rows_fp4_i8<kBlock, 2>(xp, ldxp, kp, xs + i0, w, j, y + i0 * ldy + j, ldy, mb);
+    }
+    for (; j < j1; ++j) rows_fp4_i8<kBlock, 1>(xp, ldxp, kp, xs + i0, w, j, y + i0 * ldy + j, ldy, mb);
+  }
+}
+
 }  // namespace zmm
 }  // namespace
 
@@ -227,6 +422,8 @@ const QuantKernelTable& quant_kernel_table_avx512_vnni() {
     t.matmul_int8 = zmm::matmul_w8<zmm::Int8Z>;
     t.matmul_fp8_e4m3 = zmm::matmul_w8<zmm::E4M3Z>;
     t.matmul_fp8_e5m2 = zmm::matmul_w8<zmm::E5M2Z>;
+    t.matmul_nvfp4_i8 = zmm::matmul_fp4_i8<16>;
+    t.matmul_mxfp4_i8 = zmm::matmul_fp4_i8<32>;
     return t;
   }();
   return table;
