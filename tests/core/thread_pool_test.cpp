@@ -56,5 +56,32 @@ TEST(ThreadPoolTest, SplitCoversRangeAligned) {
   }
 }
 
+TEST(ThreadPoolTest, RunRangesCoversEveryIndexOnceInAlignedChunks) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 15, 16, 17, 100, 4096, 5632}) {
+      for (int chunks : {1, 4}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::atomic<int> calls{0};
+        pool.run_ranges(n, 16, chunks, [&](int64_t b, int64_t e) {
+          calls.fetch_add(1);
+          EXPECT_LT(b, e);
+          EXPECT_EQ(b % 16, 0);
+          if (e < n) {
+            EXPECT_EQ(e % 16, 0);
+          }
+          for (int64_t i = b; i < e; ++i) hits[size_t(i)].fetch_add(1);
+        });
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[size_t(i)].load(), 1) << "n=" << n << " i=" << i;
+        if (n > 0) {
+          EXPECT_LE(calls.load(), threads * chunks + 1) << n;  // chunk sizes round up
+        } else {
+          EXPECT_EQ(calls.load(), 0);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tidal

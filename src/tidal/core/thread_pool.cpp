@@ -78,6 +78,25 @@ void ThreadPool::worker(int ith) {
   }
 }
 
+void ThreadPool::run_ranges(int64_t n, int64_t align, int chunks_per_thread,
+                            const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (n_threads_ == 1) {
+    fn(0, n);
+    return;
+  }
+  const int64_t pieces = int64_t(n_threads_) * std::max(chunks_per_thread, 1);
+  const int64_t chunk = std::max<int64_t>((n + pieces - 1) / pieces + align - 1, align) / align * align;
+  std::atomic<int64_t> next{0};
+  run([&](int, int) {
+    for (;;) {
+      const int64_t b = next.fetch_add(chunk, std::memory_order_relaxed);
+      if (b >= n) return;
+      fn(b, std::min(n, b + chunk));
+    }
+  });
+}
+
 void ThreadPool::split(int64_t n, int ith, int nth, int64_t align, int64_t* begin, int64_t* end) {
   int64_t blocks = (n + align - 1) / align;
   int64_t per = blocks / nth, extra = blocks % nth;

@@ -28,6 +28,12 @@ class ThreadPool {
   // Split [0, n) into nth contiguous chunks aligned to `align`; chunk ith is [*begin, *end).
   static void split(int64_t n, int ith, int nth, int64_t align, int64_t* begin, int64_t* end);
 
+  // fn(begin, end) over [0, n) in ranges of `align`-aligned chunks (about chunks_per_thread per
+  // thread), handed out first come first served: a thread that wakes late or runs slower (a busy
+  // core, a shared machine) takes fewer chunks instead of holding up the rest. Every index is
+  // covered exactly once; which thread runs which range is not fixed, so fn must not depend on it.
+  void run_ranges(int64_t n, int64_t align, int chunks_per_thread, const std::function<void(int64_t, int64_t)>& fn);
+
  private:
   void worker(int ith);
 

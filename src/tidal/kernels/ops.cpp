@@ -15,20 +15,14 @@ void matmul(ThreadPool& pool, const float* x, int64_t m, const Weight& w, float*
     fn(x, k, w.data, k, y, n, m, k, 0, n);
     return;
   }
-  pool.run([&](int ith, int nth) {
-    int64_t j0, j1;
-    ThreadPool::split(n, ith, nth, 16, &j0, &j1);
-    if (j0 < j1) fn(x, k, w.data, k, y, n, m, k, j0, j1);
-  });
+  pool.run_ranges(n, 16, column_chunks_per_thread(m), [&](int64_t j0, int64_t j1) { fn(x, k, w.data, k, y, n, m, k, j0, j1); });
 }
 
 void matmul_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_list<MatmulJob> jobs) {
   int64_t total = 0;
   for (const MatmulJob& j : jobs) total += j.w->n_out;
   const KernelTable& kt = kernels();
-  pool.run([&](int ith, int nth) {
-    int64_t c0, c1;
-    ThreadPool::split(total, ith, nth, 16, &c0, &c1);
+  pool.run_ranges(total, 16, column_chunks_per_thread(m), [&](int64_t c0, int64_t c1) {
     int64_t base = 0;
     for (const MatmulJob& j : jobs) {
       const int64_t n = j.w->n_out, k = j.w->n_in;

@@ -39,11 +39,7 @@ void split_columns(ThreadPool& pool, int64_t m, int64_t n, int64_t k, Fn fn) {
     fn(0, n);
     return;
   }
-  pool.run([&](int ith, int nth) {
-    int64_t j0, j1;
-    ThreadPool::split(n, ith, nth, 16, &j0, &j1);
-    if (j0 < j1) fn(j0, j1);
-  });
+  pool.run_ranges(n, 16, column_chunks_per_thread(m), fn);
 }
 
 }  // namespace
@@ -138,9 +134,7 @@ void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_l
   }
   const int8_t* xqp = xq.data();
   const float* xsp = xs.data();
-  pool.run([&](int ith, int nth) {
-    int64_t c0, c1;
-    ThreadPool::split(total, ith, nth, 16, &c0, &c1);
+  pool.run_ranges(total, 16, column_chunks_per_thread(m), [&](int64_t c0, int64_t c1) {
     int64_t base = 0;
     for (size_t i = 0; i < n_jobs; ++i) {
       const Resolved& r = rs[i];
