@@ -87,6 +87,37 @@ inline void tile_i8(const int8_t* xq, int64_t ldq, const float* xs, const uint32
     for (int a = 0; a < MT; ++a) xv[a] = n == kStep ? _mm512_loadu_si512(xq + a * ldq + kk) : load_tail(xq + a * ldq + kk, n);
     step(0, wv, xv);
   }
+  if constexpr (MT == 4 && NT == 4) {
+    // The 16 sums at once (a transposing reduction, ~45 instructions instead of 16 full reductions:
+    // a third of the tile's work at n_in = 768); element 4a + b of `r` is output (a, b). The same
+    // integers and then the same float operations per element as the scalar epilogue below.
+    __m512i u[4];
+    for (int h = 0; h < 4; ++h) {
+      __m512i p[2];
+      for (int e = 0; e < 2; ++e) {
+        const __m512i v0 = acc[0][h][2 * e], v1 = acc[0][h][2 * e + 1];
+        p[e] = _mm512_add_epi32(_mm512_unpacklo_epi32(v0, v1), _mm512_unpackhi_epi32(v0, v1));
+      }
+      u[h] = _mm512_add_epi32(_mm512_unpacklo_epi64(p[0], p[1]), _mm512_unpackhi_epi64(p[0], p[1]));
+    }
+    const __m512i w01 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], 0x44), _mm512_shuffle_i32x4(u[0], u[1], 0xee));
+    const __m512i w23 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2], u[3], 0x44), _mm512_shuffle_i32x4(u[2], u[3], 0xee));
+    const __m512i r = _mm512_add_epi32(_mm512_shuffle_i32x4(w01, w23, 0x88), _mm512_shuffle_i32x4(w01, w23, 0xdd));
+    // Per element 4a + b: 128 xsum[a], xs[a] and the row scale of j + b (4 consecutive floats).
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i ia = _mm512_srli_epi32(lane, 2), ib = _mm512_and_si512(lane, _mm512_set1_epi32(3));
+    const __m512i corr = _mm512_slli_epi32(
+        _mm512_permutexvar_epi32(ia, _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xsum)))), 7);
+    const __m512 xsv = _mm512_permutexvar_ps(ia, _mm512_castps128_ps512(_mm_loadu_ps(xs)));
+    const __m512 wsv = _mm512_permutexvar_ps(
+        ib, _mm512_castps128_ps512(_mm_loadu_ps(reinterpret_cast<const float*>(w.scales) + j)));
+    const __m512 res = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(r, corr)), xsv), wsv);
+    _mm_storeu_ps(y, _mm512_castps512_ps128(res));
+    _mm_storeu_ps(y + ldy, _mm512_extractf32x4_ps(res, 1));
+    _mm_storeu_ps(y + 2 * ldy, _mm512_extractf32x4_ps(res, 2));
+    _mm_storeu_ps(y + 3 * ldy, _mm512_extractf32x4_ps(res, 3));
+    return;
+  }
   for (int a = 0; a < MT; ++a) {
     for (int b = 0; b < NT; ++b) {
       __m512i s = acc[0][a][b];
