@@ -281,31 +281,37 @@ inline void decode_fp4_u8_128(const uint8_t* p, __m512i& lo, __m512i& hi) {
 // multiple of the group width), then kp / 8 int32: -12 x the sum of each lane's 8 values.
 inline void permute_xq_fp4_z(const int8_t* x, int64_t k, int64_t kp, int8_t* out) {
   int32_t* corr = reinterpret_cast<int32_t*>(out + kp);
+  // In each 128-bit lane: its 8 even bytes to the low qword, its 8 odd bytes to the high one.
+  const __m512i split = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+  const __m512i even_q = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), odd_q = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+  const __m512i even_d = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd_d = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i ones = _mm512_set1_epi8(1);
   for (int64_t c = 0; c < kp; c += kFp4Step) {
-    for (int i = 0; i < 64; ++i) {
-      out[c + i] = c + 2 * i < k ? x[c + 2 * i] : int8_t(0);
-      out[c + 64 + i] = c + 2 * i + 1 < k ? x[c + 2 * i + 1] : int8_t(0);
+    __m512i v[2];
+    for (int h = 0; h < 2; ++h) {  // x[c + 64h ..], zeros past k
+      const int64_t n = k - (c + 64 * h);
+      v[h] = n >= 64 ? _mm512_loadu_si512(x + c + 64 * h)
+                     : n > 0 ? _mm512_maskz_loadu_epi8(__mmask64((~0ull) >> (64 - n)), x + c + 64 * h)
+                             : _mm512_setzero_si512();
     }
-    for (int l = 0; l < 16; ++l) {
-      int32_t sum = 0;
-      for (int e = 0; e < 8; ++e) sum += c + 8 * l + e < k ? x[c + 8 * l + e] : 0;
-      corr[c / 8 + l] = -12 * sum;
-    }
+    const __m512i s0 = _mm512_shuffle_epi8(v[0], split), s1 = _mm512_shuffle_epi8(v[1], split);
+    _mm512_storeu_si512(out + c, _mm512_permutex2var_epi64(s0, even_q, s1));
+    _mm512_storeu_si512(out + c + 64, _mm512_permutex2var_epi64(s0, odd_q, s1));
+    // Sums of 4 consecutive values (vpdpbusd by ones), then of 8: lane l <- x[c + 8l .. c + 8l + 7].
+    const __m512i f0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, v[0]);
+    const __m512i f1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, v[1]);
+    const __m512i e = _mm512_add_epi32(_mm512_permutex2var_epi32(f0, even_d, f1), _mm512_permutex2var_epi32(f0, odd_d, f1));
+    _mm512_storeu_si512(corr + c / 8, _mm512_mullo_epi32(e, _mm512_set1_epi32(-12)));
   }
 }
 
-template <int kBlock>
-inline __m512 decode_fp4_scales(const uint8_t* s, __m512 global) {
+// 16 NVFP4 scale codes (E4M3), times the global scale, as NvFp4::mult bit for bit.
+inline __m512 decode_nvfp4_scales(const uint8_t* s, __m512 global) {
   const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
-  if constexpr (kBlock == 16) {  // E4M3, times the global scale (NvFp4::mult)
-    const __m512i b = _mm512_and_si512(_mm512_slli_epi32(q, 20), _mm512_set1_epi32(int(0x87f00000u)));
-    const __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(b), _mm512_castsi512_ps(_mm512_set1_epi32(int((127u + 120u) << 23))));
-    return _mm512_mul_ps(v, global);
-  } else {  // E8M0: 2^(e - 127), e = 0 -> 2^-127 (MxFp4::mult)
-    const __m512i e = _mm512_and_si512(q, _mm512_set1_epi32(0xff));
-    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()),
-                                                       _mm512_slli_epi32(e, 23), _mm512_set1_epi32(0x00400000)));
-  }
+  const __m512i b = _mm512_and_si512(_mm512_slli_epi32(q, 20), _mm512_set1_epi32(int(0x87f00000u)));
+  const __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(b), _mm512_castsi512_ps(_mm512_set1_epi32(int((127u + 120u) << 23))));
+  return _mm512_mul_ps(v, global);
 }
 
 // Columns per group (16 scale blocks) and steps per group.
@@ -314,20 +320,69 @@ constexpr int64_t kFp4Group = 16 * kBlock;
 template <int kBlock>
 constexpr int kFp4GroupSteps = int(16 * kBlock / kFp4Step);
 
-// The scale of each int32 lane in step q of a group: lane L -> block q * (128 / kBlock) + L * 8 / kBlock.
-template <int kBlock>
-inline __m512i fp4_scale_index(int q) {
+// NVFP4: the scale of each int32 lane in step q of a group: lane L -> block 8q + L / 2.
+inline __m512i nvfp4_scale_index(int q) {
   const __m512i l = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  return _mm512_add_epi32(_mm512_srli_epi32(l, kBlock == 16 ? 1 : 2), _mm512_set1_epi32(q * int(kFp4Step / kBlock)));
+  return _mm512_add_epi32(_mm512_srli_epi32(l, 1), _mm512_set1_epi32(8 * q));
 }
 
-// One group of kSteps steps: codes at wg[b] (64 bytes per step), 16 scale codes at sg[b], x at xg
-// (128 per step) and its lane corrections at xg + corr_off (64 bytes per step).
-template <int kBlock, int MT, int NT, int kSteps>
-inline void group_fp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, const uint8_t* const* wg,
-                         const uint8_t* const* sg, __m512 global, __m512 (&acc)[MT][NT]) {
+// MXFP4 (32-column blocks): in step q, 128-bit lane p (int32 lanes 4p..4p+3) holds exactly block
+// 4q + p of the group, so the scale can wait: the int32 lane sums of the group's 4 steps are reduced
+// in each 128-bit lane (unpack + add, like the W8A8 epilogue) into one vector whose element 4p + q
+// is block 4q + p's exact sum, then converted once and multiplied by the group's 16 scales (loaded
+// in that transposed order): one conversion and one FMA per 512 columns instead of per 128. A
+// tail group's missing steps contribute integer zeros, so every group takes the same float steps.
+template <int MT, int NT, int kSteps>
+inline void group_mxfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, const uint8_t* const* wg,
+                           const uint8_t* const* sg, __m512 (&acc)[MT][NT]) {
+  const __m128i transpose = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  __m512i half[2][MT][NT];  // per pair of steps: the two steps' lane sums, reduced pairwise
+  for (int h = 0; h < 2; ++h) {
+    const int q = 2 * h;
+    __m512i w0l[NT], w0h[NT], w1l[NT], w1h[NT];
+    for (int b = 0; b < NT; ++b) {
+      for (int r = 0; r < 2; ++r)
+        if (q + r < kSteps) _mm_prefetch(reinterpret_cast<const char*>(wg[b] + 64 * (q + r) + kFp4PrefetchBytes), _MM_HINT_T0);
+      if (q < kSteps) decode_fp4_u8_128(wg[b] + 64 * q, w0l[b], w0h[b]);
+      if (q + 1 < kSteps) decode_fp4_u8_128(wg[b] + 64 * (q + 1), w1l[b], w1h[b]);
+    }
+    for (int a = 0; a < MT; ++a) {
+      const int8_t* xa = xg + a * ldxp + kFp4Step * q;
+      const int8_t* ca = xg + a * ldxp + corr_off + 64 * q;
+      for (int b = 0; b < NT; ++b) {
+        __m512i p0 = _mm512_setzero_si512(), p1 = _mm512_setzero_si512();
+        if (q < kSteps) {
+          p0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_loadu_si512(ca), w0l[b], _mm512_loadu_si512(xa)), w0h[b],
+                                   _mm512_loadu_si512(xa + 64));
+        }
+        if (q + 1 < kSteps) {
+          p1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_loadu_si512(ca + 64), w1l[b], _mm512_loadu_si512(xa + 128)),
+                                   w1h[b], _mm512_loadu_si512(xa + 192));
+        }
+        half[h][a][b] = _mm512_add_epi32(_mm512_unpacklo_epi32(p0, p1), _mm512_unpackhi_epi32(p0, p1));
+      }
+    }
+  }
+  for (int b = 0; b < NT; ++b) {
+    const __m128i codes = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sg[b])), transpose);
+    const __m512i e = _mm512_cvtepu8_epi32(codes);
+    const __m512 sv = _mm512_castsi512_ps(_mm512_mask_blend_epi32(
+        _mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()), _mm512_slli_epi32(e, 23), _mm512_set1_epi32(0x00400000)));
+    for (int a = 0; a < MT; ++a) {
+      const __m512i t0 = half[0][a][b], t1 = half[1][a][b];
+      const __m512i r = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+      acc[a][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(r), sv, acc[a][b]);
+    }
+  }
+}
+
+// NVFP4 (16-column blocks): each 128-bit lane holds two blocks per step, so each step's lane sums
+// are converted and scaled (the per-lane scales spread with one vpermps).
+template <int MT, int NT, int kSteps>
+inline void group_nvfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, const uint8_t* const* wg,
+                           const uint8_t* const* sg, __m512 global, __m512 (&acc)[MT][NT]) {
   __m512 sv[NT];
-  for (int b = 0; b < NT; ++b) sv[b] = decode_fp4_scales<kBlock>(sg[b], global);
+  for (int b = 0; b < NT; ++b) sv[b] = decode_nvfp4_scales(sg[b], global);
   for (int q = 0; q < kSteps; q += 2) {
     const bool two = q + 1 < kSteps;
     __m512i w0l[NT], w0h[NT], w1l[NT], w1h[NT];
@@ -336,10 +391,10 @@ inline void group_fp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, const
       for (int r = 0; r < (two ? 2 : 1); ++r)
         _mm_prefetch(reinterpret_cast<const char*>(wg[b] + 64 * (q + r) + kFp4PrefetchBytes), _MM_HINT_T0);
       decode_fp4_u8_128(wg[b] + 64 * q, w0l[b], w0h[b]);
-      s0[b] = _mm512_permutexvar_ps(fp4_scale_index<kBlock>(q), sv[b]);
+      s0[b] = _mm512_permutexvar_ps(nvfp4_scale_index(q), sv[b]);
       if (two) {
         decode_fp4_u8_128(wg[b] + 64 * (q + 1), w1l[b], w1h[b]);
-        s1[b] = _mm512_permutexvar_ps(fp4_scale_index<kBlock>(q + 1), sv[b]);
+        s1[b] = _mm512_permutexvar_ps(nvfp4_scale_index(q + 1), sv[b]);
       }
     }
     for (int a = 0; a < MT; ++a) {
@@ -362,6 +417,18 @@ inline void group_fp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, const
         acc[a][b] = _mm512_add_ps(acc[a][b], u);
       }
     }
+  }
+}
+
+// One group of kSteps steps: codes at wg[b] (64 bytes per step), 16 scale codes at sg[b], x at xg
+// (128 per step) and its lane corrections at xg + corr_off (64 bytes per step).
+template <int kBlock, int MT, int NT, int kSteps>
+inline void group_fp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, const uint8_t* const* wg,
+                         const uint8_t* const* sg, __m512 global, __m512 (&acc)[MT][NT]) {
+  if constexpr (kBlock == 32) {
+    group_mxfp4_i8<MT, NT, kSteps>(xg, ldxp, corr_off, wg, sg, acc);
+  } else {
+    group_nvfp4_i8<MT, NT, kSteps>(xg, ldxp, corr_off, wg, sg, global, acc);
   }
 }
 
@@ -419,7 +486,9 @@ template <int kBlock, int NT>
 inline void rows_fp4_i8(const int8_t* xp, int64_t ldxp, int64_t kp, const float* xs, const QuantView& w, int64_t j,
                         float* y, int64_t ldy, int64_t m) {
   int64_t i = 0;
-  for (; i + 4 <= m; i += 4) tile_fp4_i8<kBlock, 4, NT>(xp + i * ldxp, ldxp, kp, xs + i, w, j, y + i * ldy, ldy);
+  // MXFP4 keeps its first half-group's sums live across the second: 3 x rows avoid spills there.
+  constexpr int kMt = kBlock == 32 ? 3 : 4;
+  for (; i + kMt <= m; i += kMt) tile_fp4_i8<kBlock, kMt, NT>(xp + i * ldxp, ldxp, kp, xs + i, w, j, y + i * ldy, ldy);
   for (; i < m; ++i) tile_fp4_i8<kBlock, 1, NT>(xp + i * ldxp, ldxp, kp, xs + i, w, j, y + i * ldy, ldy);
 }
 
