@@ -186,6 +186,35 @@ void matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t l
   }
 }
 
+// FP4 tiles (W4A16 here, W4A8 in both tables): the codes and scale codes of the NT weight rows
+// starting at row j.
+template <int NT>
+inline void fp4_rows(const QuantView& w, int64_t j, const uint8_t** wr, const uint8_t** sr) {
+  const QuantLayout& l = w.layout;
+  for (int b = 0; b < NT; ++b) {
+    wr[b] = w.data + (j + b) * l.row_bytes;
+    sr[b] = static_cast<const uint8_t*>(w.scales) + ((j + b) / l.block_rows) * l.n_scale_cols;
+  }
+}
+
+// W4A8 tiles (both tables): the k tail from column kk (a multiple of `block`). Each row's remaining
+// codes and scale codes are copied into zeroed buffers (wbuf: nt x w_bytes, sbuf: nt x s_bytes),
+// and wg / sg point at them.
+inline void fp4_tail(const QuantLayout& l, int nt, int64_t kk, int64_t block, const uint8_t* const* wr,
+                     const uint8_t* const* sr, uint8_t* wbuf, size_t w_bytes, uint8_t* sbuf, size_t s_bytes,
+                     const uint8_t** wg, const uint8_t** sg) {
+  for (int b = 0; b < nt; ++b) {
+    uint8_t* wb = wbuf + b * w_bytes;
+    uint8_t* sb = sbuf + b * s_bytes;
+    std::memset(wb, 0, w_bytes);
+    std::memcpy(wb, wr[b] + kk / 2, size_t(l.row_bytes - kk / 2));
+    std::memset(sb, 0, s_bytes);
+    std::memcpy(sb, sr[b] + kk / block, size_t(l.n_scale_cols - kk / block));
+    wg[b] = wb;
+    sg[b] = sb;
+  }
+}
+
 // ---- FP4 (NVFP4, MXFP4): 32 codes per step ----
 //
 // NOTE: one step decodes 16 bytes = 32 codes of a row without any int -> float conversion. FP4
@@ -239,10 +268,7 @@ inline void tile_fp4(const float* xp, int64_t ldxp, const QuantView& w, const fl
   const int64_t k = l.n_in, bc = l.block_cols, last_cb = l.n_scale_cols - 1;
   const uint8_t* wr[NT];
   const uint8_t* sr[NT];  // the row's scale codes
-  for (int b = 0; b < NT; ++b) {
-    wr[b] = w.data + (j + b) * l.row_bytes;
-    sr[b] = static_cast<const uint8_t*>(w.scales) + ((j + b) / l.block_rows) * l.n_scale_cols;
-  }
+  fp4_rows<NT>(w, j, wr, sr);
   __m256 acc[MT][NT];
   for (int a = 0; a < MT; ++a)
     for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_setzero_ps();
@@ -575,10 +601,7 @@ inline void tile_fp4_i8(const int8_t* xp, int64_t ldxp, const float* xs, const Q
   const __m256 global = _mm256_set1_ps(w.global_scale);
   const uint8_t* wr[NT];
   const uint8_t* sr[NT];
-  for (int b = 0; b < NT; ++b) {
-    wr[b] = w.data + (j + b) * l.row_bytes;
-    sr[b] = static_cast<const uint8_t*>(w.scales) + ((j + b) / l.block_rows) * l.n_scale_cols;
-  }
+  fp4_rows<NT>(w, j, wr, sr);
   __m256 acc[MT][NT];
   for (int a = 0; a < MT; ++a)
     for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_setzero_ps();
@@ -595,14 +618,7 @@ inline void tile_fp4_i8(const int8_t* xp, int64_t ldxp, const float* xs, const Q
   if (kk < k) {  // the k tail: codes and scale codes zero-padded (x is zero-padded to 32)
     alignas(32) uint8_t wbuf[NT][kFp4Group / 2];
     alignas(8) uint8_t sbuf[NT][8];
-    for (int b = 0; b < NT; ++b) {
-      std::memset(wbuf[b], 0, sizeof(wbuf[b]));
-      std::memcpy(wbuf[b], wr[b] + kk / 2, size_t(l.row_bytes - kk / 2));
-      std::memset(sbuf[b], 0, sizeof(sbuf[b]));
-      std::memcpy(sbuf[b], sr[b] + kk / kBlock, size_t(l.n_scale_cols - kk / kBlock));
-      wg[b] = wbuf[b];
-      sg[b] = sbuf[b];
-    }
+    fp4_tail(l, NT, kk, kBlock, wr, sr, wbuf[0], sizeof(wbuf[0]), sbuf[0], sizeof(sbuf[0]), wg, sg);
     switch ((k - kk + 31) / 32) {
       case 1: group_fp4_i8<kBlock, MT, NT, 1>(xp + kk, ldxp, wg, sg, mult_of, global, acc); break;
       case 2: group_fp4_i8<kBlock, MT, NT, 2>(xp + kk, ldxp, wg, sg, mult_of, global, acc); break;

@@ -14,6 +14,7 @@
 
 #include <immintrin.h>
 
+#include <cstdint>
 #include <cstring>
 
 #include "tidal/kernels/quant_kernel_table.h"
@@ -314,6 +315,13 @@ inline __m512 decode_nvfp4_scales(const uint8_t* s, __m512 global) {
   return _mm512_mul_ps(v, global);
 }
 
+// Prefetch the line `offset` bytes past p. The address is formed as an integer: past the end of a
+// row it may lie outside the weights (or, for the k tail, outside the stack buffer the codes were
+// copied to), which a prefetch tolerates but pointer arithmetic would not.
+inline void prefetch_ahead(const uint8_t* p, int64_t offset) {
+  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + uintptr_t(offset)), _MM_HINT_T0);
+}
+
 // Columns per group (16 scale blocks) and steps per group.
 template <int kBlock>
 constexpr int64_t kFp4Group = 16 * kBlock;
@@ -342,7 +350,7 @@ inline void group_mxfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, con
     __m512i w0l[NT], w0h[NT], w1l[NT], w1h[NT];
     for (int b = 0; b < NT; ++b) {
       for (int r = 0; r < 2; ++r)
-        if (q + r < kSteps) _mm_prefetch(reinterpret_cast<const char*>(wg[b] + 64 * (q + r) + kFp4PrefetchBytes), _MM_HINT_T0);
+        if (q + r < kSteps) prefetch_ahead(wg[b], 64 * (q + r) + kFp4PrefetchBytes);
       if (q < kSteps) decode_fp4_u8_128(wg[b] + 64 * q, w0l[b], w0h[b]);
       if (q + 1 < kSteps) decode_fp4_u8_128(wg[b] + 64 * (q + 1), w1l[b], w1h[b]);
     }
@@ -389,7 +397,7 @@ inline void group_nvfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, con
     __m512 s0[NT], s1[NT];
     for (int b = 0; b < NT; ++b) {
       for (int r = 0; r < (two ? 2 : 1); ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(wg[b] + 64 * (q + r) + kFp4PrefetchBytes), _MM_HINT_T0);
+        prefetch_ahead(wg[b], 64 * (q + r) + kFp4PrefetchBytes);
       decode_fp4_u8_128(wg[b] + 64 * q, w0l[b], w0h[b]);
       s0[b] = _mm512_permutexvar_ps(nvfp4_scale_index(q), sv[b]);
       if (two) {
@@ -442,10 +450,7 @@ inline void tile_fp4_i8(const int8_t* xp, int64_t ldxp, int64_t kp, const float*
   const __m512 global = _mm512_set1_ps(w.global_scale);
   const uint8_t* wr[NT];
   const uint8_t* sr[NT];
-  for (int b = 0; b < NT; ++b) {
-    wr[b] = w.data + (j + b) * l.row_bytes;
-    sr[b] = static_cast<const uint8_t*>(w.scales) + ((j + b) / l.block_rows) * l.n_scale_cols;
-  }
+  fp4_rows<NT>(w, j, wr, sr);
   __m512 acc[MT][NT];
   for (int a = 0; a < MT; ++a)
     for (int b = 0; b < NT; ++b) acc[a][b] = _mm512_setzero_ps();
@@ -462,14 +467,7 @@ inline void tile_fp4_i8(const int8_t* xp, int64_t ldxp, int64_t kp, const float*
   if (kk < k) {  // the k tail: codes and scale codes zero-padded (x is zero-padded to the group)
     alignas(64) uint8_t wbuf[NT][kGroup / 2];
     alignas(16) uint8_t sbuf[NT][16];
-    for (int b = 0; b < NT; ++b) {
-      std::memset(wbuf[b], 0, sizeof(wbuf[b]));
-      std::memcpy(wbuf[b], wr[b] + kk / 2, size_t(l.row_bytes - kk / 2));
-      std::memset(sbuf[b], 0, sizeof(sbuf[b]));
-      std::memcpy(sbuf[b], sr[b] + kk / kBlock, size_t(l.n_scale_cols - kk / kBlock));
-      wg[b] = wbuf[b];
-      sg[b] = sbuf[b];
-    }
+    fp4_tail(l, NT, kk, kBlock, wr, sr, wbuf[0], sizeof(wbuf[0]), sbuf[0], sizeof(sbuf[0]), wg, sg);
     const int64_t ck = kp - kk / 2;
     switch ((k - kk + kFp4Step - 1) / kFp4Step) {
       case 1: group_fp4_i8<kBlock, MT, NT, 1>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
