@@ -80,8 +80,8 @@ struct QuantKernelTable {
 // addresses are constant-initialized.
 extern const QuantKernelTable kQuantKernelTableScalar;
 extern const QuantKernelTable kQuantKernelTableAvx2;
-// The AVX-512 VNNI table (cpu/quant_avx512.cpp): a 512-bit vpdpbusd W8A8 product, and the AVX2
-// kernels compiled again with 256-bit vpdpbusd for their int8 products (W4A8). The avx512
+// The AVX-512 VNNI table (cpu/quant_avx512.cpp): 512-bit W8A8 and W4A8 (vpdpbusd), W8A16 int8 and
+// FP8 kernels, and the AVX2 ones for the other entries. The avx512
 // KernelTable uses it when the CPU has AVX512_VNNI, the AVX2 table otherwise. Call only on such a CPU.
 const QuantKernelTable& quant_kernel_table_avx512_vnni();
 

@@ -4,11 +4,12 @@
 // The table (used by the avx512 KernelTable when the CPU has AVX512_VNNI, kernel_table_avx512()):
 // - W8A8 (int8 x int8): the 512-bit kernel below.
 // - W8A16 int8 and FP8 (E4M3 / E5M2) weights with F32 activations: the 512-bit tile below.
-// - Every other entry: the AVX2 kernels of quant_avx2.cpp, compiled again here with
-//   TIDAL_QUANT_VNNI, which turns their int8 products (W4A8: FP4 weights x int8 activations) into
-//   256-bit vpdpbusd (AVX512_VNNI + VL) instead of vpmaddubsw + vpmaddwd + vpaddd. Same integers,
-//   so the same results as the AVX2 table. Everything in that file is in an anonymous namespace,
-//   so the second copy is private to this translation unit.
+// - W4A8 (NVFP4 / MXFP4 weights x int8 activations): the 512-bit kernel below.
+// - Every other entry (activation quantization, FP4 with F32 activations): the AVX2 kernels of
+//   quant_avx2.cpp, compiled again here with TIDAL_QUANT_VNNI. That file also provides the shared
+//   helpers used below (f32_scale, ScratchI8, fp4_rows, fp4_tail). Everything in it is in an
+//   anonymous namespace, so the second copy is private to this translation unit. (Its VNNI
+//   variants of the int8 products, dot4_acc, are now all overridden by the 512-bit kernels.)
 #define TIDAL_QUANT_VNNI 1
 #include "quant_avx2.cpp"  // NOLINT(bugprone-suspicious-include)
 
