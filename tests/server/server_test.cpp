@@ -366,6 +366,7 @@ TEST_F(ServerTest, UpdateWeightsBumpsVersionAndChangesOutputs) {
   EXPECT_EQ(post("/v1/completions", req)["weight_version"], 42);
   // Pause (keep): a request waits; resume lets it finish.
   post("/admin/pause", {{"mode", "keep"}});
+  const int64_t paused_at = service_->stats().engine.generated_tokens;
   std::thread t([&] {
     http::HttpClient c("127.0.0.1", server_->port());
     c.set_api_key("sekret");
@@ -373,7 +374,7 @@ TEST_F(ServerTest, UpdateWeightsBumpsVersionAndChangesOutputs) {
     EXPECT_EQ(r->status, 200);
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_EQ(service_->stats().engine.generated_tokens, service_->stats().engine.generated_tokens);
+  EXPECT_EQ(service_->stats().engine.generated_tokens, paused_at);  // nothing ran while paused
   EXPECT_TRUE(service_->paused());
   post("/admin/resume", json::object());
   t.join();
