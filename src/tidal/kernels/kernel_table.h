@@ -80,8 +80,6 @@ const KernelTable& kernel_table_scalar();
 const KernelTable& kernel_table_avx2();
 const KernelTable& kernel_table_avx512();
 
-// The AVX2 FP8 E4M3 rows of axpy_rows, also used by the avx512 table.
-void axpy_rows_e4m3_avx2(const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n);
 // The AVX2 exp_sum and silu_mul, also used by the avx512 table.
 double exp_sum_avx2(const float* x, float shift, float* out, int64_t n);
 void silu_mul_avx2(const float* gate, const float* up, float* out, int64_t n);

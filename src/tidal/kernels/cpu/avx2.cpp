@@ -387,10 +387,6 @@ const KernelTable kTable = {"avx2", matmul<WF32>, matmul<WF16>, matmul<WBF16>, m
 
 }  // namespace
 
-void axpy_rows_e4m3_avx2(const float* a, const void* v, int64_t ldv, int64_t rows, float* y, int64_t n) {
-  axpy_rows_w<WE4M3>(a, static_cast<const uint8_t*>(v), ldv, rows, y, n);
-}
-
 double exp_sum_avx2(const float* x, float shift, float* out, int64_t n) { return exp_sum(x, shift, out, n); }
 void silu_mul_avx2(const float* gate, const float* up, float* out, int64_t n) { silu_mul(gate, up, out, n); }
 
