@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "tidal/kernels/kernel_table.h"
 
@@ -44,19 +45,45 @@ void rms_norm(const float* x, const float* weight, float eps, float* out, int64_
   }
 }
 
-void rope(float* x, int n_heads, int head_dim, int64_t pos, const float* inv_freq) {
+void rms_norm(ThreadPool& pool, const float* x, const float* weight, float eps, float* out, int64_t m, int64_t n) {
+  if (m < 8 || pool.n_threads() < 2) {
+    rms_norm(x, weight, eps, out, m, n);
+    return;
+  }
+  pool.run([&](int ith, int nth) {
+    int64_t begin, end;
+    ThreadPool::split(m, ith, nth, 1, &begin, &end);
+    if (end > begin) rms_norm(x + begin * n, weight, eps, out + begin * n, end - begin, n);
+  });
+}
+
+void rope_angles(int64_t pos, int head_dim, const float* inv_freq, float* cos_sin) {
   const int half = head_dim / 2;
   for (int i = 0; i < half; ++i) {
     // NOTE: the angle is formed in double: pos * inv_freq loses digits in float at long contexts.
     const double angle = double(pos) * double(inv_freq[i]);
-    const float c = float(std::cos(angle)), s = float(std::sin(angle));
-    for (int h = 0; h < n_heads; ++h) {
-      float* v = x + int64_t(h) * head_dim;
+    cos_sin[i] = float(std::cos(angle));
+    cos_sin[half + i] = float(std::sin(angle));
+  }
+}
+
+void rope_rotate(float* x, int n_heads, int head_dim, const float* cos_sin) {
+  const int half = head_dim / 2;
+  for (int h = 0; h < n_heads; ++h) {
+    float* v = x + int64_t(h) * head_dim;
+    for (int i = 0; i < half; ++i) {
+      const float c = cos_sin[i], s = cos_sin[half + i];
       const float a = v[i], b = v[i + half];
       v[i] = a * c - b * s;
       v[i + half] = b * c + a * s;
     }
   }
+}
+
+void rope(float* x, int n_heads, int head_dim, int64_t pos, const float* inv_freq) {
+  std::vector<float> cos_sin(static_cast<size_t>(head_dim));
+  rope_angles(pos, head_dim, inv_freq, cos_sin.data());
+  rope_rotate(x, n_heads, head_dim, cos_sin.data());
 }
 
 void silu_mul(const float* gate, const float* up, float* out, int64_t n) { kernels().silu_mul(gate, up, out, n); }

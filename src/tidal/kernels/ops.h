@@ -39,10 +39,18 @@ void matmul_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_l
 
 // out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i], for each of the m rows of length n.
 void rms_norm(const float* x, const float* weight, float eps, float* out, int64_t m, int64_t n);
+// The same, rows spread over the pool when there are enough of them (each row's arithmetic is
+// unchanged, so the result is the same bits).
+void rms_norm(ThreadPool& pool, const float* x, const float* weight, float eps, float* out, int64_t m, int64_t n);
 
 // Rotate-half RoPE (Hugging Face Llama/Qwen layout) on [n_heads, head_dim] rows at `pos`:
 // for i < head_dim/2: (x[i], x[i + d/2]) rotated by pos * inv_freq[i].
 void rope(float* x, int n_heads, int head_dim, int64_t pos, const float* inv_freq);
+// The rotation split in two, for callers that rotate many rows at one position (every layer of a
+// forward pass): rope_angles fills cos_sin[0, d/2) with cos and [d/2, d) with sin of pos * inv_freq,
+// rope_rotate applies them. rope(x, ..., pos, inv_freq) is exactly these two in turn.
+void rope_angles(int64_t pos, int head_dim, const float* inv_freq, float* cos_sin);
+void rope_rotate(float* x, int n_heads, int head_dim, const float* cos_sin);
 
 // out[i] = silu(gate[i]) * up[i]
 // (the kernel table's silu_mul: vectorized exp; element-wise, so the threaded form gives the same bits)

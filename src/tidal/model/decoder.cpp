@@ -80,6 +80,8 @@ void add_bias(float* y, const std::vector<float>& b, int64_t rows) {
 // codes unscaled; each score is multiplied by its K row's scale after the product, and each
 // probability by its V row's scale before P x V - both per element, so invariance holds as well.
 constexpr int64_t kQueryTile = 16;
+// Token-wise work (RoPE and the KV cache writes) is spread over the pool from this many tokens.
+constexpr int64_t kParallelTokens = 8;
 
 void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std::vector<TokenMeta>& meta,
                const float* q, float* out, std::vector<float>& scores) {
@@ -222,9 +224,12 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
   float* up = grow(up_, T * F);
 
   embed_rows(weights_.embed, ids, x);
+  // RoPE angles once per token for every layer: [T, head_dim] (cos, then sin).
+  float* cos_sin = grow(rope_cs_, T * hd);
+  for (int64_t t = 0; t < T; ++t) ops::rope_angles(meta[size_t(t)].pos, int(hd), inv_freq_.data(), cos_sin + t * hd);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = weights_.layers[size_t(l)];
-    ops::rms_norm(x, L.attn_norm.data(), eps, h, T, H);
+    ops::rms_norm(pool_, x, L.attn_norm.data(), eps, h, T, H);
     ops::linear_many(pool_, h, T, {{&L.wq, q}, {&L.wk, k}, {&L.wv, v}}, activations_);
     if (c.qkv_bias) {
       add_bias(q, L.bq, T);
@@ -232,23 +237,35 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
       add_bias(v, L.bv, T);
     }
     if (c.qk_norm) {
-      ops::rms_norm(q, L.q_norm.data(), eps, q, T * c.n_heads, hd);
-      ops::rms_norm(k, L.k_norm.data(), eps, k, T * c.n_kv_heads, hd);
+      ops::rms_norm(pool_, q, L.q_norm.data(), eps, q, T * c.n_heads, hd);
+      ops::rms_norm(pool_, k, L.k_norm.data(), eps, k, T * c.n_kv_heads, hd);
     }
-    for (int64_t t = 0; t < T; ++t) {
-      const TokenMeta& m = meta[size_t(t)];
-      ops::rope(q + t * q_dim, int(c.n_heads), int(hd), m.pos, inv_freq_.data());
-      ops::rope(k + t * kv_dim, int(c.n_kv_heads), int(hd), m.pos, inv_freq_.data());
-      const KvSlots& kv = m.chunk->kv;
-      const int64_t bs = kv.storage->block_size();
-      kv.storage->write_token(l, kv.block_table[size_t(m.pos / bs)], m.pos % bs, k + t * kv_dim, v + t * kv_dim);
+    // RoPE, then K and V into each token's cache slot (distinct slots: tokens are independent).
+    const auto rope_and_store = [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const TokenMeta& m = meta[size_t(t)];
+        ops::rope_rotate(q + t * q_dim, int(c.n_heads), int(hd), cos_sin + t * hd);
+        ops::rope_rotate(k + t * kv_dim, int(c.n_kv_heads), int(hd), cos_sin + t * hd);
+        const KvSlots& kv = m.chunk->kv;
+        const int64_t bs = kv.storage->block_size();
+        kv.storage->write_token(l, kv.block_table[size_t(m.pos / bs)], m.pos % bs, k + t * kv_dim, v + t * kv_dim);
+      }
+    };
+    if (T >= kParallelTokens && pool_.n_threads() > 1) {
+      pool_.run([&](int ith, int nth) {
+        int64_t b, e;
+        ThreadPool::split(T, ith, nth, 1, &b, &e);
+        rope_and_store(b, e);
+      });
+    } else {
+      rope_and_store(0, T);
     }
     attention(pool_, c, l, meta, q, attn, scores_);
     ops::linear(pool_, attn, T, L.wo, proj, activations_);
     if (c.o_bias) add_bias(proj, L.bo, T);
     ops::add(x, proj, T * H);
 
-    ops::rms_norm(x, L.ffn_norm.data(), eps, h, T, H);
+    ops::rms_norm(pool_, x, L.ffn_norm.data(), eps, h, T, H);
     ops::linear_many(pool_, h, T, {{&L.w_gate, gate}, {&L.w_up, up}}, activations_);
     if (c.mlp_bias) {
       add_bias(gate, L.b_gate, T);
@@ -264,7 +281,7 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
   for (int64_t r = 0; r < R; ++r) {
     std::memcpy(sel + r * H, x + out_rows[size_t(r)] * H, size_t(H) * sizeof(float));
   }
-  ops::rms_norm(sel, weights_.out_norm.data(), eps, sel, R, H);
+  ops::rms_norm(pool_, sel, weights_.out_norm.data(), eps, sel, R, H);
   logits->resize(size_t(R * V));
   ops::linear(pool_, sel, R, weights_.lm_head, logits->data(), activations_);
   return Status::ok();

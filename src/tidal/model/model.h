@@ -106,7 +106,7 @@ class Model {
   std::vector<float> inv_freq_;  // RoPE, [head_dim / 2]
   ThreadPool pool_;
   // Activations, grown on demand and reused across calls (no allocation per decode step).
-  std::vector<float> x_, h_, q_, k_, v_, attn_, proj_, gate_, up_, scores_, sel_;
+  std::vector<float> x_, h_, q_, k_, v_, attn_, proj_, gate_, up_, scores_, sel_, rope_cs_;
 };
 
 }  // namespace tidal
