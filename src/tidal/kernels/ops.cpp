@@ -45,15 +45,33 @@ void rms_norm(const float* x, const float* weight, float eps, float* out, int64_
   }
 }
 
-void rms_norm(ThreadPool& pool, const float* x, const float* weight, float eps, float* out, int64_t m, int64_t n) {
+namespace {
+
+// fn(begin, end) over m rows, spread over the pool when there are enough rows to pay for it.
+template <class Fn>
+void over_rows(ThreadPool& pool, int64_t m, Fn fn) {
   if (m < 8 || pool.n_threads() < 2) {
-    rms_norm(x, weight, eps, out, m, n);
+    fn(int64_t(0), m);
     return;
   }
   pool.run([&](int ith, int nth) {
     int64_t begin, end;
     ThreadPool::split(m, ith, nth, 1, &begin, &end);
-    if (end > begin) rms_norm(x + begin * n, weight, eps, out + begin * n, end - begin, n);
+    if (end > begin) fn(begin, end);
+  });
+}
+
+}  // namespace
+
+void rms_norm(ThreadPool& pool, const float* x, const float* weight, float eps, float* out, int64_t m, int64_t n) {
+  over_rows(pool, m, [&](int64_t b, int64_t e) { rms_norm(x + b * n, weight, eps, out + b * n, e - b, n); });
+}
+
+void add_rms_norm(ThreadPool& pool, float* x, const float* r, const float* weight, float eps, float* out, int64_t m,
+                  int64_t n) {
+  over_rows(pool, m, [&](int64_t b, int64_t e) {
+    add(x + b * n, r + b * n, (e - b) * n);
+    rms_norm(x + b * n, weight, eps, out + b * n, e - b, n);
   });
 }
 

@@ -42,6 +42,10 @@ void rms_norm(const float* x, const float* weight, float eps, float* out, int64_
 // The same, rows spread over the pool when there are enough of them (each row's arithmetic is
 // unchanged, so the result is the same bits).
 void rms_norm(ThreadPool& pool, const float* x, const float* weight, float eps, float* out, int64_t m, int64_t n);
+// The residual step before a norm: x += r, then out = rms_norm(x), row by row (the same bits as
+// add then rms_norm), rows spread over the pool as above.
+void add_rms_norm(ThreadPool& pool, float* x, const float* r, const float* weight, float eps, float* out, int64_t m,
+                  int64_t n);
 
 // Rotate-half RoPE (Hugging Face Llama/Qwen layout) on [n_heads, head_dim] rows at `pos`:
 // for i < head_dim/2: (x[i], x[i + d/2]) rotated by pos * inv_freq[i].

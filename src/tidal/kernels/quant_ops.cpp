@@ -33,6 +33,21 @@ void generic_matmul(const KernelTable& kt, const float* x, int64_t m, const Quan
   }
 }
 
+// Per-token int8 quantization of x's m rows (row-independent, so spreading rows over the pool for
+// batches gives the same bits).
+void quantize_activations(ThreadPool& pool, const QuantKernelTable& qt, const float* x, int64_t m, int64_t k,
+                          int8_t* xq, float* xs) {
+  if (m < 8 || pool.n_threads() < 2) {
+    qt.quantize_rows_i8(x, k, m, k, xq, k, xs);
+    return;
+  }
+  pool.run([&](int ith, int nth) {
+    int64_t b, e;
+    ThreadPool::split(m, ith, nth, 1, &b, &e);
+    if (e > b) qt.quantize_rows_i8(x + b * k, k, e - b, k, xq + b * k, k, xs + b);
+  });
+}
+
 template <class Fn>
 void split_columns(ThreadPool& pool, int64_t m, int64_t n, int64_t k, Fn fn) {
   if (pool.n_threads() == 1 || m * n * k < (1 << 16)) {
@@ -63,7 +78,7 @@ void quant_matmul(ThreadPool& pool, const float* x, int64_t m, const QuantizedTe
     thread_local std::vector<float> xs;
     xq.resize(size_t(m * k));
     xs.resize(size_t(m));
-    qt.quantize_rows_i8(x, k, m, k, xq.data(), k, xs.data());
+    quantize_activations(pool, qt, x, m, k, xq.data(), xs.data());
     const int8_t* xqp = xq.data();
     const float* xsp = xs.data();
     split_columns(pool, m, n, k,
@@ -130,7 +145,7 @@ void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_l
   if (any_i8) {
     xq.resize(size_t(m * k));
     xs.resize(size_t(m));
-    qt.quantize_rows_i8(x, k, m, k, xq.data(), k, xs.data());
+    quantize_activations(pool, qt, x, m, k, xq.data(), xs.data());
   }
   const int8_t* xqp = xq.data();
   const float* xsp = xs.data();

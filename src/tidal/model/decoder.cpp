@@ -229,7 +229,11 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
   for (int64_t t = 0; t < T; ++t) ops::rope_angles(meta[size_t(t)].pos, int(hd), inv_freq_.data(), cos_sin + t * hd);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = weights_.layers[size_t(l)];
-    ops::rms_norm(pool_, x, L.attn_norm.data(), eps, h, T, H);
+    if (l == 0) {
+      ops::rms_norm(pool_, x, L.attn_norm.data(), eps, h, T, H);
+    } else {
+      ops::add_rms_norm(pool_, x, proj, L.attn_norm.data(), eps, h, T, H);  // the last layer's MLP residual
+    }
     ops::linear_many(pool_, h, T, {{&L.wq, q}, {&L.wk, k}, {&L.wv, v}}, activations_);
     if (c.qkv_bias) {
       add_bias(q, L.bq, T);
@@ -263,9 +267,7 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
     attention(pool_, c, l, meta, q, attn, scores_);
     ops::linear(pool_, attn, T, L.wo, proj, activations_);
     if (c.o_bias) add_bias(proj, L.bo, T);
-    ops::add(x, proj, T * H);
-
-    ops::rms_norm(pool_, x, L.ffn_norm.data(), eps, h, T, H);
+    ops::add_rms_norm(pool_, x, proj, L.ffn_norm.data(), eps, h, T, H);  // attention residual
     ops::linear_many(pool_, h, T, {{&L.w_gate, gate}, {&L.w_up, up}}, activations_);
     if (c.mlp_bias) {
       add_bias(gate, L.b_gate, T);
@@ -274,8 +276,9 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
     ops::silu_mul(pool_, gate, up, gate, T * F);
     ops::linear(pool_, gate, T, L.w_down, proj, activations_);
     if (c.mlp_bias) add_bias(proj, L.b_down, T);
-    ops::add(x, proj, T * H);
+    // The MLP residual (x += proj) is added by the next layer's add_rms_norm, or here after the last.
   }
+  if (c.n_layers > 0) ops::add(x, proj, T * H);
   const int64_t R = int64_t(out_rows.size());
   float* sel = grow(sel_, R * H);
   for (int64_t r = 0; r < R; ++r) {
