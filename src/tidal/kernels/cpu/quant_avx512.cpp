@@ -72,14 +72,44 @@ inline void tile_i8(const int8_t* xq, int64_t ldq, const float* xs, const uint32
       for (int b = 0; b < NT; ++b) acc[h][a][b] = _mm512_dpbusd_epi32(acc[h][a][b], wv[b], xv[a]);
   };
   int64_t kk = 0;
-  for (; kk + kChains * kStep <= k; kk += kChains * kStep) {
-    for (int b = 0; b < NT; ++b)
-      for (int h = 0; h < kChains; ++h) _mm_prefetch(reinterpret_cast<const char*>(wr[b] + kk + h * kStep + kPrefetchBytes), _MM_HINT_T0);
-    for (int h = 0; h < kChains; ++h) {
-      __m512i wv[NT], xv[MT];
-      for (int b = 0; b < NT; ++b) wv[b] = _mm512_xor_si512(_mm512_loadu_si512(wr[b] + kk + h * kStep), flip);
-      for (int a = 0; a < MT; ++a) xv[a] = _mm512_loadu_si512(xq + a * ldq + kk + h * kStep);
-      step(h, wv, xv);
+  if constexpr (MT == 4 && NT == 4) {
+    // NOTE: named accumulators: with the array (and the step lambda), GCC 12 copied every
+    // accumulator between registers each step and spilled two; written out, they stay put.
+#define TIDAL_W8A8_ROW(a)                                                \
+  {                                                                      \
+    const __m512i xv = _mm512_loadu_si512(xq + (a) * ldq + kk);          \
+    c##a##0 = _mm512_dpbusd_epi32(c##a##0, w0, xv);                      \
+    c##a##1 = _mm512_dpbusd_epi32(c##a##1, w1, xv);                      \
+    c##a##2 = _mm512_dpbusd_epi32(c##a##2, w2, xv);                      \
+    c##a##3 = _mm512_dpbusd_epi32(c##a##3, w3, xv);                      \
+  }
+    __m512i c00 = acc[0][0][0], c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    __m512i c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+    for (; kk + kStep <= k; kk += kStep) {
+      for (int b = 0; b < NT; ++b) _mm_prefetch(reinterpret_cast<const char*>(wr[b] + kk + kPrefetchBytes), _MM_HINT_T0);
+      const __m512i w0 = _mm512_xor_si512(_mm512_loadu_si512(wr[0] + kk), flip);
+      const __m512i w1 = _mm512_xor_si512(_mm512_loadu_si512(wr[1] + kk), flip);
+      const __m512i w2 = _mm512_xor_si512(_mm512_loadu_si512(wr[2] + kk), flip);
+      const __m512i w3 = _mm512_xor_si512(_mm512_loadu_si512(wr[3] + kk), flip);
+      TIDAL_W8A8_ROW(0)
+      TIDAL_W8A8_ROW(1)
+      TIDAL_W8A8_ROW(2)
+      TIDAL_W8A8_ROW(3)
+    }
+#undef TIDAL_W8A8_ROW
+    const __m512i named[4][4] = {{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23}, {c30, c31, c32, c33}};
+    for (int a = 0; a < 4; ++a)
+      for (int b = 0; b < 4; ++b) acc[0][a][b] = named[a][b];
+  } else {
+    for (; kk + kChains * kStep <= k; kk += kChains * kStep) {
+      for (int b = 0; b < NT; ++b)
+        for (int h = 0; h < kChains; ++h) _mm_prefetch(reinterpret_cast<const char*>(wr[b] + kk + h * kStep + kPrefetchBytes), _MM_HINT_T0);
+      for (int h = 0; h < kChains; ++h) {
+        __m512i wv[NT], xv[MT];
+        for (int b = 0; b < NT; ++b) wv[b] = _mm512_xor_si512(_mm512_loadu_si512(wr[b] + kk + h * kStep), flip);
+        for (int a = 0; a < MT; ++a) xv[a] = _mm512_loadu_si512(xq + a * ldq + kk + h * kStep);
+        step(h, wv, xv);
+      }
     }
   }
   for (; kk < k; kk += kStep) {  // the rest: whole steps, then one zero-padded (x = 0 there)
