@@ -67,6 +67,21 @@ template <> constexpr int64_t kWBytes<WE4M3> = 1;
 
 // MT x NT tile: MT rows of x against NT rows of w. Every (i, j) pair has its own accumulator and
 // sees exactly the same instruction sequence whatever MT/NT are: batch-invariant by construction.
+// {reduce_add(a), reduce_add(b), reduce_add(c), reduce_add(d)} with the same additions in the same
+// order as _mm512_reduce_add_ps (GCC: 256-bit halves, then 128-bit halves, then elements i and i + 2,
+// then 0 and 1), four vectors at a time: ~14 instructions instead of ~32. The same bits, so tiles
+// that use it and tiles that do not stay interchangeable (batch invariance).
+inline __m128 reduce_add4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0xee), _mm512_shuffle_f32x4(a, b, 0x44));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0xee), _mm512_shuffle_f32x4(c, d, 0x44));
+  // 128-bit lane p: the four partial sums of vector p (a, b, c, d), upper half + lower half.
+  const __m512 t = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0xdd), _mm512_shuffle_f32x4(ab, cd, 0x88));
+  const __m512 u = _mm512_add_ps(t, _mm512_permute_ps(t, 0x4e));  // elements i + (i + 2)
+  const __m512 v = _mm512_add_ps(u, _mm512_permute_ps(u, 0xb1));  // then 0 + 1
+  return _mm512_castps512_ps128(
+      _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), v));
+}
+
 template <class W, int MT, int NT>
 inline void tile(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw_bytes, float* y,
                  int64_t ldy, int64_t k) {
@@ -95,8 +110,12 @@ inline void tile(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw_byte
       for (int b = 0; b < NT; ++b) acc[a][b] = _mm512_fmadd_ps(xv, wv[b], acc[a][b]);
     }
   }
-  for (int a = 0; a < MT; ++a)
-    for (int b = 0; b < NT; ++b) y[a * ldy + b] = _mm512_reduce_add_ps(acc[a][b]);
+  if constexpr (NT == 4) {
+    for (int a = 0; a < MT; ++a) _mm_storeu_ps(y + a * ldy, reduce_add4(acc[a][0], acc[a][1], acc[a][2], acc[a][3]));
+  } else {
+    for (int a = 0; a < MT; ++a)
+      for (int b = 0; b < NT; ++b) y[a * ldy + b] = _mm512_reduce_add_ps(acc[a][b]);
+  }
 }
 
 template <class W, int NT>
