@@ -265,6 +265,36 @@ TEST_P(W8A8Kernels, Fp4WeightsInt8ActivationsMatchDequantizedProduct) {
   }
 }
 
+// AVX-VNNI: the AVX2 kernels with one vpdpbusd for each int8 dot product. The integers are exact
+// either way and the float steps are the same, so W8A8 and W4A8 give the AVX2 table's bits.
+TEST(QuantKernelDispatch, AvxVnniTableGivesTheAvx2TablesBits) {
+  if (!cpu_features().avx_vnni || cpu_features().best < CpuIsa::kAvx2) GTEST_SKIP() << "no AVX-VNNI";
+  const QuantKernelTable& vnni = quant_kernel_table_avx2_vnni();
+  const QuantKernelTable& plain = kQuantKernelTableAvx2;
+  EXPECT_EQ(kernels_for(CpuIsa::kAvx2).quant, &vnni);  // the avx2 level uses it on this CPU
+  for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 9, 31}, {4, 9, 33}, {7, 13, 257}, {3, 8, 2048}, {9, 6, 1300}}) {
+    const auto x = normal(m * k, uint32_t(k + 7));
+    const auto w = normal(n * k, uint32_t(k + 8), 0.1f);
+    std::vector<int8_t> xq(size_t(m * k)), xq2(xq);
+    std::vector<float> xs(static_cast<size_t>(m)), xs2(xs);
+    plain.quantize_rows_i8(x.data(), k, m, k, xq.data(), k, xs.data());
+    vnni.quantize_rows_i8(x.data(), k, m, k, xq2.data(), k, xs2.data());
+    ASSERT_EQ(xq, xq2);
+    ASSERT_EQ(xs, xs2);
+    for (QuantFormat f : {QuantFormat::kInt8, QuantFormat::kNvFp4, QuantFormat::kMxFp4}) {
+      auto q = quantize(w.data(), n, k, {f});
+      ASSERT_TRUE(q);
+      std::vector<float> y(size_t(m * n)), y2(y);
+      plain.matmul_i8_for(f)(xq.data(), k, xs.data(), q->view(), y.data(), n, m, 0, n);
+      vnni.matmul_i8_for(f)(xq.data(), k, xs.data(), q->view(), y2.data(), n, m, 0, n);
+      for (size_t i = 0; i < y.size(); ++i) {
+        ASSERT_EQ(f32_bits(y2[i]), f32_bits(y[i])) << quant_format_info(f).name << " m=" << m << " k=" << k << " at " << i;
+      }
+    }
+  }
+}
+
 // ops::quant_matmul: threads split columns without changing a bit; zero points and formats
 // without a kernel entry take the generic path, which matches the reference too.
 TEST(QuantOps, ThreadedEqualsSingleCallAndGenericPathWorks) {

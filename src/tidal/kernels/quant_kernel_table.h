@@ -84,5 +84,8 @@ extern const QuantKernelTable kQuantKernelTableAvx2;
 // FP8 kernels, and the AVX2 ones for the other entries. The avx512
 // KernelTable uses it when the CPU has AVX512_VNNI, the AVX2 table otherwise. Call only on such a CPU.
 const QuantKernelTable& quant_kernel_table_avx512_vnni();
+// The AVX2 table with VEX vpdpbusd for its int8 products (cpu/quant_avx2_vnni.cpp), same results
+// bit for bit. The avx2 KernelTable uses it when the CPU has AVX-VNNI. Call only on such a CPU.
+const QuantKernelTable& quant_kernel_table_avx2_vnni();
 
 }  // namespace tidal

@@ -390,6 +390,13 @@ const KernelTable kTable = {"avx2", matmul<WF32>, matmul<WF16>, matmul<WBF16>, m
 double exp_sum_avx2(const float* x, float shift, float* out, int64_t n) { return exp_sum(x, shift, out, n); }
 void silu_mul_avx2(const float* gate, const float* up, float* out, int64_t n) { silu_mul(gate, up, out, n); }
 
-const KernelTable& kernel_table_avx2() { return kTable; }
+const KernelTable& kernel_table_avx2() {
+  static const KernelTable table = [] {
+    KernelTable t = kTable;
+    if (cpu_features().avx_vnni) t.quant = &quant_kernel_table_avx2_vnni();
+    return t;
+  }();
+  return table;
+}
 
 }  // namespace tidal

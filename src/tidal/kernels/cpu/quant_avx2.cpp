@@ -418,11 +418,11 @@ void quantize_rows_i8(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t*
 
 // acc + 8 int32 lanes, each the exact sum of 4 products of unsigned bytes (ax) and signed bytes
 // (sw); every pair sum here fits in int16 (below), so vpmaddubsw never saturates and both ways give
-// the same integers. With TIDAL_QUANT_VNNI (this file compiled again by quant_avx512.cpp for CPUs
-// with AVX512_VNNI + VL) one vpdpbusd; otherwise vpmaddubsw + vpmaddwd + vpaddd.
+// the same integers. With TIDAL_QUANT_AVXVNNI (this file compiled again as quant_avx2_vnni.cpp, for
+// CPUs with AVX-VNNI) one VEX vpdpbusd; otherwise vpmaddubsw + vpmaddwd + vpaddd.
 inline __m256i dot4_acc(__m256i acc, __m256i ax, __m256i sw) {
-#ifdef TIDAL_QUANT_VNNI
-  return _mm256_dpbusd_epi32(acc, ax, sw);
+#ifdef TIDAL_QUANT_AVXVNNI
+  return _mm256_dpbusd_avx_epi32(acc, ax, sw);
 #else
   return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), _mm256_set1_epi16(1)));
 #endif
@@ -450,6 +450,32 @@ inline void tile_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantV
     }
   };
   int64_t kk = 0;
+  if constexpr (MT == 2 && NT == 4) {
+    // NOTE: named accumulators (8, with 4 weight vectors and 3 temporaries: within 16 registers).
+    // With the array and the step lambda GCC 12 kept copying the accumulators between registers
+    // and the stack every step.
+    __m256i c00 = acc[0][0], c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    for (; kk + 32 <= k; kk += 32) {
+      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[0] + kk));
+      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[1] + kk));
+      const __m256i w2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[2] + kk));
+      const __m256i w3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[3] + kk));
+      __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + kk));
+      __m256i ax = _mm256_sign_epi8(xv, xv);
+      c00 = dot4_acc(c00, ax, _mm256_sign_epi8(w0, xv));
+      c01 = dot4_acc(c01, ax, _mm256_sign_epi8(w1, xv));
+      c02 = dot4_acc(c02, ax, _mm256_sign_epi8(w2, xv));
+      c03 = dot4_acc(c03, ax, _mm256_sign_epi8(w3, xv));
+      xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + ldq + kk));
+      ax = _mm256_sign_epi8(xv, xv);
+      c10 = dot4_acc(c10, ax, _mm256_sign_epi8(w0, xv));
+      c11 = dot4_acc(c11, ax, _mm256_sign_epi8(w1, xv));
+      c12 = dot4_acc(c12, ax, _mm256_sign_epi8(w2, xv));
+      c13 = dot4_acc(c13, ax, _mm256_sign_epi8(w3, xv));
+    }
+    acc[0][0] = c00, acc[0][1] = c01, acc[0][2] = c02, acc[0][3] = c03;
+    acc[1][0] = c10, acc[1][1] = c11, acc[1][2] = c12, acc[1][3] = c13;
+  }
   for (; kk + 32 <= k; kk += 32) {
     __m256i wv[NT], xv[MT];
     for (int b = 0; b < NT; ++b) wv[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[b] + kk));
@@ -486,7 +512,7 @@ template <int NT>
 inline void rows_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantView& w, int64_t j, float* y,
                     int64_t ldy, int64_t m) {
   int64_t i = 0;
-  for (; i + 3 <= m; i += 3) tile_i8<3, NT>(xq + i * ldq, ldq, xs + i, w, j, y + i * ldy, ldy);
+  for (; i + 2 <= m; i += 2) tile_i8<2, NT>(xq + i * ldq, ldq, xs + i, w, j, y + i * ldy, ldy);
   for (; i < m; ++i) tile_i8<1, NT>(xq + i * ldq, ldq, xs + i, w, j, y + i * ldy, ldy);
 }
 
@@ -677,16 +703,23 @@ void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantVi
 
 }  // namespace
 
-#ifndef TIDAL_QUANT_VNNI
-extern const QuantKernelTable kQuantKernelTableAvx2 = {"avx2",           matmul<Int8>,      matmul<E4M3>,
-                                                       matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
-                                                       quantize_rows_i8, matmul_i8_i8,
-                                                       matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>};
-#else
+// One table per compilation of this file: plain AVX2 (here), AVX2 + AVX-VNNI (quant_avx2_vnni.cpp),
+// and the base of the AVX-512 VNNI table (quant_avx512.cpp, which overrides its int8 products).
+#if defined(TIDAL_QUANT_AVXVNNI)
+extern const QuantKernelTable kQuantKernelTableAvxVnni = {"avx2_vnni",      matmul<Int8>,      matmul<E4M3>,
+                                                          matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
+                                                          quantize_rows_i8, matmul_i8_i8,
+                                                          matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>};
+#elif defined(TIDAL_QUANT_VNNI)
 extern const QuantKernelTable kQuantKernelTableAvx2Vnni = {"avx512_vnni",    matmul<Int8>,      matmul<E4M3>,
                                                            matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
                                                            quantize_rows_i8, matmul_i8_i8,
                                                            matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>};
+#else
+extern const QuantKernelTable kQuantKernelTableAvx2 = {"avx2",           matmul<Int8>,      matmul<E4M3>,
+                                                       matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
+                                                       quantize_rows_i8, matmul_i8_i8,
+                                                       matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>};
 #endif
 
 }  // namespace tidal

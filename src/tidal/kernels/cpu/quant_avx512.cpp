@@ -6,10 +6,10 @@
 // - W8A16 int8 and FP8 (E4M3 / E5M2) weights with F32 activations: the 512-bit tile below.
 // - W4A8 (NVFP4 / MXFP4 weights x int8 activations): the 512-bit kernel below.
 // - Every other entry (activation quantization, FP4 with F32 activations): the AVX2 kernels of
-//   quant_avx2.cpp, compiled again here with TIDAL_QUANT_VNNI. That file also provides the shared
-//   helpers used below (f32_scale, ScratchI8, fp4_rows, fp4_tail). Everything in it is in an
-//   anonymous namespace, so the second copy is private to this translation unit. (Its VNNI
-//   variants of the int8 products, dot4_acc, are now all overridden by the 512-bit kernels.)
+//   quant_avx2.cpp, compiled again here (TIDAL_QUANT_VNNI only names its table). That file also
+//   provides the shared helpers used below (f32_scale, ScratchI8, fp4_rows, fp4_tail). Everything
+//   in it is in an anonymous namespace, so this copy is private to this translation unit. Its int8
+//   products (W8A8, W4A8) are all overridden by the 512-bit kernels.
 #define TIDAL_QUANT_VNNI 1
 #include "quant_avx2.cpp"  // NOLINT(bugprone-suspicious-include)
 
