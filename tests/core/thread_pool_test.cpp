@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <thread>
 #include <vector>
 
 namespace tidal {
@@ -52,6 +54,35 @@ TEST(ThreadPoolTest, SplitCoversRangeAligned) {
         prev_end = e;
       }
       EXPECT_EQ(prev_end, n);
+    }
+  }
+}
+
+TEST(ThreadPoolTest, RunSplitGivesEachThreadOneAlignedRangeOrRunsSmallWorkInline) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 7, 8, 9, 64, 100, 5632}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      std::atomic<int> calls{0};
+      const auto caller = std::this_thread::get_id();
+      std::atomic<bool> only_caller{true};
+      pool.run_split(n, 4, 8, [&](int64_t b, int64_t e) {
+        calls.fetch_add(1);
+        if (std::this_thread::get_id() != caller) only_caller = false;
+        EXPECT_LT(b, e);
+        EXPECT_EQ(b % 4, 0);
+        for (int64_t i = b; i < e; ++i) hits[size_t(i)].fetch_add(1);
+      });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[size_t(i)].load(), 1) << "n=" << n << " i=" << i;
+      if (n == 0) {
+        EXPECT_EQ(calls.load(), 0);
+      } else if (n < 8 || threads == 1) {  // below min_n: one call, on the caller
+        EXPECT_EQ(calls.load(), 1) << n;
+        EXPECT_TRUE(only_caller.load()) << n;
+      } else {
+        EXPECT_LE(calls.load(), threads) << n;  // at most one range per thread
+        EXPECT_GE(calls.load(), std::min<int64_t>(threads, (n + 3) / 4)) << n;
+      }
     }
   }
 }

@@ -76,20 +76,22 @@ TEST_F(Isolation, SandboxesCannotSeeEachOther) {
   std::string a = create(), b = create();
   // A long-running command in A, and a file.
   ASSERT_EQ(sh(a, "echo mine > /workspace/a.txt")["exit_code"], 0);
-  int before = count_host_processes("sleep 3.14159");
+  int before = count_host_processes("sleep 6.28318");
   std::thread long_exec([&] {
     http::HttpClient c("127.0.0.1", server_->port());
-    (void)c.request("POST", "/v1/sandboxes/" + a + "/exec", R"({"shell":"sleep 3.14159","timeout_s":5})");
+    (void)c.request("POST", "/v1/sandboxes/" + a + "/exec", R"({"shell":"sleep 6.28318","timeout_s":10})");
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  int running = count_host_processes("sleep 3.14159");
+  // Counted once the sleep itself runs (the shell that starts it matches too, and may be alone at
+  // first on a loaded machine).
+  ASSERT_TRUE(wait_for_host_process("sleep 6.28318", 10));
+  int running = count_host_processes("sleep 6.28318");
   EXPECT_GT(running, before);
   json r = sh(b, "ls /workspace; ps -eo args; cat /proc/*/cmdline 2>/dev/null | tr '\\0' ' '; kill -9 -1; echo end");
   std::string out = r["stdout"];
   EXPECT_EQ(out.find("a.txt"), std::string::npos);
-  EXPECT_EQ(out.find("3.14159"), std::string::npos) << out;
+  EXPECT_EQ(out.find("6.28318"), std::string::npos) << out;
   // kill -1 inside B reached nothing of A: A's command is still there.
-  EXPECT_EQ(count_host_processes("sleep 3.14159"), running);
+  EXPECT_EQ(count_host_processes("sleep 6.28318"), running);
   long_exec.join();
 }
 

@@ -12,6 +12,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -118,8 +119,9 @@ inline int count_my_fds() {
 }
 
 // Host processes whose command line contains `marker` (scans /proc).
-inline int count_host_processes(const std::string& marker) {
-  int n = 0;
+// The command line of every host process, NULs as spaces.
+inline std::vector<std::string> host_cmdlines() {
+  std::vector<std::string> out;
   DIR* d = opendir("/proc");
   while (dirent* e = readdir(d)) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
@@ -128,10 +130,29 @@ inline int count_host_processes(const std::string& marker) {
     ss << f.rdbuf();
     std::string cmd = ss.str();
     for (char& c : cmd) c = c ? c : ' ';
-    if (cmd.find(marker) != std::string::npos) ++n;
+    out.push_back(std::move(cmd));
   }
   closedir(d);
+  return out;
+}
+
+inline int count_host_processes(const std::string& marker) {
+  int n = 0;
+  for (const std::string& cmd : host_cmdlines()) n += cmd.find(marker) != std::string::npos;
   return n;
+}
+
+// Waits (up to timeout_s) until a host process whose command line starts with `prefix` runs: the
+// command itself, not only a shell or wrapper that will start it.
+inline bool wait_for_host_process(const std::string& prefix, double timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  for (;;) {
+    for (const std::string& cmd : host_cmdlines()) {
+      if (cmd.rfind(prefix, 0) == 0) return true;
+    }
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 // Zombie children of this test process.

@@ -97,6 +97,19 @@ void ThreadPool::run_ranges(int64_t n, int64_t align, int chunks_per_thread,
   });
 }
 
+void ThreadPool::run_split(int64_t n, int64_t align, int64_t min_n, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (n < min_n || n_threads_ == 1) {
+    fn(0, n);
+    return;
+  }
+  run([&](int ith, int nth) {
+    int64_t begin, end;
+    split(n, ith, nth, align, &begin, &end);
+    if (end > begin) fn(begin, end);
+  });
+}
+
 void ThreadPool::split(int64_t n, int ith, int nth, int64_t align, int64_t* begin, int64_t* end) {
   int64_t blocks = (n + align - 1) / align;
   int64_t per = blocks / nth, extra = blocks % nth;

@@ -34,6 +34,11 @@ class ThreadPool {
   // covered exactly once; which thread runs which range is not fixed, so fn must not depend on it.
   void run_ranges(int64_t n, int64_t align, int chunks_per_thread, const std::function<void(int64_t, int64_t)>& fn);
 
+  // fn(begin, end) over [0, n) in one contiguous, `align`-aligned range per thread (split()); on
+  // the caller alone when n < min_n or the pool has one thread: small work is not worth waking the
+  // workers for. For row-wise work whose cost is even across rows.
+  void run_split(int64_t n, int64_t align, int64_t min_n, const std::function<void(int64_t, int64_t)>& fn);
+
  private:
   void worker(int ith);
 

@@ -45,31 +45,14 @@ void rms_norm(const float* x, const float* weight, float eps, float* out, int64_
   }
 }
 
-namespace {
-
-// fn(begin, end) over m rows, spread over the pool when there are enough rows to pay for it.
-template <class Fn>
-void over_rows(ThreadPool& pool, int64_t m, Fn fn) {
-  if (m < 8 || pool.n_threads() < 2) {
-    fn(int64_t(0), m);
-    return;
-  }
-  pool.run([&](int ith, int nth) {
-    int64_t begin, end;
-    ThreadPool::split(m, ith, nth, 1, &begin, &end);
-    if (end > begin) fn(begin, end);
-  });
-}
-
-}  // namespace
-
 void rms_norm(ThreadPool& pool, const float* x, const float* weight, float eps, float* out, int64_t m, int64_t n) {
-  over_rows(pool, m, [&](int64_t b, int64_t e) { rms_norm(x + b * n, weight, eps, out + b * n, e - b, n); });
+  pool.run_split(m, 1, kParallelRows,
+                 [&](int64_t b, int64_t e) { rms_norm(x + b * n, weight, eps, out + b * n, e - b, n); });
 }
 
 void add_rms_norm(ThreadPool& pool, float* x, const float* r, const float* weight, float eps, float* out, int64_t m,
                   int64_t n) {
-  over_rows(pool, m, [&](int64_t b, int64_t e) {
+  pool.run_split(m, 1, kParallelRows, [&](int64_t b, int64_t e) {
     add(x + b * n, r + b * n, (e - b) * n);
     rms_norm(x + b * n, weight, eps, out + b * n, e - b, n);
   });
@@ -107,15 +90,7 @@ void rope(float* x, int n_heads, int head_dim, int64_t pos, const float* inv_fre
 void silu_mul(const float* gate, const float* up, float* out, int64_t n) { kernels().silu_mul(gate, up, out, n); }
 
 void silu_mul(ThreadPool& pool, const float* gate, const float* up, float* out, int64_t n) {
-  if (n < 4096 || pool.n_threads() < 2) {
-    silu_mul(gate, up, out, n);
-    return;
-  }
-  pool.run([&](int ith, int nth) {
-    int64_t begin, end;
-    ThreadPool::split(n, ith, nth, 64, &begin, &end);
-    if (end > begin) silu_mul(gate + begin, up + begin, out + begin, end - begin);
-  });
+  pool.run_split(n, 64, 4096, [&](int64_t b, int64_t e) { silu_mul(gate + b, up + b, out + b, e - b); });
 }
 
 float max_of(const float* x, int64_t n) {

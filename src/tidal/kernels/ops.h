@@ -37,6 +37,10 @@ struct MatmulJob {
 };
 void matmul_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_list<MatmulJob> jobs);
 
+// Row-wise work (norms, per-token activation quantization, RoPE and KV writes) is spread over the
+// pool from this many rows: a batch, not one decode token.
+constexpr int64_t kParallelRows = 8;
+
 // out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i], for each of the m rows of length n.
 void rms_norm(const float* x, const float* weight, float eps, float* out, int64_t m, int64_t n);
 // The same, rows spread over the pool when there are enough of them (each row's arithmetic is

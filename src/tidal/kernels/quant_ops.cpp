@@ -37,14 +37,8 @@ void generic_matmul(const KernelTable& kt, const float* x, int64_t m, const Quan
 // batches gives the same bits).
 void quantize_activations(ThreadPool& pool, const QuantKernelTable& qt, const float* x, int64_t m, int64_t k,
                           int8_t* xq, float* xs) {
-  if (m < 8 || pool.n_threads() < 2) {
-    qt.quantize_rows_i8(x, k, m, k, xq, k, xs);
-    return;
-  }
-  pool.run([&](int ith, int nth) {
-    int64_t b, e;
-    ThreadPool::split(m, ith, nth, 1, &b, &e);
-    if (e > b) qt.quantize_rows_i8(x + b * k, k, e - b, k, xq + b * k, k, xs + b);
+  pool.run_split(m, 1, kParallelRows, [&](int64_t b, int64_t e) {
+    qt.quantize_rows_i8(x + b * k, k, e - b, k, xq + b * k, k, xs + b);
   });
 }
 

@@ -80,8 +80,6 @@ void add_bias(float* y, const std::vector<float>& b, int64_t rows) {
 // codes unscaled; each score is multiplied by its K row's scale after the product, and each
 // probability by its V row's scale before P x V - both per element, so invariance holds as well.
 constexpr int64_t kQueryTile = 16;
-// Token-wise work (RoPE and the KV cache writes) is spread over the pool from this many tokens.
-constexpr int64_t kParallelTokens = 8;
 
 void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std::vector<TokenMeta>& meta,
                const float* q, float* out, std::vector<float>& scores) {
@@ -255,15 +253,7 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
         kv.storage->write_token(l, kv.block_table[size_t(m.pos / bs)], m.pos % bs, k + t * kv_dim, v + t * kv_dim);
       }
     };
-    if (T >= kParallelTokens && pool_.n_threads() > 1) {
-      pool_.run([&](int ith, int nth) {
-        int64_t b, e;
-        ThreadPool::split(T, ith, nth, 1, &b, &e);
-        rope_and_store(b, e);
-      });
-    } else {
-      rope_and_store(0, T);
-    }
+    pool_.run_split(T, 1, ops::kParallelRows, rope_and_store);
     attention(pool_, c, l, meta, q, attn, scores_);
     ops::linear(pool_, attn, T, L.wo, proj, activations_);
     if (c.o_bias) add_bias(proj, L.bo, T);
