@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <future>
+#include <functional>
 #include <thread>
 
 #include "sandbox_test_env.h"
@@ -360,7 +361,10 @@ TEST_F(Api, RepeatedForksFlattenDeepStacksAndBusyParentsAreCopied) {
     http::HttpClient cl("127.0.0.1", server_->port());
     (void)cl.request("POST", "/v1/sandboxes/" + a + "/exec", R"({"shell":"sleep 1; echo late > /workspace/late","timeout_s":10})");
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (int i = 0; i < 500 && manager_->get(a).value()->info().execs_running == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // until the command runs, not a fixed time
+  }
+  EXPECT_GT(manager_->get(a).value()->info().execs_running, 0);  // not ASSERT: `busy` must be joined
   std::string copy = call_json("POST", "/v1/sandboxes/" + a + "/fork", nullptr, 201)["id"];
   busy.join();
   EXPECT_NE(call("GET", "/metrics").body.find("tidal_sandbox_forks_copied_total 1\n"), std::string::npos);
@@ -375,21 +379,26 @@ TEST_F(Api, PauseAndResume) {
   std::thread counter([&] {
     http::HttpClient c("127.0.0.1", server_->port());
     (void)c.request("POST", "/v1/sandboxes/" + id + "/exec",
-                    R"({"shell":"i=0; while true; do i=$((i+1)); echo $i > /workspace/n; sleep 0.05; done","timeout_s":3})");
+                    R"({"shell":"i=0; while true; do i=$((i+1)); echo $i > /workspace/n; sleep 0.05; done","timeout_s":20})");
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Poll rather than sleep a fixed time: on a loaded machine the command may start late.
+  const auto read_n = [&] { return call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/n").body; };
+  const auto wait_for = [](const std::function<bool()>& done) {
+    for (int i = 0; i < 500 && !done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return done();
+  };
+  EXPECT_TRUE(wait_for([&] { const std::string n = read_n(); return !n.empty() && n != "1\n"; }));
   json paused = call_json("POST", "/v1/sandboxes/" + id + "/pause", nullptr, 200);
   EXPECT_TRUE(paused["paused"].get<bool>());
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::string n1 = call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/n").body;
+  std::string n1 = read_n();
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  std::string n2 = call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/n").body;
+  std::string n2 = read_n();
   EXPECT_EQ(n1, n2);  // frozen: no progress
   EXPECT_NE(call_json("POST", "/v1/sandboxes/" + id + "/exec", {{"cmd", {"true"}}}, 400)["error"]["message"]
                 .get<std::string>().find("paused"), std::string::npos);
   call_json("POST", "/v1/sandboxes/" + id + "/resume", nullptr, 200);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_NE(call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/n").body, n2);  // counting again
+  EXPECT_TRUE(wait_for([&] { return read_n() != n2; }));  // counting again
   EXPECT_EQ(sh(id, "echo back")["stdout"], "back\n");
   // Deleting a paused sandbox works (it is thawed to die).
   call_json("POST", "/v1/sandboxes/" + id + "/pause", nullptr, 200);
