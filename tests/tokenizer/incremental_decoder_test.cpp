@@ -81,6 +81,19 @@ std::string stream(const Tokenizer& tok, const std::vector<int32_t>& ids) {
   return joined + decoder.finish();
 }
 
+// Strip's counts must be non-negative integers that fit: a huge number (JSON gives it as a
+// float; converting it to size_t was undefined behaviour, found by fuzz_tokenizer), a negative one
+// or a string is one clear error naming the field.
+TEST(IncrementalDecoder, StripCountsOutOfRangeAreRefused) {
+  for (const std::string stop : {"2222222222222222222222222222222222220", "-1", "2.5", "\"3\"", "4294967296"}) {
+    const std::string json = R"({"model": {"type": "BPE", "unk_token": "<unk>", "vocab": {"<unk>": 0, "a": 1},
+      "merges": []}, "decoder": {"type": "Strip", "content": " ", "start": 1, "stop": )" + stop + "}}";
+    auto tok = Tokenizer::from_json_text(json);
+    ASSERT_FALSE(tok.has_value()) << stop;
+    EXPECT_NE(tok.status().message().find("stop"), std::string::npos) << tok.status().message();
+  }
+}
+
 // Every Strip placement the stream supports: leading and trailing characters of the whole text
 // (after Fuse; trailing ones are held back until text follows them), and per token (before Fuse).
 TEST(IncrementalDecoder, StripChainsJoinToFullDecode) {

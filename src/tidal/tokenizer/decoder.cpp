@@ -1,5 +1,8 @@
 #include "tidal/tokenizer/decoder.h"
 
+#include <climits>
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 
 #include "tidal/tokenizer/utf8.h"
@@ -99,8 +102,14 @@ Status Decoder::add_steps(const nlohmann::json& j, const std::string& field, Dec
       return invalid_argument(field + ".content: expected one character");
     }
     step.text = j["content"].get<std::string>();
-    step.start = j.value("start", size_t{0});
-    step.stop = j.value("stop", size_t{0});
+    for (const char* name : {"start", "stop"}) {  // optional counts: absent = 0
+      if (!j.contains(name)) continue;
+      const auto& v = j[name];
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX) {
+        return invalid_argument(field + "." + name + ": expected a count (an integer from 0 to 2^31 - 1)");
+      }
+      (std::string(name) == "start" ? step.start : step.stop) = size_t(v.get<int64_t>());
+    }
   } else if (type == "Metaspace") {
     step.kind = Kind::kMetaspace;
     step.text = j.value("replacement", std::string("\xe2\x96\x81"));
