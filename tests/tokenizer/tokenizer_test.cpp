@@ -11,6 +11,7 @@
 
 #include "test_corpus.h"
 #include "tidal/tokenizer/synthetic.h"
+#include "tidal/tokenizer/token_ids.h"
 #include "tidal/tokenizer/utf8.h"
 
 namespace tidal {
@@ -97,6 +98,33 @@ TEST(Tokenizer, LoadsAFolderOrAFile) {
   }
   std::filesystem::remove_all(dir);
   EXPECT_EQ(Tokenizer::load(dir.string()).status().code(), StatusCode::kNotFound);
+}
+
+// Tables are indexed by token id, so an id far above any real vocabulary (the fuzzer found
+// 16,666,666, which needed gigabytes) is refused by name instead of allocated.
+TEST(Tokenizer, TokenIdsAboveTheLimitAreRefused) {
+  const auto j = nlohmann::json::parse(make_synthetic_tokenizer_json(300));
+  auto broken = j;
+  broken["model"]["vocab"]["zz-huge"] = kMaxTokenId + 1;
+  auto tok = Tokenizer::from_json_text(broken.dump());
+  ASSERT_FALSE(tok);
+  EXPECT_EQ(tok.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(tok.status().message().find("model.vocab[\"zz-huge\"]: id 2097152 is above"), std::string::npos)
+      << tok.status().message();
+
+  broken = j;
+  broken["added_tokens"][0]["id"] = int64_t{1} << 40;
+  tok = Tokenizer::from_json_text(broken.dump());
+  ASSERT_FALSE(tok);
+  EXPECT_NE(tok.status().message().find("added_tokens[0].id: 1099511627776 is above"), std::string::npos)
+      << tok.status().message();
+
+  // The largest allowed id still loads, and the table grows to hold it.
+  auto edge = j;
+  edge["added_tokens"][0]["id"] = kMaxTokenId;
+  tok = Tokenizer::from_json_text(edge.dump());
+  ASSERT_TRUE(tok) << tok.status().to_string();
+  EXPECT_EQ(tok->token_to_id(edge["added_tokens"][0]["content"].get<std::string>()).value_or(-1), kMaxTokenId);
 }
 
 TEST(Tokenizer, MalformedJsonNamesTheField) {

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tidal/tokenizer/token_ids.h"
 #include "tidal/tokenizer/utf8.h"
 
 namespace tidal {
@@ -30,9 +31,12 @@ Expected<AddedVocabulary> AddedVocabulary::from_json(const nlohmann::json& j, co
   for (size_t i = 0; i < j.size(); ++i) {
     const nlohmann::json& t = j[i];
     const std::string where = field + "[" + std::to_string(i) + "]";
-    if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || t["id"].get<int64_t>() < 0 ||
-        t["id"].get<int64_t>() > INT32_MAX - 1) {
+    if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || t["id"].get<int64_t>() < 0) {
       return invalid_argument(where + ".id: expected a non-negative integer");
+    }
+    if (t["id"].get<int64_t>() > kMaxTokenId) {
+      return invalid_argument(where + ".id: " + t["id"].dump() + " is above the largest supported token id " +
+                              std::to_string(kMaxTokenId));
     }
     if (!t.contains("content") || !t["content"].is_string() || t["content"].get<std::string>().empty()) {
       return invalid_argument(where + ".content: expected a non-empty string");

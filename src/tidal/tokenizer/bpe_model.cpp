@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tidal/tokenizer/byte_level.h"
+#include "tidal/tokenizer/token_ids.h"
 
 namespace tidal {
 
@@ -33,9 +34,12 @@ Expected<BpeModel> BpeModel::from_json(const nlohmann::json& j, const std::strin
   token_to_id.reserve(vocab->size());
   int32_t max_id = -1;
   for (auto it = vocab->begin(); it != vocab->end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
-        it.value().get<int64_t>() > INT32_MAX - 1) {
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0) {
       return invalid_argument(field + ".vocab[\"" + it.key() + "\"]: expected a non-negative id");
+    }
+    if (it.value().get<int64_t>() > kMaxTokenId) {
+      return invalid_argument(field + ".vocab[\"" + it.key() + "\"]: id " + it.value().dump() +
+                              " is above the largest supported token id " + std::to_string(kMaxTokenId));
     }
     const int32_t id = it.value().get<int32_t>();
     token_to_id[it.key()] = id;

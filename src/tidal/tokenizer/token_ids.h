@@ -12,6 +12,10 @@
 
 namespace tidal {
 
+// The largest token id a tokenizer may define. Tables are indexed by id, so an id of 2^31 would
+// ask for tens of gigabytes; the largest real vocabularies are ~260K, this leaves 8x room.
+inline constexpr int64_t kMaxTokenId = (int64_t{1} << 21) - 1;
+
 // Parses decimal token ids separated by whitespace and/or commas ("1 2 3", "1,2,3", one per
 // line...). Every id must be a non-negative 32-bit integer and, when vocab_size > 0, below it.
 // An empty list is an error. Errors name the offending item and its index.
