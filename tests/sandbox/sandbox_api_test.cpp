@@ -388,7 +388,12 @@ TEST_F(Api, PauseAndResume) {
                     R"({"shell":"i=0; while true; do i=$((i+1)); echo $i > /workspace/n; sleep 0.05; done","timeout_s":20})");
   });
   // Poll rather than sleep a fixed time: on a loaded machine the command may start late.
-  const auto read_n = [&] { return call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/n").body; };
+  // The counter's value, or "" while the file does not exist yet (a 404 body is not a count: taking
+  // it for one let the pause below land before the command had started).
+  const auto read_n = [&] {
+    const http::ClientResponse r = call("GET", "/v1/sandboxes/" + id + "/files?path=/workspace/n");
+    return r.status == 200 ? r.body : std::string();
+  };
   const auto wait_for = [](const std::function<bool()>& done) {
     for (int i = 0; i < 500 && !done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     return done();
