@@ -69,13 +69,19 @@ void add_bias(float* y, const std::vector<float>& b, int64_t rows) {
 
 // Causal attention of each new token's queries over its sequence's paged K/V (positions <= its
 // own):  s[p] = q . k_p / sqrt(hd);  out = sum_p softmax_p(s) v_p.
-// One work item is (tile of up to kQueryTile consecutive tokens of one chunk, kv head). Scores of
-// every query row of the tile against a KV block come from one matmul call per query head of the
-// group (K rows are the "weights"), so K is read once per tile instead of once per token; rows
-// past a token's own position are computed but never used. P x V accumulates block by block with
-// axpy_rows, the output row staying in registers. Both kernels promise results that depend only
-// on the row's own inputs (kernel_table.h), so a token's output is bit-identical whatever tile,
-// chunk or batch it is computed in.
+// Work items: a decode token (a tile of one) is one item covering all its heads; a prefill tile
+// of up to kQueryTile consecutive tokens of one chunk is one item per kv head. A decode item walks
+// each KV block once for all heads (a block's K rows, then its V rows, are contiguous: row =
+// n_kv_heads x head_dim), where one item per head read a head_dim slice of every row with a stride
+// of the whole row: serving's decode steps read the whole KV cache from DRAM, and the strided walk
+// drew it at a fraction of the bandwidth. Scores of every query row of a tile against a KV block
+// come from one matmul call per query head of the group (K rows are the "weights"), so K is read
+// once per tile instead of once per token; rows past a token's own position are computed but
+// never used. P x V accumulates block by block with axpy_rows, the output row staying in
+// registers. Both kernels promise results that depend only on the row's own inputs
+// (kernel_table.h), and each (token, head) sees the same calls in the same order whichever item
+// shape it is in, so a token's output is bit-identical whatever tile, chunk or batch it is
+// computed in.
 // FP8 KV (F8_E4M3 codes + one F32 scale per token and head, kv_cache.h): the kernels read the
 // codes unscaled; each score is multiplied by its K row's scale after the product, and each
 // probability by its V row's scale before P x V - both per element, so invariance holds as well.
@@ -88,74 +94,91 @@ void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std:
   const float scale = float(1.0 / std::sqrt(double(hd)));
   int64_t max_ctx = 0;
   for (const auto& m : meta) max_ctx = std::max(max_ctx, m.pos + 1);
-  struct Tile {
-    int64_t t0, n;
+  struct Item {
+    int64_t t0, n;          // the tile's tokens
+    int64_t kvh0, kvh1;     // its kv heads: all of them for a decode token, one for a prefill tile
   };
-  std::vector<Tile> tiles;
+  std::vector<Item> items;
   for (int64_t t = 0; t < T;) {
     int64_t e = t + 1;
     while (e < T && e - t < kQueryTile && meta[size_t(e)].chunk == meta[size_t(t)].chunk) ++e;
-    tiles.push_back({t, e - t});
+    if (e - t == 1) {
+      items.push_back({t, 1, 0, nkv});
+    } else {
+      for (int64_t h = 0; h < nkv; ++h) items.push_back({t, e - t, h, h + 1});
+    }
     t = e;
   }
-  const int64_t ld = group * max_ctx;  // scores of token ti, head g: s + ti * ld + g * max_ctx
-  const size_t per_thread = size_t(kQueryTile * ld);
+  // Scores of token ti, head g of kv head h: s + (h - kvh0 + ti) * ld + g * max_ctx (a decode item
+  // has one token and up to nkv heads, a prefill item up to kQueryTile tokens and one head).
+  const int64_t ld = group * max_ctx;
+  const size_t per_thread = size_t(std::max(kQueryTile, nkv) * ld);
   if (scores.size() < size_t(pool.n_threads()) * per_thread) scores.resize(size_t(pool.n_threads()) * per_thread);
   const KernelTable& kt = kernels();
   pool.run([&](int ith, int nth) {
     float* s = scores.data() + size_t(ith) * per_thread;
     int64_t begin, end;
-    ThreadPool::split(int64_t(tiles.size()) * nkv, ith, nth, 1, &begin, &end);
+    ThreadPool::split(int64_t(items.size()), ith, nth, 1, &begin, &end);
     for (int64_t w = begin; w < end; ++w) {
-      const Tile tile = tiles[size_t(w / nkv)];
-      const int64_t kvh = w % nkv;
-      const KvSlots& kv = meta[size_t(tile.t0)].chunk->kv;
+      const Item it = items[size_t(w)];
+      const KvSlots& kv = meta[size_t(it.t0)].chunk->kv;
       PagedKvStorage& st = *kv.storage;
       const int64_t bs = st.block_size(), row = st.row_size();
       const size_t esz = dtype_size(st.dtype());
       const MatmulFn qk = kt.matmul_for(st.dtype());
       const bool fp8 = st.dtype() == DType::kF8E4M3;
       int64_t tile_ctx = 0;
-      for (int64_t ti = 0; ti < tile.n; ++ti) tile_ctx = std::max(tile_ctx, meta[size_t(tile.t0 + ti)].pos + 1);
+      for (int64_t ti = 0; ti < it.n; ++ti) tile_ctx = std::max(tile_ctx, meta[size_t(it.t0 + ti)].pos + 1);
       for (int64_t b = 0; b * bs < tile_ctx; ++b) {
         const int64_t n_valid = std::min(bs, tile_ctx - b * bs);
-        const uint8_t* kb = static_cast<const uint8_t*>(st.k(layer, kv.block_table[size_t(b)])) + size_t(kvh * hd) * esz;
-        if (tile.n == 1) {
-          // One token (decode): its `group` query heads are consecutive rows of q, so one call
-          // with m = group reads (and widens) the K block once for all of them.
-          qk(q + (tile.t0 * nh + kvh * group) * hd, hd, kb, row, s + b * bs, max_ctx, group, hd, 0, n_valid);
-        } else {
-          for (int64_t g = 0; g < group; ++g) {
-            const float* qg = q + (tile.t0 * nh + kvh * group + g) * hd;  // rows: the tile's tokens
-            qk(qg, nh * hd, kb, row, s + g * max_ctx + b * bs, ld, tile.n, hd, 0, n_valid);
-          }
-        }
-        if (fp8) {
-          const float* ks = st.k_scale(layer, kv.block_table[size_t(b)]) + kvh;
-          for (int64_t ti = 0; ti < tile.n; ++ti) {
+        const uint8_t* kblock = static_cast<const uint8_t*>(st.k(layer, kv.block_table[size_t(b)]));
+        const float* ks = fp8 ? st.k_scale(layer, kv.block_table[size_t(b)]) : nullptr;
+        for (int64_t kvh = it.kvh0; kvh < it.kvh1; ++kvh) {
+          const uint8_t* kb = kblock + size_t(kvh * hd) * esz;
+          float* sh = s + (kvh - it.kvh0) * ld;
+          if (it.n == 1) {
+            // One token (decode): its `group` query heads are consecutive rows of q, so one call
+            // with m = group reads (and widens) the K block once for all of them.
+            qk(q + (it.t0 * nh + kvh * group) * hd, hd, kb, row, sh + b * bs, max_ctx, group, hd, 0, n_valid);
+          } else {
             for (int64_t g = 0; g < group; ++g) {
-              float* sb = s + ti * ld + g * max_ctx + b * bs;
-              for (int64_t j = 0; j < n_valid; ++j) sb[j] *= ks[j * nkv];
+              const float* qg = q + (it.t0 * nh + kvh * group + g) * hd;  // rows: the tile's tokens
+              qk(qg, nh * hd, kb, row, sh + g * max_ctx + b * bs, ld, it.n, hd, 0, n_valid);
+            }
+          }
+          if (fp8) {
+            for (int64_t ti = 0; ti < it.n; ++ti) {
+              for (int64_t g = 0; g < group; ++g) {
+                float* sb = sh + ti * ld + g * max_ctx + b * bs;
+                for (int64_t j = 0; j < n_valid; ++j) sb[j] *= ks[kvh + j * nkv];
+              }
             }
           }
         }
       }
-      for (int64_t ti = 0; ti < tile.n; ++ti) {
-        const int64_t t = tile.t0 + ti, n_ctx = meta[size_t(t)].pos + 1;
-        for (int64_t g = 0; g < group; ++g) {
-          float* sg = s + ti * ld + g * max_ctx;
-          for (int64_t p = 0; p < n_ctx; ++p) sg[p] *= scale;
-          ops::softmax(sg, n_ctx);
-          float* o = out + (t * nh + kvh * group + g) * hd;
-          std::memset(o, 0, size_t(hd) * sizeof(float));
-          for (int64_t b = 0; b * bs < n_ctx; ++b) {
-            const int64_t nb = std::min(bs, n_ctx - b * bs);
-            const void* vp = static_cast<const uint8_t*>(st.v(layer, kv.block_table[size_t(b)])) + size_t(kvh * hd) * esz;
-            if (fp8) {
-              const float* vs = st.v_scale(layer, kv.block_table[size_t(b)]) + kvh;
-              for (int64_t j = 0; j < nb; ++j) sg[b * bs + j] *= vs[j * nkv];
+      for (int64_t ti = 0; ti < it.n; ++ti) {
+        const int64_t t = it.t0 + ti, n_ctx = meta[size_t(t)].pos + 1;
+        for (int64_t kvh = it.kvh0; kvh < it.kvh1; ++kvh) {
+          for (int64_t g = 0; g < group; ++g) {
+            float* sg = s + (kvh - it.kvh0 + ti) * ld + g * max_ctx;
+            for (int64_t p = 0; p < n_ctx; ++p) sg[p] *= scale;
+            ops::softmax(sg, n_ctx);
+            std::memset(out + (t * nh + kvh * group + g) * hd, 0, size_t(hd) * sizeof(float));
+          }
+        }
+        for (int64_t b = 0; b * bs < n_ctx; ++b) {
+          const int64_t nb = std::min(bs, n_ctx - b * bs);
+          const uint8_t* vblock = static_cast<const uint8_t*>(st.v(layer, kv.block_table[size_t(b)]));
+          const float* vs = fp8 ? st.v_scale(layer, kv.block_table[size_t(b)]) : nullptr;
+          for (int64_t kvh = it.kvh0; kvh < it.kvh1; ++kvh) {
+            const void* vp = vblock + size_t(kvh * hd) * esz;
+            for (int64_t g = 0; g < group; ++g) {
+              float* sg = s + (kvh - it.kvh0 + ti) * ld + g * max_ctx;
+              if (fp8) {
+                for (int64_t j = 0; j < nb; ++j) sg[b * bs + j] *= vs[kvh + j * nkv];
+              }
+              kt.axpy_rows(st.dtype(), sg + b * bs, vp, row, nb, out + (t * nh + kvh * group + g) * hd, hd);
             }
-            kt.axpy_rows(st.dtype(), sg + b * bs, vp, row, nb, o, hd);
           }
         }
       }
