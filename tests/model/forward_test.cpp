@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "tidal/kernels/ops.h"
 #include "tidal/model/model.h"
@@ -85,6 +86,46 @@ TEST_P(ForwardTest, BatchInvariant) {
   EXPECT_EQ(std::memcmp(out.data(), la.data(), la.size() * 4), 0);
   EXPECT_EQ(std::memcmp(out.data() + 9 * V, lb.data(), lb.size() * 4), 0);
   EXPECT_EQ(std::memcmp(out.data() + 14 * V, ld.data(), ld.size() * 4), 0);
+}
+
+// A decode step with many sequences hands each token out whole (all heads in one work item); a
+// lone sequence's step splits its heads over the threads. Both must give the same bits, for F32
+// and FP8 KV, with sequences of different lengths (GQA: 4 query heads over 2 kv heads).
+TEST_P(ForwardTest, ManyDecodeTokensMatchEachDecodedAlone) {
+  auto m = Model::load(make_model(GetParam(), DType::kF32), {.n_threads = 2, .quantization = {}});
+  ASSERT_TRUE(m) << m.status().to_string();
+  const ModelConfig& c = (*m)->config();
+  const int64_t V = c.vocab_size;
+  constexpr int kSeqs = 12;  // >= 4 x threads: whole-token items
+  for (DType kv_dtype : {DType::kF32, DType::kF8E4M3}) {
+    SCOPED_TRACE(dtype_name(kv_dtype));
+    std::vector<std::unique_ptr<KvCache>> batched, alone;
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<float> out;
+    for (int i = 0; i < kSeqs; ++i) {
+      prompts.push_back(tokens(3 + 5 * i, 20 + i));  // 3 .. 58 positions: up to 4 KV blocks of 16
+      for (auto* caches : {&batched, &alone}) {
+        caches->push_back(std::make_unique<KvCache>(c, 64, kv_dtype));
+        KvCache& kv = *caches->back();
+        ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{kv.slots(), prompts.back(), false}}, &out).is_ok());
+        kv.advance(int64_t(prompts.back().size()));
+      }
+    }
+    std::vector<int32_t> next(kSeqs);
+    std::vector<SequenceChunk> step;
+    for (int i = 0; i < kSeqs; ++i) {
+      next[size_t(i)] = (7 * i + 3) % 512;
+      step.push_back({batched[size_t(i)]->slots(), std::span(next).subspan(size_t(i), 1), false});
+    }
+    std::vector<float> all;
+    ASSERT_TRUE((*m)->forward(step, &all).is_ok());
+    ASSERT_EQ(all.size(), size_t(kSeqs * V));
+    for (int i = 0; i < kSeqs; ++i) {
+      std::vector<float> one;
+      ASSERT_TRUE((*m)->forward(std::vector<SequenceChunk>{{alone[size_t(i)]->slots(), std::span(next).subspan(size_t(i), 1), false}}, &one).is_ok());
+      EXPECT_EQ(std::memcmp(all.data() + int64_t(i) * V, one.data(), size_t(V) * 4), 0) << "sequence " << i;
+    }
+  }
 }
 
 TEST_P(ForwardTest, RejectsBadInputWithoutTouchingCaches) {

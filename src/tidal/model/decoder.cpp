@@ -69,8 +69,9 @@ void add_bias(float* y, const std::vector<float>& b, int64_t rows) {
 
 // Causal attention of each new token's queries over its sequence's paged K/V (positions <= its
 // own):  s[p] = q . k_p / sqrt(hd);  out = sum_p softmax_p(s) v_p.
-// Work items: a decode token (a tile of one) is one item covering all its heads; a prefill tile
-// of up to kQueryTile consecutive tokens of one chunk is one item per kv head. A decode item walks
+// Work items: a decode token (a tile of one) is one item covering all its heads when a step has
+// enough of them (else one item per kv head, so a lone sequence still uses every thread); a
+// prefill tile of up to kQueryTile consecutive tokens of one chunk is one item per kv head. A decode item walks
 // each KV block once for all heads (a block's K rows, then its V rows, are contiguous: row =
 // n_kv_heads x head_dim), where one item per head read a head_dim slice of every row with a stride
 // of the whole row: serving's decode steps read the whole KV cache from DRAM, and the strided walk
@@ -98,16 +99,25 @@ void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std:
     int64_t t0, n;          // the tile's tokens
     int64_t kvh0, kvh1;     // its kv heads: all of them for a decode token, one for a prefill tile
   };
-  std::vector<Item> items;
+  std::vector<Item> tiles;  // (t0, n) of each tile
+  int64_t n_decode = 0;
   for (int64_t t = 0; t < T;) {
     int64_t e = t + 1;
     while (e < T && e - t < kQueryTile && meta[size_t(e)].chunk == meta[size_t(t)].chunk) ++e;
-    if (e - t == 1) {
-      items.push_back({t, 1, 0, nkv});
-    } else {
-      for (int64_t h = 0; h < nkv; ++h) items.push_back({t, e - t, h, h + 1});
-    }
+    tiles.push_back({t, e - t, 0, nkv});
+    n_decode += e - t == 1;
     t = e;
+  }
+  // Whole-token decode items only when there are enough of them to share out (a lone decode
+  // sequence's heads are still split over the threads).
+  const bool whole_tokens = n_decode >= 4 * int64_t(pool.n_threads());
+  std::vector<Item> items;
+  for (const Item& tile : tiles) {
+    if (tile.n == 1 && whole_tokens) {
+      items.push_back(tile);
+    } else {
+      for (int64_t h = 0; h < nkv; ++h) items.push_back({tile.t0, tile.n, h, h + 1});
+    }
   }
   // Scores of token ti, head g of kv head h: s + (h - kvh0 + ti) * ld + g * max_ctx (a decode item
   // has one token and up to nkv heads, a prefill item up to kQueryTile tokens and one head).
