@@ -295,6 +295,44 @@ TEST(QuantKernelDispatch, AvxVnniTableGivesTheAvx2TablesBits) {
   }
 }
 
+// ops::linear_swiglu (gate and up products and silu(gate) * up in one region) gives the bits of
+// linear_many + silu_mul, for dense and quantized weights, F32 and int8 activations, decode and
+// batch shapes, in place (out = gate) as the decoder calls it.
+TEST(QuantOps, SwigluEqualsLinearManyThenSiluMul) {
+  ThreadPool pool(2);
+  const int64_t n = 200, k = 256;  // n not a multiple of the 16-column chunks
+  const auto wg = normal(n * k, 10, 0.1f), wu = normal(n * k, 11, 0.1f);
+  for (int64_t m : {1, 5, 64}) {
+    const auto x = normal(m * k, 12);
+    for (const char* fmt : {"f32", "int8", "nvfp4", "mxfp4"}) {
+      for (ops::Activations act : {ops::Activations::kF32, ops::Activations::kInt8}) {
+        SCOPED_TRACE(std::string(fmt) + " m=" + std::to_string(m) + (act == ops::Activations::kInt8 ? " a8" : ""));
+        ops::LinearWeight g, u;
+        Expected<QuantizedTensor> qg = invalid_argument("dense"), qu = invalid_argument("dense");
+        if (std::string(fmt) == "f32") {
+          g.dense = {wg.data(), DType::kF32, n, k};
+          u.dense = {wu.data(), DType::kF32, n, k};
+        } else {
+          const QuantFormat f = std::string(fmt) == "int8" ? QuantFormat::kInt8
+                                : std::string(fmt) == "nvfp4" ? QuantFormat::kNvFp4 : QuantFormat::kMxFp4;
+          qg = quantize(wg.data(), n, k, {f});
+          qu = quantize(wu.data(), n, k, {f});
+          ASSERT_TRUE(qg && qu);
+          g.quant = &*qg;
+          u.quant = &*qu;
+        }
+        std::vector<float> gate(size_t(m * n)), up(gate), ref(gate);
+        ops::linear_many(pool, x.data(), m, {{&g, gate.data()}, {&u, up.data()}}, act);
+        ops::silu_mul(gate.data(), up.data(), ref.data(), m * n);
+        std::vector<float> gate2(gate.size(), -1.0f), up2(gate.size(), -1.0f);
+        ops::linear_swiglu(pool, x.data(), m, g, u, gate2.data(), up2.data(), gate2.data(), act);
+        EXPECT_EQ(up2, up);
+        for (size_t i = 0; i < ref.size(); ++i) ASSERT_EQ(f32_bits(gate2[i]), f32_bits(ref[i])) << "at " << i;
+      }
+    }
+  }
+}
+
 // ops::quant_matmul: threads split columns without changing a bit; zero points and formats
 // without a kernel entry take the generic path, which matches the reference too.
 TEST(QuantOps, ThreadedEqualsSingleCallAndGenericPathWorks) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cassert>
+#include <utility>
 #include <vector>
 
 #include "tidal/kernels/kernel_table.h"
@@ -96,71 +97,99 @@ void linear(ThreadPool& pool, const float* x, int64_t m, const LinearWeight& w, 
   }
 }
 
+namespace {
+
+// One product of a linear_many / linear_swiglu call, its kernel resolved once: the quantized
+// kernel (or the generic path) and its view, or the dense kernel.
+struct Resolved {
+  const LinearWeight* w;
+  float* y;
+  QuantView view;
+  QuantMatmulFn qfn;
+  MatmulFn dfn;
+  MatmulI8I8Fn i8fn;  // int8 activations (W8A8 / W4A8)
+};
+
+Resolved resolve(const KernelTable& kt, const LinearJob& j, Activations activations) {
+  Resolved r{j.w, j.y, {}, nullptr, nullptr, nullptr};
+  if (j.w->quant) {
+    const QuantizedTensor& q = *j.w->quant;
+    r.view = q.view();
+    r.i8fn = activations == Activations::kInt8 ? int8_activation_kernel(*kt.quant, q) : nullptr;
+    r.qfn = q.zero_points() ? nullptr : kt.quant->matmul_for(q.format());
+  } else {
+    r.dfn = kt.matmul_for(j.w->dense.dtype);
+  }
+  return r;
+}
+
+// Columns [lo, hi) of one product; xq / xs: x quantized per token when the job takes int8.
+void run_columns(const KernelTable& kt, const Resolved& r, const float* x, const int8_t* xq, const float* xs,
+                 int64_t m, int64_t lo, int64_t hi) {
+  const int64_t n = r.w->n_out(), k = r.w->n_in();
+  if (!r.w->quant) {
+    r.dfn(x, k, r.w->dense.data, k, r.y, n, m, k, lo, hi);
+  } else if (r.i8fn) {
+    r.i8fn(xq, k, xs, r.view, r.y, n, m, lo, hi);
+  } else if (r.qfn) {
+    r.qfn(x, k, r.view, r.y, n, m, lo, hi);
+  } else {
+    generic_matmul(kt, x, m, *r.w->quant, r.y, lo, hi);
+  }
+}
+
+// x quantized once for every job that takes int8 activations (same rows, same result as
+// quant_matmul); returns {xq, xs}, or nulls when none does.
+std::pair<const int8_t*, const float*> quantize_for(ThreadPool& pool, const KernelTable& kt, const Resolved* rs,
+                                                     size_t n, const float* x, int64_t m) {
+  bool any_i8 = false;
+  for (size_t i = 0; i < n; ++i) any_i8 = any_i8 || rs[i].i8fn;
+  if (!any_i8) return {nullptr, nullptr};
+  const int64_t k = rs[0].w->n_in();
+  thread_local std::vector<int8_t> xq;
+  thread_local std::vector<float> xs;
+  xq.resize(size_t(m * k));
+  xs.resize(size_t(m));
+  quantize_activations(pool, *kt.quant, x, m, k, xq.data(), xs.data());
+  return {xq.data(), xs.data()};
+}
+
+}  // namespace
+
 void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_list<LinearJob> jobs,
                  Activations activations) {
   assert(jobs.size() <= kMaxLinearJobs);
   const KernelTable& kt = kernels();
-  const QuantKernelTable& qt = *kt.quant;
-  // Per job: the quantized kernel (or nullptr: generic path) and its view, resolved once.
-  struct Resolved {
-    const LinearWeight* w;
-    float* y;
-    QuantView view;
-    QuantMatmulFn qfn;
-    MatmulFn dfn;
-    MatmulI8I8Fn i8fn;  // int8 activations (W8A8 / W4A8)
-  };
   std::array<Resolved, kMaxLinearJobs> rs;
   size_t n_jobs = 0;
-  int64_t total = 0, k = 0;
-  bool any_i8 = false;
+  int64_t total = 0;
   for (const LinearJob& j : jobs) {
-    Resolved& r = rs[n_jobs++];
-    r.w = j.w;
-    r.y = j.y;
-    r.qfn = nullptr;
-    r.dfn = nullptr;
-    r.i8fn = nullptr;
-    if (j.w->quant) {
-      const QuantizedTensor& q = *j.w->quant;
-      r.view = q.view();
-      r.i8fn = activations == Activations::kInt8 ? int8_activation_kernel(qt, q) : nullptr;
-      r.qfn = q.zero_points() ? nullptr : qt.matmul_for(q.format());
-      any_i8 = any_i8 || r.i8fn;
-    } else {
-      r.dfn = kt.matmul_for(j.w->dense.dtype);
-    }
+    rs[n_jobs++] = resolve(kt, j, activations);
     total += j.w->n_out();
-    k = j.w->n_in();
   }
-  // W8A8: x is quantized once for every job that uses it (same rows, same result as quant_matmul).
-  thread_local std::vector<int8_t> xq;
-  thread_local std::vector<float> xs;
-  if (any_i8) {
-    xq.resize(size_t(m * k));
-    xs.resize(size_t(m));
-    quantize_activations(pool, qt, x, m, k, xq.data(), xs.data());
-  }
-  const int8_t* xqp = xq.data();
-  const float* xsp = xs.data();
+  const auto [xq, xs] = quantize_for(pool, kt, rs.data(), n_jobs, x, m);
   pool.run_ranges(total, 16, column_chunks_per_thread(m), [&](int64_t c0, int64_t c1) {
     int64_t base = 0;
     for (size_t i = 0; i < n_jobs; ++i) {
-      const Resolved& r = rs[i];
-      const int64_t n = r.w->n_out(), kk = r.w->n_in();
+      const int64_t n = rs[i].w->n_out();
       const int64_t lo = std::max(c0 - base, int64_t(0)), hi = std::min(c1 - base, n);
       base += n;
-      if (lo >= hi) continue;
-      if (!r.w->quant) {
-        r.dfn(x, kk, r.w->dense.data, kk, r.y, n, m, kk, lo, hi);
-      } else if (r.i8fn) {
-        r.i8fn(xqp, kk, xsp, r.view, r.y, n, m, lo, hi);
-      } else if (r.qfn) {
-        r.qfn(x, kk, r.view, r.y, n, m, lo, hi);
-      } else {
-        generic_matmul(kt, x, m, *r.w->quant, r.y, lo, hi);
-      }
+      if (lo < hi) run_columns(kt, rs[i], x, xq, xs, m, lo, hi);
     }
+  });
+}
+
+void linear_swiglu(ThreadPool& pool, const float* x, int64_t m, const LinearWeight& w_gate, const LinearWeight& w_up,
+                   float* gate, float* up, float* out, Activations activations) {
+  assert(w_gate.n_out() == w_up.n_out() && w_gate.n_in() == w_up.n_in());
+  const KernelTable& kt = kernels();
+  const std::array<Resolved, 2> rs = {resolve(kt, {&w_gate, gate}, activations), resolve(kt, {&w_up, up}, activations)};
+  const auto [xq, xs] = quantize_for(pool, kt, rs.data(), rs.size(), x, m);
+  const int64_t n = w_gate.n_out();
+  pool.run_ranges(n, 16, column_chunks_per_thread(m), [&](int64_t c0, int64_t c1) {
+    run_columns(kt, rs[0], x, xq, xs, m, c0, c1);
+    run_columns(kt, rs[1], x, xq, xs, m, c0, c1);
+    for (int64_t i = 0; i < m; ++i) kt.silu_mul(gate + i * n + c0, up + i * n + c0, out + i * n + c0, c1 - c0);
   });
 }
 

@@ -53,6 +53,14 @@ constexpr size_t kMaxLinearJobs = 8;
 void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_list<LinearJob> jobs,
                  Activations activations = Activations::kF32);
 
+// The SwiGLU MLP's first half: gate = x W_gate^T, up = x W_up^T, out = silu(gate) * up, in one
+// parallel region. Each thread's column range computes its gate and up columns, then their
+// product while they are in cache: one region and no separate pass over [m, n_out] (decode runs
+// this once per layer per token). The same bits as linear_many + silu_mul (silu_mul is
+// element-wise and position-independent); out may alias gate or up.
+void linear_swiglu(ThreadPool& pool, const float* x, int64_t m, const LinearWeight& w_gate, const LinearWeight& w_up,
+                   float* gate, float* up, float* out, Activations activations = Activations::kF32);
+
 // True when `w` runs on a fast kernel of the current table for `activations` (false: generic path).
 bool quant_matmul_has_kernel(const QuantizedTensor& w, Activations activations = Activations::kF32);
 

@@ -291,12 +291,14 @@ Status Model::forward(std::span<const SequenceChunk> batch, std::vector<float>* 
     ops::linear(pool_, attn, T, L.wo, proj, activations_);
     if (c.o_bias) add_bias(proj, L.bo, T);
     ops::add_rms_norm(pool_, x, proj, L.ffn_norm.data(), eps, h, T, H);  // attention residual
-    ops::linear_many(pool_, h, T, {{&L.w_gate, gate}, {&L.w_up, up}}, activations_);
-    if (c.mlp_bias) {
+    if (c.mlp_bias) {  // the biases go in before the activation
+      ops::linear_many(pool_, h, T, {{&L.w_gate, gate}, {&L.w_up, up}}, activations_);
       add_bias(gate, L.b_gate, T);
       add_bias(up, L.b_up, T);
+      ops::silu_mul(pool_, gate, up, gate, T * F);
+    } else {
+      ops::linear_swiglu(pool_, h, T, L.w_gate, L.w_up, gate, up, gate, activations_);
     }
-    ops::silu_mul(pool_, gate, up, gate, T * F);
     ops::linear(pool_, gate, T, L.w_down, proj, activations_);
     if (c.mlp_bias) add_bias(proj, L.b_down, T);
     // The MLP residual (x += proj) is added by the next layer's add_rms_norm, or here after the last.
