@@ -71,8 +71,8 @@ void add_bias(float* y, const std::vector<float>& b, int64_t rows) {
 // own):  s[p] = q . k_p / sqrt(hd);  out = sum_p softmax_p(s) v_p.
 // Work items: a decode token (a tile of one) is one item covering all its heads when a step has
 // enough of them (else one item per kv head, so a lone sequence still uses every thread); a
-// prefill tile of up to kQueryTile consecutive tokens of one chunk is one item per kv head. A decode item walks
-// each KV block once for all heads (a block's K rows, then its V rows, are contiguous: row =
+// prefill tile of up to kQueryTile consecutive tokens of one chunk is one item per kv head. A
+// whole-token item walks each KV block once for all heads (a block's K rows, then its V rows, are contiguous: row =
 // n_kv_heads x head_dim), where one item per head read a head_dim slice of every row with a stride
 // of the whole row: serving's decode steps read the whole KV cache from DRAM, and the strided walk
 // drew it at a fraction of the bandwidth. Scores of every query row of a tile against a KV block
@@ -97,7 +97,7 @@ void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std:
   for (const auto& m : meta) max_ctx = std::max(max_ctx, m.pos + 1);
   struct Item {
     int64_t t0, n;          // the tile's tokens
-    int64_t kvh0, kvh1;     // its kv heads: all of them for a decode token, one for a prefill tile
+    int64_t kvh0, kvh1;     // its kv heads [kvh0, kvh1): all of a whole decode token, else one
   };
   std::vector<Item> tiles;  // (t0, n) of each tile
   int64_t n_decode = 0;
