@@ -167,7 +167,10 @@ void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_l
     rs[n_jobs++] = resolve(kt, j, activations);
     total += j.w->n_out();
   }
-  const auto [xq, xs] = quantize_for(pool, kt, rs.data(), n_jobs, x, m);
+  // (plain variables, not a structured binding: clang 14 does not capture bindings in lambdas)
+  const std::pair<const int8_t*, const float*> q8 = quantize_for(pool, kt, rs.data(), n_jobs, x, m);
+  const int8_t* xq = q8.first;
+  const float* xs = q8.second;
   pool.run_ranges(total, 16, column_chunks_per_thread(m), [&](int64_t c0, int64_t c1) {
     int64_t base = 0;
     for (size_t i = 0; i < n_jobs; ++i) {
@@ -184,7 +187,9 @@ void linear_swiglu(ThreadPool& pool, const float* x, int64_t m, const LinearWeig
   assert(w_gate.n_out() == w_up.n_out() && w_gate.n_in() == w_up.n_in());
   const KernelTable& kt = kernels();
   const std::array<Resolved, 2> rs = {resolve(kt, {&w_gate, gate}, activations), resolve(kt, {&w_up, up}, activations)};
-  const auto [xq, xs] = quantize_for(pool, kt, rs.data(), rs.size(), x, m);
+  const std::pair<const int8_t*, const float*> q8 = quantize_for(pool, kt, rs.data(), rs.size(), x, m);
+  const int8_t* xq = q8.first;
+  const float* xs = q8.second;
   const int64_t n = w_gate.n_out();
   pool.run_ranges(n, 16, column_chunks_per_thread(m), [&](int64_t c0, int64_t c1) {
     run_columns(kt, rs[0], x, xq, xs, m, c0, c1);
