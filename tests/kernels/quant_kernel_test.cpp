@@ -67,7 +67,10 @@ TEST_P(QuantKernelConsistency, MatmulMatchesDequantizedReference) {
                                                                            {7, 13, 64},
                                                                            {2, 4, 127},
                                                                            {9, 6, 300},
-                                                                           {70, 5, 48}}) {
+                                                                           {70, 5, 48},
+                                                                           // whole 512-column groups (MXFP4) and a tail
+                                                                           {5, 3, 1100},
+                                                                           {1, 4, 2048}}) {
     const auto w = normal(n * k, uint32_t(n * 31 + k), 0.1f);
     const auto x = normal(m * k, uint32_t(m * 7 + k));
     auto q = quantize(w.data(), n, k, s.options);
@@ -100,21 +103,23 @@ TEST_P(QuantKernelConsistency, MatmulIsBatchInvariant) {
   const auto [isa, si] = GetParam();
   const Scheme s = schemes()[size_t(si)];
   const QuantMatmulFn fn = kernels_for(isa).quant->matmul_for(s.options.format);
-  const int64_t n = 11, k = 77, m_max = 9;
-  const auto w = normal(n * k, 5, 0.1f), x = normal(m_max * k, 6);
-  auto q = quantize(w.data(), n, k, s.options);
-  ASSERT_TRUE(q);
-  const QuantView v = q->view();
-  std::vector<float> single(size_t(m_max * n));
-  for (int64_t i = 0; i < m_max; ++i) fn(x.data() + i * k, k, v, single.data() + i * n, n, 1, 0, n);
-  for (int64_t m = 1; m <= m_max; ++m) {
-    for (int64_t split : {int64_t(1), int64_t(3), int64_t(5)}) {
-      std::vector<float> y(size_t(m * n));
-      fn(x.data(), k, v, y.data(), n, m, 0, split);
-      fn(x.data(), k, v, y.data(), n, m, split, n);
-      for (int64_t e = 0; e < m * n; ++e) {
-        ASSERT_EQ(f32_bits(y[size_t(e)]), f32_bits(single[size_t(e)]))
-            << "m=" << m << " split=" << split << " at " << e;
+  const int64_t n = 11, m_max = 9;
+  for (int64_t k : {int64_t(77), int64_t(1100)}) {  // a tail alone; whole FP4 groups and a tail
+    const auto w = normal(n * k, 5, 0.1f), x = normal(m_max * k, 6);
+    auto q = quantize(w.data(), n, k, s.options);
+    ASSERT_TRUE(q);
+    const QuantView v = q->view();
+    std::vector<float> single(size_t(m_max * n));
+    for (int64_t i = 0; i < m_max; ++i) fn(x.data() + i * k, k, v, single.data() + i * n, n, 1, 0, n);
+    for (int64_t m = 1; m <= m_max; ++m) {
+      for (int64_t split : {int64_t(1), int64_t(3), int64_t(5)}) {
+        std::vector<float> y(size_t(m * n));
+        fn(x.data(), k, v, y.data(), n, m, 0, split);
+        fn(x.data(), k, v, y.data(), n, m, split, n);
+        for (int64_t e = 0; e < m * n; ++e) {
+          ASSERT_EQ(f32_bits(y[size_t(e)]), f32_bits(single[size_t(e)]))
+              << "k=" << k << " m=" << m << " split=" << split << " at " << e;
+        }
       }
     }
   }

@@ -61,33 +61,6 @@ bool quant_matmul_has_kernel(const QuantizedTensor& w, Activations activations) 
   return qt.matmul_for(w.format()) != nullptr;
 }
 
-void quant_matmul(ThreadPool& pool, const float* x, int64_t m, const QuantizedTensor& w, float* y,
-                  Activations activations) {
-  const KernelTable& kt = kernels();
-  const QuantKernelTable& qt = *kt.quant;
-  const int64_t n = w.n_out(), k = w.n_in();
-  const QuantView v = w.view();
-  const MatmulI8I8Fn i8fn = activations == Activations::kInt8 ? int8_activation_kernel(qt, w) : nullptr;
-  if (i8fn) {
-    thread_local std::vector<int8_t> xq;
-    thread_local std::vector<float> xs;
-    xq.resize(size_t(m * k));
-    xs.resize(size_t(m));
-    quantize_activations(pool, qt, x, m, k, xq.data(), xs.data());
-    const int8_t* xqp = xq.data();
-    const float* xsp = xs.data();
-    split_columns(pool, m, n, k,
-                  [&](int64_t j0, int64_t j1) { i8fn(xqp, k, xsp, v, y, n, m, j0, j1); });
-    return;
-  }
-  const QuantMatmulFn fn = w.zero_points() ? nullptr : qt.matmul_for(w.format());
-  if (fn) {
-    split_columns(pool, m, n, k, [&](int64_t j0, int64_t j1) { fn(x, k, v, y, n, m, j0, j1); });
-  } else {
-    split_columns(pool, m, n, k, [&](int64_t j0, int64_t j1) { generic_matmul(kt, x, m, w, y, j0, j1); });
-  }
-}
-
 void linear(ThreadPool& pool, const float* x, int64_t m, const LinearWeight& w, float* y,
             Activations activations) {
   if (w.quant) {
@@ -155,6 +128,19 @@ std::pair<const int8_t*, const float*> quantize_for(ThreadPool& pool, const Kern
 }
 
 }  // namespace
+
+void quant_matmul(ThreadPool& pool, const float* x, int64_t m, const QuantizedTensor& w, float* y,
+                  Activations activations) {
+  const KernelTable& kt = kernels();
+  LinearWeight lw;
+  lw.quant = &w;
+  const Resolved r = resolve(kt, {&lw, y}, activations);
+  const std::pair<const int8_t*, const float*> q8 = quantize_for(pool, kt, &r, 1, x, m);
+  const int8_t* xq = q8.first;
+  const float* xs = q8.second;
+  split_columns(pool, m, w.n_out(), w.n_in(),
+                [&](int64_t j0, int64_t j1) { run_columns(kt, r, x, xq, xs, m, j0, j1); });
+}
 
 void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_list<LinearJob> jobs,
                  Activations activations) {

@@ -137,12 +137,23 @@ void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std:
       const size_t esz = dtype_size(st.dtype());
       const MatmulFn qk = kt.matmul_for(st.dtype());
       const bool fp8 = st.dtype() == DType::kF8E4M3;
+      // Block b of the sequence in this layer: its K (or V) rows and, for FP8, their scales.
+      struct BlockRows {
+        const uint8_t* rows;
+        const float* scales;
+      };
+      auto block_rows = [&](int64_t b, bool v_side) {
+        const int32_t id = kv.block_table[size_t(b)];
+        return BlockRows{static_cast<const uint8_t*>(v_side ? st.v(layer, id) : st.k(layer, id)),
+                         !fp8 ? nullptr : v_side ? st.v_scale(layer, id) : st.k_scale(layer, id)};
+      };
       int64_t tile_ctx = 0;
       for (int64_t ti = 0; ti < it.n; ++ti) tile_ctx = std::max(tile_ctx, meta[size_t(it.t0 + ti)].pos + 1);
       for (int64_t b = 0; b * bs < tile_ctx; ++b) {
         const int64_t n_valid = std::min(bs, tile_ctx - b * bs);
-        const uint8_t* kblock = static_cast<const uint8_t*>(st.k(layer, kv.block_table[size_t(b)]));
-        const float* ks = fp8 ? st.k_scale(layer, kv.block_table[size_t(b)]) : nullptr;
+        const BlockRows kbr = block_rows(b, false);
+        const uint8_t* kblock = kbr.rows;
+        const float* ks = kbr.scales;
         for (int64_t kvh = it.kvh0; kvh < it.kvh1; ++kvh) {
           const uint8_t* kb = kblock + size_t(kvh * hd) * esz;
           float* sh = s + (kvh - it.kvh0) * ld;
@@ -178,8 +189,9 @@ void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std:
         }
         for (int64_t b = 0; b * bs < n_ctx; ++b) {
           const int64_t nb = std::min(bs, n_ctx - b * bs);
-          const uint8_t* vblock = static_cast<const uint8_t*>(st.v(layer, kv.block_table[size_t(b)]));
-          const float* vs = fp8 ? st.v_scale(layer, kv.block_table[size_t(b)]) : nullptr;
+          const BlockRows vbr = block_rows(b, true);
+          const uint8_t* vblock = vbr.rows;
+          const float* vs = vbr.scales;
           for (int64_t kvh = it.kvh0; kvh < it.kvh1; ++kvh) {
             const void* vp = vblock + size_t(kvh * hd) * esz;
             for (int64_t g = 0; g < group; ++g) {

@@ -4,8 +4,9 @@
 // The table (used by the avx512 KernelTable when the CPU has AVX512_VNNI, kernel_table_avx512()):
 // - W8A8 (int8 x int8): the 512-bit kernel below.
 // - W8A16 int8 and FP8 (E4M3 / E5M2) weights with F32 activations: the 512-bit tile below.
-// - W4A8 (NVFP4 / MXFP4 weights x int8 activations): the 512-bit kernel below.
-// - Every other entry (activation quantization, FP4 with F32 activations): the AVX2 kernels of
+// - W4A8 (NVFP4 / MXFP4 weights x int8 activations) and W4A16 (the same weights x F32
+//   activations): the 512-bit kernels below.
+// - Every other entry (activation quantization): the AVX2 kernels of
 //   quant_avx2.cpp, compiled again here (TIDAL_QUANT_VNNI only names its table). That file also
 //   provides the shared helpers used below (f32_scale, ScratchI8, fp4_rows, fp4_tail). Everything
 //   in it is in an anonymous namespace, so this copy is private to this translation unit. Its int8
@@ -299,7 +300,7 @@ void matmul_w8(const float* x, int64_t ldx, const QuantView& w, float* y, int64_
 // for any m, tile or column range (batch invariance); the int32 lane sums are exact, so the result
 // differs from the AVX2 table's only in F32 summation order.
 constexpr int64_t kFp4Step = 128;  // columns per step
-constexpr int64_t kFp4PrefetchBytes = 2048;  // software prefetch distance in the code bytes
+constexpr int64_t kFp4PrefetchBytes = 8192;  // software prefetch distance in the code bytes
 
 inline void decode_fp4_u8_128(const uint8_t* p, __m512i& lo, __m512i& hi) {
   const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
@@ -541,6 +542,137 @@ void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantVi
   }
 }
 
+// ---- FP4 weights x F32 activations (NVFP4 / MXFP4 "W4A16"): 128 codes per step ----
+//
+// NOTE: vpermps picks one of 16 F32 values by the low 4 bits of each int32 index and ignores the
+// rest, and an E2M1 code is 4 bits, so the 16 E2M1 values in one zmm are the whole decoder. A step
+// loads 64 code bytes as 16 int32 lanes: lane d holds the codes of elements 8d .. 8d + 7 (byte b:
+// element 2b in its low nibble, 2b + 1 in its high one), so a shift by 4s and one vpermps give
+// the vector of elements 8d + s over all d: 8 vectors per step from 7 shifts and 8 vpermps, with no
+// masking or widening. x is permuted once per call into the same order (in each 128-column step,
+// xp[16 s + d] = x[8 d + s]). A lane's 8 products all lie in one scale block (NVFP4 block d / 2,
+// MXFP4 block d / 4 of the step), so they are summed unscaled, in two chains (even s, odd s), and
+// scaled once per step: acc = fma(t, scale, acc), the per-lane scale spread from the group's 16
+// decoded scales (as NvFp4::mult / MxFp4::mult, bit for bit) by one vpermps. Every output sees the
+// same sequence for any m, tile or column range (batch invariance).
+constexpr int64_t kFp4F32RowBlock = 32;  // x rows per pass (F32: 32 x n_in x 4 bytes stay in L2)
+
+inline __m512 fp4_e2m1_values() {
+  return _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f,
+                        -4.0f, -6.0f);
+}
+
+// x row (F32, natural order) -> kp floats in the step order above (zero past k; kp a multiple of
+// the step).
+inline void permute_x_fp4_z(const float* x, int64_t k, int64_t kp, float* out) {
+  const __m512i d8 = _mm512_setr_epi32(0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120);
+  alignas(64) float tail[kFp4Step];
+  for (int64_t c = 0; c < kp; c += kFp4Step) {
+    const float* src = x + c;
+    if (c + kFp4Step > k) {  // the last partial step: gather from a zero-padded copy
+      std::memset(tail, 0, sizeof(tail));
+      if (k > c) std::memcpy(tail, x + c, size_t(k - c) * sizeof(float));
+      src = tail;
+    }
+    for (int s = 0; s < 8; ++s)
+      _mm512_storeu_ps(out + c + 16 * s, _mm512_i32gather_ps(_mm512_add_epi32(d8, _mm512_set1_epi32(s)), src, 4));
+  }
+}
+
+// 16 MXFP4 scale codes (E8M0) at s, as MxFp4::mult bit for bit: 2^(e - 127), code 0 -> 2^-127.
+inline __m512 decode_mxfp4_scales(const uint8_t* s) {
+  const __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
+  return _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()),
+                                                     _mm512_slli_epi32(e, 23), _mm512_set1_epi32(0x00400000)));
+}
+
+// One group (16 scale blocks, kSteps steps): codes at wg, scale codes at sg, x at xg.
+template <int kBlock, int MT, int kSteps>
+inline void group_fp4_f32(const float* xg, int64_t ldxp, const uint8_t* wg, const uint8_t* sg, __m512 global,
+                          __m512 (&acc)[MT]) {
+  const __m512 lut = fp4_e2m1_values();
+  const __m512 sv = kBlock == 16 ? decode_nvfp4_scales(sg, global) : decode_mxfp4_scales(sg);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  constexpr int kLanesPerBlock = kBlock / 8;  // int32 lanes (8 elements each) per scale block
+  for (int q = 0; q < kSteps; ++q) {
+    prefetch_ahead(wg, 64 * q + kFp4PrefetchBytes);
+    const __m512i v = _mm512_loadu_si512(wg + 64 * q);
+    __m512 wv[8];
+    wv[0] = _mm512_permutexvar_ps(v, lut);
+    for (int s = 1; s < 8; ++s) wv[s] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4 * s), lut);
+    const __m512i si = _mm512_add_epi32(_mm512_srli_epi32(lane, kLanesPerBlock == 2 ? 1 : 2),
+                                        _mm512_set1_epi32(q * (16 / kLanesPerBlock)));
+    const __m512 sq = _mm512_permutexvar_ps(si, sv);
+    for (int a = 0; a < MT; ++a) {
+      const float* xa = xg + a * ldxp + kFp4Step * q;
+      __m512 t0 = _mm512_mul_ps(_mm512_loadu_ps(xa), wv[0]);
+      __m512 t1 = _mm512_mul_ps(_mm512_loadu_ps(xa + 16), wv[1]);
+      for (int s = 2; s < 8; s += 2) {
+        t0 = _mm512_fmadd_ps(_mm512_loadu_ps(xa + 16 * s), wv[s], t0);
+        t1 = _mm512_fmadd_ps(_mm512_loadu_ps(xa + 16 * (s + 1)), wv[s + 1], t1);
+      }
+      acc[a] = _mm512_fmadd_ps(_mm512_add_ps(t0, t1), sq, acc[a]);
+    }
+  }
+}
+
+// y[a, 0] for the MT x rows at xp and weight row j.
+template <int kBlock, int MT>
+inline void tile_fp4_f32(const float* xp, int64_t ldxp, const QuantView& w, int64_t j, float* y, int64_t ldy) {
+  constexpr int64_t kGroup = kFp4Group<kBlock>;
+  constexpr int kSteps = kFp4GroupSteps<kBlock>;
+  const QuantLayout& l = w.layout;
+  const int64_t k = l.n_in;
+  const __m512 global = _mm512_set1_ps(w.global_scale);
+  const uint8_t* wr[1];
+  const uint8_t* sr[1];
+  fp4_rows<1>(w, j, wr, sr);
+  __m512 acc[MT];
+  for (int a = 0; a < MT; ++a) acc[a] = _mm512_setzero_ps();
+  int64_t kk = 0;
+  for (; kk + kGroup <= k; kk += kGroup) {
+    group_fp4_f32<kBlock, MT, kSteps>(xp + kk, ldxp, wr[0] + kk / 2, sr[0] + kk / kBlock, global, acc);
+  }
+  if (kk < k) {  // the k tail: codes and scale codes zero-padded (x is zero-padded to the group)
+    alignas(64) uint8_t wbuf[kGroup / 2];
+    alignas(16) uint8_t sbuf[16];
+    const uint8_t* wg[1];
+    const uint8_t* sg[1];
+    fp4_tail(l, 1, kk, kBlock, wr, sr, wbuf, sizeof(wbuf), sbuf, sizeof(sbuf), wg, sg);
+    switch ((k - kk + kFp4Step - 1) / kFp4Step) {
+      case 1: group_fp4_f32<kBlock, MT, 1>(xp + kk, ldxp, wg[0], sg[0], global, acc); break;
+      case 2: group_fp4_f32<kBlock, MT, 2>(xp + kk, ldxp, wg[0], sg[0], global, acc); break;
+      // (NVFP4 groups have 2 steps: its cases 3 and 4 never run, and are not instantiated past it)
+      case 3: group_fp4_f32<kBlock, MT, (kSteps < 3 ? kSteps : 3)>(xp + kk, ldxp, wg[0], sg[0], global, acc); break;
+      default: group_fp4_f32<kBlock, MT, kSteps>(xp + kk, ldxp, wg[0], sg[0], global, acc); break;
+    }
+  }
+  for (int a = 0; a < MT; ++a) y[a * ldy] = _mm512_reduce_add_ps(acc[a]);
+}
+
+template <int kBlock>
+void matmul_fp4_f32(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m, int64_t j0,
+                    int64_t j1) {
+  constexpr int64_t kGroup = kFp4Group<kBlock>;
+  const int64_t k = w.layout.n_in, kp = (k + kGroup - 1) / kGroup * kGroup;
+  thread_local Scratch scratch;
+  for (int64_t i0 = 0; i0 < m; i0 += kFp4F32RowBlock) {
+    const int64_t mb = m - i0 < kFp4F32RowBlock ? m - i0 : kFp4F32RowBlock;
+    float* xp = scratch.get(size_t(mb * kp));
+    for (int64_t i = 0; i < mb; ++i) permute_x_fp4_z(x + (i0 + i) * ldx, k, kp, xp + i * kp);
+    // NOTE: 4 x rows per tile for batches (the decoded codes serve 4 rows); one weight row at a
+    // time, so decode (m = 1) reads one sequential stream per thread. The tile shape never changes
+    // an output's arithmetic.
+    for (int64_t j = j0; j < j1; ++j) {
+      float* yj = y + i0 * ldy + j;
+      int64_t i = 0;
+      for (; i + 4 <= mb; i += 4) tile_fp4_f32<kBlock, 4>(xp + i * kp, kp, w, j, yj + i * ldy, ldy);
+      for (; i + 2 <= mb; i += 2) tile_fp4_f32<kBlock, 2>(xp + i * kp, kp, w, j, yj + i * ldy, ldy);
+      for (; i < mb; ++i) tile_fp4_f32<kBlock, 1>(xp + i * kp, kp, w, j, yj + i * ldy, ldy);
+    }
+  }
+}
+
 }  // namespace zmm
 }  // namespace
 
@@ -553,6 +685,8 @@ const QuantKernelTable& quant_kernel_table_avx512_vnni() {
     t.matmul_fp8_e5m2 = zmm::matmul_w8<zmm::E5M2Z>;
     t.matmul_nvfp4_i8 = zmm::matmul_fp4_i8<16>;
     t.matmul_mxfp4_i8 = zmm::matmul_fp4_i8<32>;
+    t.matmul_nvfp4 = zmm::matmul_fp4_f32<16>;
+    t.matmul_mxfp4 = zmm::matmul_fp4_f32<32>;
     return t;
   }();
   return table;
