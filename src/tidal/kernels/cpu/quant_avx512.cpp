@@ -347,6 +347,17 @@ inline __m512 decode_nvfp4_scales(const uint8_t* s, __m512 global) {
   return _mm512_mul_ps(v, global);
 }
 
+// 16 E8M0 scale codes (one per int32 lane) as MxFp4::mult bit for bit: 2^(e - 127), code 0 -> 2^-127.
+inline __m512 e8m0_scales(__m512i e) {
+  return _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()),
+                                                     _mm512_slli_epi32(e, 23), _mm512_set1_epi32(0x00400000)));
+}
+
+// 16 MXFP4 scale codes at s, in order.
+inline __m512 decode_mxfp4_scales(const uint8_t* s) {
+  return e8m0_scales(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s))));
+}
+
 // Prefetch the line `offset` bytes past p. The address is formed as an integer: past the end of a
 // row it may lie outside the weights (or, for the k tail, outside the stack buffer the codes were
 // copied to), which a prefetch tolerates but pointer arithmetic would not.
@@ -405,9 +416,7 @@ inline void group_mxfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, con
   }
   for (int b = 0; b < NT; ++b) {
     const __m128i codes = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sg[b])), transpose);
-    const __m512i e = _mm512_cvtepu8_epi32(codes);
-    const __m512 sv = _mm512_castsi512_ps(_mm512_mask_blend_epi32(
-        _mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()), _mm512_slli_epi32(e, 23), _mm512_set1_epi32(0x00400000)));
+    const __m512 sv = e8m0_scales(_mm512_cvtepu8_epi32(codes));
     for (int a = 0; a < MT; ++a) {
       const __m512i t0 = half[0][a][b], t1 = half[1][a][b];
       const __m512i r = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
@@ -577,13 +586,6 @@ inline void permute_x_fp4_z(const float* x, int64_t k, int64_t kp, float* out) {
     for (int s = 0; s < 8; ++s)
       _mm512_storeu_ps(out + c + 16 * s, _mm512_i32gather_ps(_mm512_add_epi32(d8, _mm512_set1_epi32(s)), src, 4));
   }
-}
-
-// 16 MXFP4 scale codes (E8M0) at s, as MxFp4::mult bit for bit: 2^(e - 127), code 0 -> 2^-127.
-inline __m512 decode_mxfp4_scales(const uint8_t* s) {
-  const __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
-  return _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()),
-                                                     _mm512_slli_epi32(e, 23), _mm512_set1_epi32(0x00400000)));
 }
 
 // One group (16 scale blocks, kSteps steps): codes at wg, scale codes at sg, x at xg.
