@@ -151,11 +151,9 @@ void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std:
       for (int64_t ti = 0; ti < it.n; ++ti) tile_ctx = std::max(tile_ctx, meta[size_t(it.t0 + ti)].pos + 1);
       for (int64_t b = 0; b * bs < tile_ctx; ++b) {
         const int64_t n_valid = std::min(bs, tile_ctx - b * bs);
-        const BlockRows kbr = block_rows(b, false);
-        const uint8_t* kblock = kbr.rows;
-        const float* ks = kbr.scales;
+        const BlockRows kb_rows = block_rows(b, false);
         for (int64_t kvh = it.kvh0; kvh < it.kvh1; ++kvh) {
-          const uint8_t* kb = kblock + size_t(kvh * hd) * esz;
+          const uint8_t* kb = kb_rows.rows + size_t(kvh * hd) * esz;
           float* sh = s + (kvh - it.kvh0) * ld;
           if (it.n == 1) {
             // One token (decode): its `group` query heads are consecutive rows of q, so one call
@@ -171,7 +169,7 @@ void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std:
             for (int64_t ti = 0; ti < it.n; ++ti) {
               for (int64_t g = 0; g < group; ++g) {
                 float* sb = sh + ti * ld + g * max_ctx + b * bs;
-                for (int64_t j = 0; j < n_valid; ++j) sb[j] *= ks[kvh + j * nkv];
+                for (int64_t j = 0; j < n_valid; ++j) sb[j] *= kb_rows.scales[kvh + j * nkv];
               }
             }
           }
@@ -189,15 +187,13 @@ void attention(ThreadPool& pool, const ModelConfig& c, int64_t layer, const std:
         }
         for (int64_t b = 0; b * bs < n_ctx; ++b) {
           const int64_t nb = std::min(bs, n_ctx - b * bs);
-          const BlockRows vbr = block_rows(b, true);
-          const uint8_t* vblock = vbr.rows;
-          const float* vs = vbr.scales;
+          const BlockRows vb_rows = block_rows(b, true);
           for (int64_t kvh = it.kvh0; kvh < it.kvh1; ++kvh) {
-            const void* vp = vblock + size_t(kvh * hd) * esz;
+            const void* vp = vb_rows.rows + size_t(kvh * hd) * esz;
             for (int64_t g = 0; g < group; ++g) {
               float* sg = s + (kvh - it.kvh0 + ti) * ld + g * max_ctx;
               if (fp8) {
-                for (int64_t j = 0; j < nb; ++j) sg[b * bs + j] *= vs[kvh + j * nkv];
+                for (int64_t j = 0; j < nb; ++j) sg[b * bs + j] *= vb_rows.scales[kvh + j * nkv];
               }
               kt.axpy_rows(st.dtype(), sg + b * bs, vp, row, nb, out + (t * nh + kvh * group + g) * hd, hd);
             }

@@ -377,6 +377,12 @@ inline __m512i nvfp4_scale_index(int q) {
   return _mm512_add_epi32(_mm512_srli_epi32(l, 1), _mm512_set1_epi32(8 * q));
 }
 
+// MXFP4 in the lane order of the W4A16 kernel below: int32 lane L of step q -> block 4q + L / 4.
+inline __m512i mxfp4_scale_index(int q) {
+  const __m512i l = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  return _mm512_add_epi32(_mm512_srli_epi32(l, 2), _mm512_set1_epi32(4 * q));
+}
+
 // MXFP4 (32-column blocks): in step q, 128-bit lane p (int32 lanes 4p..4p+3) holds exactly block
 // 4q + p of the group, so the scale can wait: the int32 lane sums of the group's 4 steps are reduced
 // in each 128-bit lane (unpack + add, like the W8A8 epilogue) into one vector whose element 4p + q
@@ -594,17 +600,13 @@ inline void group_fp4_f32(const float* xg, int64_t ldxp, const uint8_t* wg, cons
                           __m512 (&acc)[MT]) {
   const __m512 lut = fp4_e2m1_values();
   const __m512 sv = kBlock == 16 ? decode_nvfp4_scales(sg, global) : decode_mxfp4_scales(sg);
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  constexpr int kLanesPerBlock = kBlock / 8;  // int32 lanes (8 elements each) per scale block
   for (int q = 0; q < kSteps; ++q) {
     prefetch_ahead(wg, 64 * q + kFp4PrefetchBytes);
     const __m512i v = _mm512_loadu_si512(wg + 64 * q);
     __m512 wv[8];
     wv[0] = _mm512_permutexvar_ps(v, lut);
     for (int s = 1; s < 8; ++s) wv[s] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4 * s), lut);
-    const __m512i si = _mm512_add_epi32(_mm512_srli_epi32(lane, kLanesPerBlock == 2 ? 1 : 2),
-                                        _mm512_set1_epi32(q * (16 / kLanesPerBlock)));
-    const __m512 sq = _mm512_permutexvar_ps(si, sv);
+    const __m512 sq = _mm512_permutexvar_ps(kBlock == 16 ? nvfp4_scale_index(q) : mxfp4_scale_index(q), sv);
     for (int a = 0; a < MT; ++a) {
       const float* xa = xg + a * ldxp + kFp4Step * q;
       __m512 t0 = _mm512_mul_ps(_mm512_loadu_ps(xa), wv[0]);
