@@ -57,6 +57,17 @@ TEST(SandboxRequest, ExecAndRun) {
             std::string::npos);
 }
 
+// Timeouts far past the largest int64 number of milliseconds (the fuzzer's 2.8e49 s) are refused
+// with an error naming the field, and never converted (UBSan would flag the conversion).
+TEST(SandboxRequest, HugeTimeoutsAreRefusedByName) {
+  const std::string run = R"J({"language": "python", "code": "print(1)", "timeout_s": 2.8e49})J";
+  EXPECT_NE(error_of(parse_run_request(run).status()).find("timeout_s"), std::string::npos);
+  EXPECT_NE(error_of(parse_exec_request(R"({"cmd": ["true"], "timeout_s": 1e300})").status()).find("timeout_s"),
+            std::string::npos);
+  EXPECT_NE(error_of(parse_create_request(R"({"queue_timeout_s": 1e300})").status()).find("queue_timeout_s"),
+            std::string::npos);
+}
+
 TEST(SandboxRequest, LabelFilter) {
   auto l = parse_label_filter("a=1,b=2=3");
   ASSERT_TRUE(l.has_value());

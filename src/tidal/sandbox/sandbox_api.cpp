@@ -85,7 +85,11 @@ void read_network(JsonFields& f, SandboxSpec& spec) {
 int64_t read_timeout_ms(JsonFields& f, const char* key, double fallback_s, double max_s) {
   double s = fallback_s;
   f.optional(key, &s);
-  if (!(s > 0) || s > max_s) f.fail(key, "must be > 0 and <= " + std::to_string(static_cast<int64_t>(max_s)));
+  if (!(s > 0) || s > max_s) {
+    // (no conversion of an out-of-range value: past 9.2e15 s it is undefined behaviour)
+    f.fail(key, "must be > 0 and <= " + std::to_string(static_cast<int64_t>(max_s)));
+    return 1;
+  }
   return std::max<int64_t>(1, static_cast<int64_t>(s * 1000.0));  // a sub-millisecond timeout is 1 ms
 }
 
@@ -105,7 +109,10 @@ void read_queue_timeout(JsonFields& f, QueueTicket& ticket) {
   double s = std::numeric_limits<double>::quiet_NaN();  // absent (JSON has no NaN)
   f.optional("queue_timeout_s", &s);
   if (std::isnan(s)) return;
-  if (!(s >= 0) || s > 3600) f.fail("queue_timeout_s", "must be in [0, 3600]");
+  if (!(s >= 0) || s > 3600) {
+    f.fail("queue_timeout_s", "must be in [0, 3600]");
+    return;
+  }
   ticket.wait_ms = static_cast<int64_t>(s * 1000.0);
 }
 
