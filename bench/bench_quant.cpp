@@ -212,6 +212,7 @@ void register_all() {
     benchmark::RegisterBenchmark((std::string("decode/") + c.name).c_str(),
                                  [c](benchmark::State& s) { BM_Quant(s, c.f, c.g, c.a, true); })
         ->Args({1, 1, 512, 2048})
+        ->Args({1, 1, 192, 5632})
         ->Unit(benchmark::kMicrosecond)
         ->Apply(min_of_reps);
   }

@@ -266,6 +266,22 @@ TEST_P(W8A8Kernels, Fp4WeightsInt8ActivationsMatchDequantizedProduct) {
           ASSERT_EQ(f32_bits(y1[size_t(j)]), f32_bits(y[size_t(i * n + j)])) << qt.name << " row " << i << " col " << j;
         }
       }
+      // Activations prepared once (the path ops::quant_matmul takes): the same bits, whole and in
+      // column ranges. The entries come all together or not at all.
+      const MatmulI8I8Fn prepared = qt.matmul_i8_prepared_for(f);
+      ASSERT_EQ(prepared != nullptr, qt.fp4_i8_row_bytes != nullptr) << qt.name;
+      if (!prepared) continue;
+      const int64_t ldp = qt.fp4_i8_row_bytes(k);
+      ASSERT_GE(ldp, k);
+      std::vector<int8_t> xp(size_t(m * ldp), int8_t(0x55));  // garbage where prepare writes nothing
+      qt.prepare_fp4_i8(xq.data(), k, m, k, xp.data());
+      std::vector<float> y2(y.size());
+      const int64_t split = n / 2;
+      prepared(xp.data(), ldp, xs.data(), q->view(), y2.data(), n, m, 0, split);
+      prepared(xp.data(), ldp, xs.data(), q->view(), y2.data(), n, m, split, n);
+      for (size_t i = 0; i < y.size(); ++i) {
+        ASSERT_EQ(f32_bits(y2[i]), f32_bits(y[i])) << qt.name << " prepared, m=" << m << " k=" << k << " at " << i;
+      }
     }
   }
 }

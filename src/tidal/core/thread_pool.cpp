@@ -22,6 +22,7 @@ constexpr int kSpinIterations = 1 << 14;  // ~50-100 us of spinning before sleep
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0) n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = n_threads;
+  shares_ = std::make_unique<Share[]>(size_t(n_threads_));
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
@@ -78,6 +79,12 @@ void ThreadPool::worker(int ith) {
   }
 }
 
+namespace {
+constexpr uint64_t pack(int64_t front, int64_t back) { return uint64_t(front) | uint64_t(back) << 32; }
+constexpr int64_t front_of(uint64_t w) { return int64_t(w & 0xffffffffu); }
+constexpr int64_t back_of(uint64_t w) { return int64_t(w >> 32); }
+}  // namespace
+
 void ThreadPool::run_ranges(int64_t n, int64_t align, int chunks_per_thread,
                             const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
@@ -85,14 +92,43 @@ void ThreadPool::run_ranges(int64_t n, int64_t align, int chunks_per_thread,
     fn(0, n);
     return;
   }
+  if (n > int64_t(0xffffffffu)) {  // beyond the 32-bit halves of a share's word: one range per thread
+    run_split(n, align, 0, fn);
+    return;
+  }
   const int64_t pieces = int64_t(n_threads_) * std::max(chunks_per_thread, 1);
   const int64_t chunk = std::max<int64_t>((n + pieces - 1) / pieces + align - 1, align) / align * align;
-  std::atomic<int64_t> next{0};
-  run([&](int, int) {
+  for (int t = 0; t < n_threads_; ++t) {
+    int64_t b, e;
+    split(n, t, n_threads_, align, &b, &e);
+    shares_[size_t(t)].word.store(pack(b, e), std::memory_order_relaxed);
+  }
+  run([&](int ith, int nth) {
+    // Own share from the front, in chunks: one sequential stream per thread.
+    std::atomic<uint64_t>& own = shares_[size_t(ith)].word;
+    uint64_t w = own.load(std::memory_order_acquire);
     for (;;) {
-      const int64_t b = next.fetch_add(chunk, std::memory_order_relaxed);
-      if (b >= n) return;
-      fn(b, std::min(n, b + chunk));
+      const int64_t f = front_of(w), bk = back_of(w);
+      if (f >= bk) break;
+      const int64_t nf = std::min(bk, f + chunk);
+      if (own.compare_exchange_weak(w, pack(nf, bk), std::memory_order_acq_rel)) {
+        fn(f, nf);
+        w = own.load(std::memory_order_acquire);
+      }
+    }
+    // Then the others' unclaimed ends, from the back.
+    for (int d = 1; d < nth; ++d) {
+      std::atomic<uint64_t>& other = shares_[size_t((ith + d) % nth)].word;
+      uint64_t v = other.load(std::memory_order_acquire);
+      for (;;) {
+        const int64_t f = front_of(v), bk = back_of(v);
+        if (f >= bk) break;
+        const int64_t nb = std::max(f, (bk - chunk) / align * align);
+        if (other.compare_exchange_weak(v, pack(f, nb), std::memory_order_acq_rel)) {
+          fn(nb, bk);
+          v = other.load(std::memory_order_acquire);
+        }
+      }
     }
   });
 }

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -28,10 +29,15 @@ class ThreadPool {
   // Split [0, n) into nth contiguous chunks aligned to `align`; chunk ith is [*begin, *end).
   static void split(int64_t n, int ith, int nth, int64_t align, int64_t* begin, int64_t* end);
 
-  // fn(begin, end) over [0, n) in ranges of `align`-aligned chunks (about chunks_per_thread per
-  // thread), handed out first come first served: a thread that wakes late or runs slower (a busy
-  // core, a shared machine) takes fewer chunks instead of holding up the rest. Every index is
-  // covered exactly once; which thread runs which range is not fixed, so fn must not depend on it.
+  // fn(begin, end) over [0, n) in `align`-aligned ranges. Each thread owns a contiguous share
+  // (split()) and takes it from the front in chunks of about n / (nth * chunks_per_thread), so it
+  // reads one sequential stream; a thread done with its share takes chunks from the back of the
+  // others' unclaimed parts. A thread that wakes late or runs slower (a busy core, a shared machine)
+  // thus does less instead of holding up the rest. Every index is covered exactly once; which
+  // thread runs which range is not fixed, so fn must not depend on it.
+  // NOTE: measured on the 1B decode (mxfp4:a8, 2 threads), contiguous shares with stealing beat
+  // chunks dealt first come first served from one counter (interleaving the threads' streams) by
+  // 2-6% tok/s.
   void run_ranges(int64_t n, int64_t align, int chunks_per_thread, const std::function<void(int64_t, int64_t)>& fn);
 
   // fn(begin, end) over [0, n) in one contiguous, `align`-aligned range per thread (split()); on
@@ -41,6 +47,13 @@ class ThreadPool {
 
  private:
   void worker(int ith);
+
+  // run_ranges' claims: per thread, the unclaimed part [front, back) of its share, packed as
+  // front | back << 32 in one word, on its own cache line.
+  struct alignas(64) Share {
+    std::atomic<uint64_t> word{0};
+  };
+  std::unique_ptr<Share[]> shares_;
 
   int n_threads_;
   std::vector<std::thread> workers_;

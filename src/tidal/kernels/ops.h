@@ -12,12 +12,13 @@
 
 namespace tidal::ops {
 
-// Matrix products split their output columns over the pool in chunks taken first come first
-// served (ThreadPool::run_ranges). Decode-sized products (m <= 4 rows) stream the weights once and
-// are short, so a late-waking or slowed thread would hold up the other: 4 chunks per thread let the
-// faster one take more. Larger m keeps one chunk per thread (each chunk re-reads the x rows).
-// Results never depend on the split: every output column is computed the same way in any range.
-inline int column_chunks_per_thread(int64_t m) { return m <= 4 ? 4 : 1; }
+// Matrix products split their output columns over the pool (ThreadPool::run_ranges: a contiguous
+// share per thread, the rest of a slower thread's share taken over in chunks). Decode-sized
+// products (m <= 4 rows) stream the weights once and are short, so a late-waking or slowed thread
+// would hold up the other: 8 chunks per thread let the faster one take over. Larger m keeps one
+// chunk per thread (each chunk re-reads the x rows). Results never depend on the split: every
+// output column is computed the same way in any range.
+inline int column_chunks_per_thread(int64_t m) { return m <= 4 ? 8 : 1; }
 
 // A weight matrix [n_out, n_in], row-major, as stored (F32, F16 or BF16).
 struct Weight {

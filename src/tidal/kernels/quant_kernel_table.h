@@ -19,6 +19,12 @@
 //   times x_scale[i] * 0.5 at the end; scale_b = decode(scale code) * global_scale. The block sums
 //   are exact integers; the F32 accumulation over blocks may be ordered differently per table
 //   (results agree within rounding, not bit for bit). Requires that format, no zero points.
+// - W4A8 with activations prepared once (optional: all four entries or none): prepare_fp4_i8 writes
+//   m rows of xq (row stride ldq) into xp, fp4_i8_row_bytes(n_in) bytes per row, in the order this
+//   table's FP4 kernels read (one layout for NVFP4 and MXFP4); matmul_{nv,mx}fp4_i8_prepared(xp,
+//   fp4_i8_row_bytes(n_in), x_scale, ...) then give the same bits as matmul_{nv,mx}fp4_i8(xq, ldq,
+//   x_scale, ...). ops::quant_matmul prepares x once per product instead of once per column range,
+//   which lets decode split a product into many short ranges.
 // - Batch invariance (as for KernelTable::matmul): y[i, j] depends only on row i of x and row j of
 //   W, never on m, j0/j1 or tiling. Tests (tests/kernels/quant_kernel_test.cpp) check it bit for bit.
 // Thread-safety: all entries are pure functions of their arguments.
@@ -36,6 +42,8 @@ using QuantizeRowsI8Fn = void (*)(const float* x, int64_t ldx, int64_t m, int64_
                                   float* x_scale);
 using MatmulI8I8Fn = void (*)(const int8_t* xq, int64_t ldq, const float* x_scale, const QuantView& w,
                               float* y, int64_t ldy, int64_t m, int64_t j0, int64_t j1);
+using PreparedRowBytesFn = int64_t (*)(int64_t n_in);
+using PrepareI8Fn = void (*)(const int8_t* xq, int64_t ldq, int64_t m, int64_t n_in, int8_t* xp);
 
 struct QuantKernelTable {
   const char* name;
@@ -48,6 +56,20 @@ struct QuantKernelTable {
   MatmulI8I8Fn matmul_i8_i8;
   MatmulI8I8Fn matmul_nvfp4_i8;
   MatmulI8I8Fn matmul_mxfp4_i8;
+  PreparedRowBytesFn fp4_i8_row_bytes;     // (optional, with the three below)
+  PrepareI8Fn prepare_fp4_i8;              // (optional)
+  MatmulI8I8Fn matmul_nvfp4_i8_prepared;  // (optional)
+  MatmulI8I8Fn matmul_mxfp4_i8_prepared;  // (optional)
+
+  // The kernel taking prepared activations for a format (nvfp4, mxfp4), or nullptr.
+  MatmulI8I8Fn matmul_i8_prepared_for(QuantFormat f) const {
+    if (!prepare_fp4_i8) return nullptr;
+    switch (f) {
+      case QuantFormat::kNvFp4: return matmul_nvfp4_i8_prepared;
+      case QuantFormat::kMxFp4: return matmul_mxfp4_i8_prepared;
+      default: return nullptr;
+    }
+  }
 
   // The int8-activation kernel for a format: int8 (per-channel weights), nvfp4, mxfp4; else nullptr.
   MatmulI8I8Fn matmul_i8_for(QuantFormat f) const {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <cassert>
-#include <utility>
 #include <vector>
 
 #include "tidal/kernels/kernel_table.h"
@@ -32,15 +31,6 @@ void generic_matmul(const KernelTable& kt, const float* x, int64_t m, const Quan
     for (int64_t r = 0; r < nb; ++r) w.dequantize_row(j + r, buf.data() + r * k);
     kt.matmul_f32(x, k, buf.data(), k, y + j, n, m, k, 0, nb);
   }
-}
-
-// Per-token int8 quantization of x's m rows (row-independent, so spreading rows over the pool for
-// batches gives the same bits).
-void quantize_activations(ThreadPool& pool, const QuantKernelTable& qt, const float* x, int64_t m, int64_t k,
-                          int8_t* xq, float* xs) {
-  pool.run_split(m, 1, kParallelRows, [&](int64_t b, int64_t e) {
-    qt.quantize_rows_i8(x + b * k, k, e - b, k, xq + b * k, k, xs + b);
-  });
 }
 
 template <class Fn>
@@ -81,14 +71,16 @@ struct Resolved {
   QuantMatmulFn qfn;
   MatmulFn dfn;
   MatmulI8I8Fn i8fn;  // int8 activations (W8A8 / W4A8)
+  MatmulI8I8Fn i8p;   // the same on activations prepared once per product (W4A8), if the table has it
 };
 
 Resolved resolve(const KernelTable& kt, const LinearJob& j, Activations activations) {
-  Resolved r{j.w, j.y, {}, nullptr, nullptr, nullptr};
+  Resolved r{j.w, j.y, {}, nullptr, nullptr, nullptr, nullptr};
   if (j.w->quant) {
     const QuantizedTensor& q = *j.w->quant;
     r.view = q.view();
     r.i8fn = activations == Activations::kInt8 ? int8_activation_kernel(*kt.quant, q) : nullptr;
+    r.i8p = r.i8fn ? kt.quant->matmul_i8_prepared_for(q.format()) : nullptr;
     r.qfn = q.zero_points() ? nullptr : kt.quant->matmul_for(q.format());
   } else {
     r.dfn = kt.matmul_for(j.w->dense.dtype);
@@ -96,14 +88,25 @@ Resolved resolve(const KernelTable& kt, const LinearJob& j, Activations activati
   return r;
 }
 
-// Columns [lo, hi) of one product; xq / xs: x quantized per token when the job takes int8.
-void run_columns(const KernelTable& kt, const Resolved& r, const float* x, const int8_t* xq, const float* xs,
-                 int64_t m, int64_t lo, int64_t hi) {
+// x as the int8-activation kernels take it: quantized per token (xq, xs), and prepared for the
+// W4A8 kernels (xp, row stride ldp) when a job has a prepared kernel. Nulls when no job takes int8.
+struct I8Inputs {
+  const int8_t* xq = nullptr;
+  const float* xs = nullptr;
+  const int8_t* xp = nullptr;
+  int64_t ldp = 0;
+};
+
+// Columns [lo, hi) of one product.
+void run_columns(const KernelTable& kt, const Resolved& r, const float* x, const I8Inputs& in, int64_t m, int64_t lo,
+                 int64_t hi) {
   const int64_t n = r.w->n_out(), k = r.w->n_in();
   if (!r.w->quant) {
     r.dfn(x, k, r.w->dense.data, k, r.y, n, m, k, lo, hi);
+  } else if (r.i8p && in.xp) {
+    r.i8p(in.xp, in.ldp, in.xs, r.view, r.y, n, m, lo, hi);
   } else if (r.i8fn) {
-    r.i8fn(xq, k, xs, r.view, r.y, n, m, lo, hi);
+    r.i8fn(in.xq, k, in.xs, r.view, r.y, n, m, lo, hi);
   } else if (r.qfn) {
     r.qfn(x, k, r.view, r.y, n, m, lo, hi);
   } else {
@@ -111,20 +114,34 @@ void run_columns(const KernelTable& kt, const Resolved& r, const float* x, const
   }
 }
 
-// x quantized once for every job that takes int8 activations (same rows, same result as
-// quant_matmul); returns {xq, xs}, or nulls when none does.
-std::pair<const int8_t*, const float*> quantize_for(ThreadPool& pool, const KernelTable& kt, const Resolved* rs,
-                                                     size_t n, const float* x, int64_t m) {
-  bool any_i8 = false;
-  for (size_t i = 0; i < n; ++i) any_i8 = any_i8 || rs[i].i8fn;
-  if (!any_i8) return {nullptr, nullptr};
+// x quantized per token once for every job of a call that takes int8 activations, and prepared
+// once for those with a prepared kernel. Row-independent, so spreading batch rows over the pool
+// gives the same bits.
+I8Inputs quantize_for(ThreadPool& pool, const KernelTable& kt, const Resolved* rs, size_t n, const float* x,
+                      int64_t m) {
+  bool any_i8 = false, any_prepared = false;
+  for (size_t i = 0; i < n; ++i) {
+    any_i8 = any_i8 || rs[i].i8fn;
+    any_prepared = any_prepared || rs[i].i8p;
+  }
+  if (!any_i8) return {};
+  const QuantKernelTable& qt = *kt.quant;
   const int64_t k = rs[0].w->n_in();
-  thread_local std::vector<int8_t> xq;
-  thread_local std::vector<float> xs;
-  xq.resize(size_t(m * k));
-  xs.resize(size_t(m));
-  quantize_activations(pool, *kt.quant, x, m, k, xq.data(), xs.data());
-  return {xq.data(), xs.data()};
+  const int64_t ldp = any_prepared ? qt.fp4_i8_row_bytes(k) : 0;
+  // NOTE: the buffers are the calling thread's; the workers below reach them through these pointers.
+  thread_local std::vector<int8_t> xq_buf, xp_buf;
+  thread_local std::vector<float> xs_buf;
+  xq_buf.resize(size_t(m * k));
+  xs_buf.resize(size_t(m));
+  xp_buf.resize(size_t(m * ldp));
+  int8_t* xq = xq_buf.data();
+  int8_t* xp = xp_buf.data();
+  float* xs = xs_buf.data();
+  pool.run_split(m, 1, kParallelRows, [&](int64_t b, int64_t e) {
+    qt.quantize_rows_i8(x + b * k, k, e - b, k, xq + b * k, k, xs + b);
+    if (ldp) qt.prepare_fp4_i8(xq + b * k, k, e - b, k, xp + b * ldp);
+  });
+  return {xq, xs, ldp ? xp : nullptr, ldp};
 }
 
 }  // namespace
@@ -135,11 +152,8 @@ void quant_matmul(ThreadPool& pool, const float* x, int64_t m, const QuantizedTe
   LinearWeight lw;
   lw.quant = &w;
   const Resolved r = resolve(kt, {&lw, y}, activations);
-  const std::pair<const int8_t*, const float*> q8 = quantize_for(pool, kt, &r, 1, x, m);
-  const int8_t* xq = q8.first;
-  const float* xs = q8.second;
-  split_columns(pool, m, w.n_out(), w.n_in(),
-                [&](int64_t j0, int64_t j1) { run_columns(kt, r, x, xq, xs, m, j0, j1); });
+  const I8Inputs in = quantize_for(pool, kt, &r, 1, x, m);
+  split_columns(pool, m, w.n_out(), w.n_in(), [&](int64_t j0, int64_t j1) { run_columns(kt, r, x, in, m, j0, j1); });
 }
 
 void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_list<LinearJob> jobs,
@@ -153,17 +167,14 @@ void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_l
     rs[n_jobs++] = resolve(kt, j, activations);
     total += j.w->n_out();
   }
-  // (plain variables, not a structured binding: clang 14 does not capture bindings in lambdas)
-  const std::pair<const int8_t*, const float*> q8 = quantize_for(pool, kt, rs.data(), n_jobs, x, m);
-  const int8_t* xq = q8.first;
-  const float* xs = q8.second;
+  const I8Inputs in = quantize_for(pool, kt, rs.data(), n_jobs, x, m);
   pool.run_ranges(total, 16, column_chunks_per_thread(m), [&](int64_t c0, int64_t c1) {
     int64_t base = 0;
     for (size_t i = 0; i < n_jobs; ++i) {
       const int64_t n = rs[i].w->n_out();
       const int64_t lo = std::max(c0 - base, int64_t(0)), hi = std::min(c1 - base, n);
       base += n;
-      if (lo < hi) run_columns(kt, rs[i], x, xq, xs, m, lo, hi);
+      if (lo < hi) run_columns(kt, rs[i], x, in, m, lo, hi);
     }
   });
 }
@@ -173,13 +184,11 @@ void linear_swiglu(ThreadPool& pool, const float* x, int64_t m, const LinearWeig
   assert(w_gate.n_out() == w_up.n_out() && w_gate.n_in() == w_up.n_in());
   const KernelTable& kt = kernels();
   const std::array<Resolved, 2> rs = {resolve(kt, {&w_gate, gate}, activations), resolve(kt, {&w_up, up}, activations)};
-  const std::pair<const int8_t*, const float*> q8 = quantize_for(pool, kt, rs.data(), rs.size(), x, m);
-  const int8_t* xq = q8.first;
-  const float* xs = q8.second;
+  const I8Inputs in = quantize_for(pool, kt, rs.data(), rs.size(), x, m);
   const int64_t n = w_gate.n_out();
   pool.run_ranges(n, 16, column_chunks_per_thread(m), [&](int64_t c0, int64_t c1) {
-    run_columns(kt, rs[0], x, xq, xs, m, c0, c1);
-    run_columns(kt, rs[1], x, xq, xs, m, c0, c1);
+    run_columns(kt, rs[0], x, in, m, c0, c1);
+    run_columns(kt, rs[1], x, in, m, c0, c1);
     for (int64_t i = 0; i < m; ++i) kt.silu_mul(gate + i * n + c0, up + i * n + c0, out + i * n + c0, c1 - c0);
   });
 }

@@ -678,26 +678,47 @@ struct ScratchI8 {
   ~ScratchI8() { std::free(data); }
 };
 
+// The W4A8 activation layout (QuantKernelTable::prepare_fp4_i8): each row as permute_xq_fp4
+// leaves it, kp = n_in rounded up to 32 bytes of x, then kp bytes of |x|.
+inline int64_t fp4_i8_padded_k(int64_t k) { return (k + 31) / 32 * 32; }
+
+int64_t fp4_i8_row_bytes(int64_t k) { return 2 * fp4_i8_padded_k(k); }
+
+void prepare_fp4_i8(const int8_t* xq, int64_t ldq, int64_t m, int64_t k, int8_t* xp) {
+  const int64_t kp = fp4_i8_padded_k(k), ldxp = fp4_i8_row_bytes(k);
+  for (int64_t i = 0; i < m; ++i) permute_xq_fp4(xq + i * ldq, k, kp, xp + i * ldxp);
+}
+
 template <class F, int kBlock>
-void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantView& w, float* y, int64_t ldy,
-                   int64_t m, int64_t j0, int64_t j1) {
-  const int64_t k = w.layout.n_in, kp = (k + 31) / 32 * 32, ldxp = 2 * kp;  // x, then |x|
+void matmul_fp4_i8_prepared(const int8_t* xp, int64_t ldxp, const float* xs, const QuantView& w, float* y,
+                            int64_t ldy, int64_t m, int64_t j0, int64_t j1) {
   alignas(64) float mult_of[256];
   for (int c = 0; c < 256; ++c) mult_of[c] = F::mult(uint8_t(c), w.global_scale);
-  thread_local ScratchI8 scratch;
   for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
     const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
-    int8_t* xp = scratch.get(size_t(mb * ldxp));
-    for (int64_t i = 0; i < mb; ++i) permute_xq_fp4(xq + (i0 + i) * ldq, k, kp, xp + i * ldxp);
+    const int8_t* xb = xp + i0 * ldxp;
     int64_t j = j0;
     // NOTE: m = 1 (decode) walks one weight row at a time: one sequential stream per thread
     // measured faster from DRAM than 4 interleaved rows (gemv/nvfp4_w4a8 2 threads: ~8-9 vs
     // ~6 GB/s), and a step's 32 products per FMA keep one accumulator chain fed. Larger m: 3 x
     // rows x 2 weight rows, the decoded weights reused across x rows. Same results either way.
     if (mb > 1) {
-      for (; j + 2 <= j1; j += 2) rows_fp4_i8<kBlock, 2>(xp, ldxp, xs + i0, w, mult_of, j, y + i0 * ldy + j, ldy, mb);
+      for (; j + 2 <= j1; j += 2) rows_fp4_i8<kBlock, 2>(xb, ldxp, xs + i0, w, mult_of, j, y + i0 * ldy + j, ldy, mb);
     }
-    for (; j < j1; ++j) rows_fp4_i8<kBlock, 1>(xp, ldxp, xs + i0, w, mult_of, j, y + i0 * ldy + j, ldy, mb);
+    for (; j < j1; ++j) rows_fp4_i8<kBlock, 1>(xb, ldxp, xs + i0, w, mult_of, j, y + i0 * ldy + j, ldy, mb);
+  }
+}
+
+template <class F, int kBlock>
+void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantView& w, float* y, int64_t ldy,
+                   int64_t m, int64_t j0, int64_t j1) {
+  const int64_t k = w.layout.n_in, ldxp = fp4_i8_row_bytes(k);
+  thread_local ScratchI8 scratch;
+  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
+    const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
+    int8_t* xp = scratch.get(size_t(mb * ldxp));
+    prepare_fp4_i8(xq + i0 * ldq, ldq, mb, k, xp);
+    matmul_fp4_i8_prepared<F, kBlock>(xp, ldxp, xs + i0, w, y + i0 * ldy, ldy, mb, j0, j1);
   }
 }
 
@@ -709,17 +730,20 @@ void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantVi
 extern const QuantKernelTable kQuantKernelTableAvxVnni = {"avx2_vnni",      matmul<Int8>,      matmul<E4M3>,
                                                           matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
                                                           quantize_rows_i8, matmul_i8_i8,
-                                                          matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>};
+                                                          matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>,
+    fp4_i8_row_bytes, prepare_fp4_i8, matmul_fp4_i8_prepared<NvFp4, 16>, matmul_fp4_i8_prepared<MxFp4, 32>};
 #elif defined(TIDAL_QUANT_VNNI)
 extern const QuantKernelTable kQuantKernelTableAvx2Vnni = {"avx512_vnni",    matmul<Int8>,      matmul<E4M3>,
                                                            matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
                                                            quantize_rows_i8, matmul_i8_i8,
-                                                           matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>};
+                                                           matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>,
+    fp4_i8_row_bytes, prepare_fp4_i8, matmul_fp4_i8_prepared<NvFp4, 16>, matmul_fp4_i8_prepared<MxFp4, 32>};
 #else
 extern const QuantKernelTable kQuantKernelTableAvx2 = {"avx2",           matmul<Int8>,      matmul<E4M3>,
                                                        matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
                                                        quantize_rows_i8, matmul_i8_i8,
-                                                       matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>};
+                                                       matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>,
+    fp4_i8_row_bytes, prepare_fp4_i8, matmul_fp4_i8_prepared<NvFp4, 16>, matmul_fp4_i8_prepared<MxFp4, 32>};
 #endif
 
 }  // namespace tidal

@@ -537,23 +537,47 @@ inline void rows_fp4_i8(const int8_t* xp, int64_t ldxp, int64_t kp, const float*
   for (; i < m; ++i) tile_fp4_i8<kBlock, 1, NT>(xp + i * ldxp, ldxp, kp, xs + i, w, j, y + i * ldy, ldy);
 }
 
+// The W4A8 activation layout (QuantKernelTable::prepare_fp4_i8): each row permuted by
+// permute_xq_fp4_z to a whole number of MXFP4 groups (hence NVFP4 groups too: one layout serves
+// both), then its lane corrections.
+inline int64_t fp4_i8_padded_k(int64_t k) { return (k + kFp4Group<32> - 1) / kFp4Group<32> * kFp4Group<32>; }
+
+int64_t fp4_i8_row_bytes(int64_t k) {
+  const int64_t kp = fp4_i8_padded_k(k);
+  return kp + kp / 2;  // x, then kp / 8 int32 corrections
+}
+
+void prepare_fp4_i8(const int8_t* xq, int64_t ldq, int64_t m, int64_t k, int8_t* xp) {
+  const int64_t kp = fp4_i8_padded_k(k), ldxp = fp4_i8_row_bytes(k);
+  for (int64_t i = 0; i < m; ++i) permute_xq_fp4_z(xq + i * ldq, k, kp, xp + i * ldxp);
+}
+
+template <int kBlock>
+void matmul_fp4_i8_prepared(const int8_t* xp, int64_t ldxp, const float* xs, const QuantView& w, float* y,
+                            int64_t ldy, int64_t m, int64_t j0, int64_t j1) {
+  const int64_t kp = fp4_i8_padded_k(w.layout.n_in);
+  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
+    const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
+    const int8_t* xb = xp + i0 * ldxp;
+    int64_t j = j0;
+    // m = 1 (decode): one weight row at a time, one sequential stream per thread (as the AVX2 table).
+    if (mb > 1) {
+      for (; j + 2 <= j1; j += 2) rows_fp4_i8<kBlock, 2>(xb, ldxp, kp, xs + i0, w, j, y + i0 * ldy + j, ldy, mb);
+    }
+    for (; j < j1; ++j) rows_fp4_i8<kBlock, 1>(xb, ldxp, kp, xs + i0, w, j, y + i0 * ldy + j, ldy, mb);
+  }
+}
+
 template <int kBlock>
 void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantView& w, float* y, int64_t ldy,
                    int64_t m, int64_t j0, int64_t j1) {
-  constexpr int64_t kGroup = kFp4Group<kBlock>;
-  const int64_t k = w.layout.n_in, kp = (k + kGroup - 1) / kGroup * kGroup;
-  const int64_t ldxp = kp + kp / 2;  // x, then its lane corrections (kp / 8 int32)
+  const int64_t k = w.layout.n_in, ldxp = fp4_i8_row_bytes(k);
   thread_local ScratchI8 scratch;
   for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
     const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
     int8_t* xp = scratch.get(size_t(mb * ldxp));
-    for (int64_t i = 0; i < mb; ++i) permute_xq_fp4_z(xq + (i0 + i) * ldq, k, kp, xp + i * ldxp);
-    int64_t j = j0;
-    // m = 1 (decode): one weight row at a time, one sequential stream per thread (as the AVX2 table).
-    if (mb > 1) {
-      for (; j + 2 <= j1; j += 2) rows_fp4_i8<kBlock, 2>(xp, ldxp, kp, xs + i0, w, j, y + i0 * ldy + j, ldy, mb);
-    }
-    for (; j < j1; ++j) rows_fp4_i8<kBlock, 1>(xp, ldxp, kp, xs + i0, w, j, y + i0 * ldy + j, ldy, mb);
+    prepare_fp4_i8(xq + i0 * ldq, ldq, mb, k, xp);
+    matmul_fp4_i8_prepared<kBlock>(xp, ldxp, xs + i0, w, y + i0 * ldy, ldy, mb, j0, j1);
   }
 }
 
@@ -689,6 +713,10 @@ const QuantKernelTable& quant_kernel_table_avx512_vnni() {
     t.matmul_fp8_e5m2 = zmm::matmul_w8<zmm::E5M2Z>;
     t.matmul_nvfp4_i8 = zmm::matmul_fp4_i8<16>;
     t.matmul_mxfp4_i8 = zmm::matmul_fp4_i8<32>;
+    t.fp4_i8_row_bytes = zmm::fp4_i8_row_bytes;
+    t.prepare_fp4_i8 = zmm::prepare_fp4_i8;
+    t.matmul_nvfp4_i8_prepared = zmm::matmul_fp4_i8_prepared<16>;
+    t.matmul_mxfp4_i8_prepared = zmm::matmul_fp4_i8_prepared<32>;
     t.matmul_nvfp4 = zmm::matmul_fp4_f32<16>;
     t.matmul_mxfp4 = zmm::matmul_fp4_f32<32>;
     return t;

@@ -146,6 +146,8 @@ void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* x_scale, const Qu
 extern const QuantKernelTable kQuantKernelTableScalar = {"scalar",         matmul<Int8>,  matmul<E4M3>,
                                                          matmul<E5M2>,     matmul<NvFp4>, matmul<MxFp4>,
                                                          quantize_rows_i8, matmul_i8_i8,
-                                                         matmul_fp4_i8<NvFp4>, matmul_fp4_i8<MxFp4>};
+                                                         matmul_fp4_i8<NvFp4>, matmul_fp4_i8<MxFp4>,
+                                                         nullptr,          nullptr,
+                                                         nullptr,          nullptr};
 
 }  // namespace tidal
