@@ -731,19 +731,25 @@ extern const QuantKernelTable kQuantKernelTableAvxVnni = {"avx2_vnni",      matm
                                                           matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
                                                           quantize_rows_i8, matmul_i8_i8,
                                                           matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>,
-    fp4_i8_row_bytes, prepare_fp4_i8, matmul_fp4_i8_prepared<NvFp4, 16>, matmul_fp4_i8_prepared<MxFp4, 32>};
+                                                          fp4_i8_row_bytes,         prepare_fp4_i8,
+                                                          matmul_fp4_i8_prepared<NvFp4, 16>,
+                                                          matmul_fp4_i8_prepared<MxFp4, 32>};
 #elif defined(TIDAL_QUANT_VNNI)
 extern const QuantKernelTable kQuantKernelTableAvx2Vnni = {"avx512_vnni",    matmul<Int8>,      matmul<E4M3>,
                                                            matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
                                                            quantize_rows_i8, matmul_i8_i8,
                                                            matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>,
-    fp4_i8_row_bytes, prepare_fp4_i8, matmul_fp4_i8_prepared<NvFp4, 16>, matmul_fp4_i8_prepared<MxFp4, 32>};
+                                                           fp4_i8_row_bytes,         prepare_fp4_i8,
+                                                           matmul_fp4_i8_prepared<NvFp4, 16>,
+                                                           matmul_fp4_i8_prepared<MxFp4, 32>};
 #else
 extern const QuantKernelTable kQuantKernelTableAvx2 = {"avx2",           matmul<Int8>,      matmul<E4M3>,
                                                        matmul<E5M2>,     matmul_fp4<NvFp4>, matmul_fp4<MxFp4>,
                                                        quantize_rows_i8, matmul_i8_i8,
                                                        matmul_fp4_i8<NvFp4, 16>, matmul_fp4_i8<MxFp4, 32>,
-    fp4_i8_row_bytes, prepare_fp4_i8, matmul_fp4_i8_prepared<NvFp4, 16>, matmul_fp4_i8_prepared<MxFp4, 32>};
+                                                       fp4_i8_row_bytes,         prepare_fp4_i8,
+                                                       matmul_fp4_i8_prepared<NvFp4, 16>,
+                                                       matmul_fp4_i8_prepared<MxFp4, 32>};
 #endif
 
 }  // namespace tidal
