@@ -709,18 +709,25 @@ void matmul_fp4_i8_prepared(const int8_t* xp, int64_t ldxp, const float* xs, con
   }
 }
 
-template <class F, int kBlock>
-void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantView& w, float* y, int64_t ldy,
-                   int64_t m, int64_t j0, int64_t j1) {
-  const int64_t k = w.layout.n_in, ldxp = fp4_i8_row_bytes(k);
+// A W4A8 entry on natural-order int8 activations (the table's matmul_{nv,mx}fp4_i8), for kernels
+// that read prepared rows: each block of kRows x rows is prepared into per-thread scratch, then
+// multiplied. Shared with the AVX-512 table (quant_avx512.cpp includes this file).
+template <int64_t kRows, PreparedRowBytesFn kRowBytes, PrepareI8Fn kPrepare, MatmulI8I8Fn kPrepared>
+void matmul_i8_via_prepared(const int8_t* xq, int64_t ldq, const float* xs, const QuantView& w, float* y,
+                            int64_t ldy, int64_t m, int64_t j0, int64_t j1) {
+  const int64_t k = w.layout.n_in, ldxp = kRowBytes(k);
   thread_local ScratchI8 scratch;
-  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
-    const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
+  for (int64_t i0 = 0; i0 < m; i0 += kRows) {
+    const int64_t mb = m - i0 < kRows ? m - i0 : kRows;
     int8_t* xp = scratch.get(size_t(mb * ldxp));
-    prepare_fp4_i8(xq + i0 * ldq, ldq, mb, k, xp);
-    matmul_fp4_i8_prepared<F, kBlock>(xp, ldxp, xs + i0, w, y + i0 * ldy, ldy, mb, j0, j1);
+    kPrepare(xq + i0 * ldq, ldq, mb, k, xp);
+    kPrepared(xp, ldxp, xs + i0, w, y + i0 * ldy, ldy, mb, j0, j1);
   }
 }
+
+template <class F, int kBlock>
+constexpr MatmulI8I8Fn matmul_fp4_i8 =
+    matmul_i8_via_prepared<kRowBlock, fp4_i8_row_bytes, prepare_fp4_i8, matmul_fp4_i8_prepared<F, kBlock>>;
 
 }  // namespace
 

@@ -569,17 +569,8 @@ void matmul_fp4_i8_prepared(const int8_t* xp, int64_t ldxp, const float* xs, con
 }
 
 template <int kBlock>
-void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantView& w, float* y, int64_t ldy,
-                   int64_t m, int64_t j0, int64_t j1) {
-  const int64_t k = w.layout.n_in, ldxp = fp4_i8_row_bytes(k);
-  thread_local ScratchI8 scratch;
-  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
-    const int64_t mb = m - i0 < kRowBlock ? m - i0 : kRowBlock;
-    int8_t* xp = scratch.get(size_t(mb * ldxp));
-    prepare_fp4_i8(xq + i0 * ldq, ldq, mb, k, xp);
-    matmul_fp4_i8_prepared<kBlock>(xp, ldxp, xs + i0, w, y + i0 * ldy, ldy, mb, j0, j1);
-  }
-}
+constexpr MatmulI8I8Fn matmul_fp4_i8 =
+    matmul_i8_via_prepared<kRowBlock, fp4_i8_row_bytes, prepare_fp4_i8, matmul_fp4_i8_prepared<kBlock>>;
 
 // ---- FP4 weights x F32 activations (NVFP4 / MXFP4 "W4A16"): 128 codes per step ----
 //
