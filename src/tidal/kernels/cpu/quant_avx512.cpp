@@ -286,19 +286,18 @@ void matmul_w8(const float* x, int64_t ldx, const QuantView& w, float* y, int64_
 // NOTE: vpdpbusd wants one unsigned operand and AVX-512 has no vpsignb, so the weights are decoded
 // to u = 2 v + 12, an unsigned byte in [0, 24] (v the E2M1 value: 2 v is an exact integer in
 // {0, +-1, +-2, +-3, +-4, +-6, +-8, +-12}); sum u x = sum 2 v x + 12 sum x. The second term is
-// per activation row and int32 lane: permute_xq_fp4_z stores it negated next to x, once per call,
-// and it seeds each lane's sum, which then comes out as exactly sum 2 v x.
+// per activation row and 16 columns: permute_xq_fp4_z stores it negated next to x, once per call,
+// and it is added to the 16-column sums (pair_sums below), which then come out as sum 2 v x.
 // A step decodes 64 code bytes (128 elements) with one load, two ANDs, one shift and two in-lane
 // vpshufb: the low nibbles (even elements 0, 2, ..., 126) in one zmm, the high nibbles (odd
 // elements) in another. x is permuted once per call into the same two halves, so two vpdpbusd
 // leave in int32 lane L the sum over elements 8L .. 8L + 7: all in NVFP4 block L / 2 or MXFP4
-// block L / 4 of the step. One conversion and one multiply by a per-lane scale vector per 128
-// columns follow. Scales are decoded 16 at a time (one group of 16 blocks) into one vector (as
-// NvFp4::mult / MxFp4::mult, bit for bit) and spread over the lanes with one vpermps per step.
-// Steps go in pairs, u = p0 * s0, u = fma(p1, s1, u), acc += u (one add per 256 columns on the
-// accumulator's chain), and y = reduce(acc) * (x_scale * 0.5). Every output sees the same sequence
-// for any m, tile or column range (batch invariance); the int32 lane sums are exact, so the result
-// differs from the AVX2 table's only in F32 summation order.
+// block L / 4 of the step. These are added, still in integers, into one vector of 16 block sums per
+// group of 16 blocks (pair_sums below); it is converted once and multiplied by the group's 16
+// scales, decoded in one vector (as NvFp4::mult / MxFp4::mult, bit for bit) in the matching order,
+// with one FMA into the accumulator; y = reduce(acc) * (x_scale * 0.5). Every output sees the same
+// sequence for any m, tile or column range (batch invariance); the block sums are exact, so the
+// result differs from the AVX2 table's only in F32 summation order.
 constexpr int64_t kFp4Step = 128;  // columns per step
 constexpr int64_t kFp4PrefetchBytes = 8192;  // software prefetch distance in the code bytes
 
@@ -311,37 +310,47 @@ inline void decode_fp4_u8_128(const uint8_t* p, __m512i& lo, __m512i& hi) {
 }
 
 // x row (int8, natural order) -> kp bytes in the order of decode_fp4_u8_128 (zero-padded; kp a
-// multiple of the group width), then kp / 8 int32: -12 x the sum of each lane's 8 values.
+// multiple of the group width), then kp / 16 int32: -12 x the sum of each 16 columns, per pair of
+// steps (256 columns) in the order of pair_sums: element 4p + e <- columns 32p + 16e (e < 2) or
+// 128 + 32p + 16(e - 2) (e >= 2) of the pair.
 inline void permute_xq_fp4_z(const int8_t* x, int64_t k, int64_t kp, int8_t* out) {
   int32_t* corr = reinterpret_cast<int32_t*>(out + kp);
   // In each 128-bit lane: its 8 even bytes to the low qword, its 8 odd bytes to the high one.
   const __m512i split = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
   const __m512i even_q = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), odd_q = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
-  const __m512i even_d = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd_d = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   const __m512i ones = _mm512_set1_epi8(1);
+  __m512i f[2][2];  // per step of the pair and 64-column half: the sums of 4 consecutive values
   for (int64_t c = 0; c < kp; c += kFp4Step) {
-    __m512i v[2];
+    const int t = int(c / kFp4Step) & 1;
     for (int h = 0; h < 2; ++h) {  // x[c + 64h ..], zeros past k
       const int64_t n = k - (c + 64 * h);
-      v[h] = n >= 64 ? _mm512_loadu_si512(x + c + 64 * h)
-                     : n > 0 ? _mm512_maskz_loadu_epi8(__mmask64((~0ull) >> (64 - n)), x + c + 64 * h)
-                             : _mm512_setzero_si512();
+      f[t][h] = n >= 64 ? _mm512_loadu_si512(x + c + 64 * h)
+                        : n > 0 ? _mm512_maskz_loadu_epi8(__mmask64((~0ull) >> (64 - n)), x + c + 64 * h)
+                                : _mm512_setzero_si512();
     }
-    const __m512i s0 = _mm512_shuffle_epi8(v[0], split), s1 = _mm512_shuffle_epi8(v[1], split);
+    const __m512i s0 = _mm512_shuffle_epi8(f[t][0], split), s1 = _mm512_shuffle_epi8(f[t][1], split);
     _mm512_storeu_si512(out + c, _mm512_permutex2var_epi64(s0, even_q, s1));
     _mm512_storeu_si512(out + c + 64, _mm512_permutex2var_epi64(s0, odd_q, s1));
-    // Sums of 4 consecutive values (vpdpbusd by ones), then of 8: lane l <- x[c + 8l .. c + 8l + 7].
-    const __m512i f0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, v[0]);
-    const __m512i f1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, v[1]);
-    const __m512i e = _mm512_add_epi32(_mm512_permutex2var_epi32(f0, even_d, f1), _mm512_permutex2var_epi32(f0, odd_d, f1));
-    _mm512_storeu_si512(corr + c / 8, _mm512_mullo_epi32(e, _mm512_set1_epi32(-12)));
+    for (int h = 0; h < 2; ++h) f[t][h] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, f[t][h]);
+    if (t == 1) {
+      // 4-sums -> 16-sums: int32 lane l of half h sums columns 4l .. 4l + 3 of that half, so the
+      // 16-column sum j (of the step's 8) is lanes 4(j % 4) .. 4(j % 4) + 3 of half j / 4.
+      alignas(64) int32_t q4[2][2][16];
+      for (int st = 0; st < 2; ++st)
+        for (int h = 0; h < 2; ++h) _mm512_store_si512(q4[st][h], f[st][h]);
+      int32_t* cg = corr + (c - kFp4Step) / 16;
+      for (int p = 0; p < 4; ++p)
+        for (int e = 0; e < 4; ++e) {
+          const int st = e / 2, j = 2 * p + (e & 1), h = j / 4, l = 4 * (j % 4);
+          cg[4 * p + e] = -12 * (q4[st][h][l] + q4[st][h][l + 1] + q4[st][h][l + 2] + q4[st][h][l + 3]);
+        }
+    }
   }
 }
 
 // 16 NVFP4 scale codes (E4M3), times the global scale, as NvFp4::mult bit for bit.
-inline __m512 decode_nvfp4_scales(const uint8_t* s, __m512 global) {
-  const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
+inline __m512 decode_nvfp4_scales(__m128i codes, __m512 global) {
+  const __m512i q = _mm512_cvtepi8_epi32(codes);
   const __m512i b = _mm512_and_si512(_mm512_slli_epi32(q, 20), _mm512_set1_epi32(int(0x87f00000u)));
   const __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(b), _mm512_castsi512_ps(_mm512_set1_epi32(int((127u + 120u) << 23))));
   return _mm512_mul_ps(v, global);
@@ -383,17 +392,38 @@ inline __m512i mxfp4_scale_index(int q) {
   return _mm512_add_epi32(_mm512_srli_epi32(l, 2), _mm512_set1_epi32(4 * q));
 }
 
+// Block sums without converting every step. The int32 lane sums of u x (8 products, u <= 24,
+// |x| <= 128) are at most 24576 in magnitude: they fit int16. vpackssdw of two steps' lane sums
+// (exact: nothing saturates) followed by vpmaddwd by ones adds neighbouring lanes: in each 128-bit
+// lane, [a0 + a1, a2 + a3, b0 + b1, b2 + b3] from a = [a0..a3] and b = [b0..b3]. Two ops per pair
+// of steps, instead of a conversion and a multiply per step. Adding the corrections then leaves
+// 16-column sums of 2 v x, |sum| <= 16 x 12 x 128 = 24576: int16 again, so MXFP4 pairs them once
+// more.
+inline __m512i pair_sums(__m512i a, __m512i b) {
+  return _mm512_madd_epi16(_mm512_packs_epi32(a, b), _mm512_set1_epi16(1));
+}
+
+// One step's int32 lane sums of u x (|sum| <= 8 x 24 x 128 = 24576: int16 still).
+inline __m512i fp4_step_sums(const __m512i& wl, const __m512i& xl, const __m512i& wh, const __m512i& xh) {
+  return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, xl), wh, xh);
+}
+
+// pair_sums of two steps' sums of u x plus the pair's corrections at c: the 16-column sums of 2 v x.
+inline __m512i fp4_pair_sums(__m512i p0, __m512i p1, const int8_t* c) {
+  return _mm512_add_epi32(pair_sums(p0, p1), _mm512_loadu_si512(c));
+}
+
 // MXFP4 (32-column blocks): in step q, 128-bit lane p (int32 lanes 4p..4p+3) holds exactly block
-// 4q + p of the group, so the scale can wait: the int32 lane sums of the group's 4 steps are reduced
-// in each 128-bit lane (unpack + add, like the W8A8 epilogue) into one vector whose element 4p + q
-// is block 4q + p's exact sum, then converted once and multiplied by the group's 16 scales (loaded
-// in that transposed order): one conversion and one FMA per 512 columns instead of per 128. A
-// tail group's missing steps contribute integer zeros, so every group takes the same float steps.
+// 4q + p of the group, so the scale can wait: fp4_pair_sums of steps (0, 1) and of steps (2, 3),
+// then pair_sums of those two, leave in element 4p + q block 4q + p's exact sum (|sum| <= 49152 in
+// int32: the last vpmaddwd adds two int16). It is converted once and multiplied by the group's 16
+// scales (loaded in that transposed order): one conversion and one FMA per 512 columns. A tail
+// group's missing steps contribute integer zeros, so every group takes the same float steps.
 template <int MT, int NT, int kSteps>
 inline void group_mxfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, const uint8_t* const* wg,
                            const uint8_t* const* sg, __m512 (&acc)[MT][NT]) {
   const __m128i transpose = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  __m512i half[2][MT][NT];  // per pair of steps: the two steps' lane sums, reduced pairwise
+  __m512i half[2][MT][NT];  // per pair of steps: the two steps' pair sums
   for (int h = 0; h < 2; ++h) {
     const int q = 2 * h;
     __m512i w0l[NT], w0h[NT], w1l[NT], w1h[NT];
@@ -405,78 +435,64 @@ inline void group_mxfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, con
     }
     for (int a = 0; a < MT; ++a) {
       const int8_t* xa = xg + a * ldxp + kFp4Step * q;
-      const int8_t* ca = xg + a * ldxp + corr_off + 64 * q;
+      const int8_t* ca = xg + a * ldxp + corr_off + 64 * h;
       for (int b = 0; b < NT; ++b) {
         __m512i p0 = _mm512_setzero_si512(), p1 = _mm512_setzero_si512();
-        if (q < kSteps) {
-          p0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_loadu_si512(ca), w0l[b], _mm512_loadu_si512(xa)), w0h[b],
-                                   _mm512_loadu_si512(xa + 64));
-        }
+        if (q < kSteps) p0 = fp4_step_sums(w0l[b], _mm512_loadu_si512(xa), w0h[b], _mm512_loadu_si512(xa + 64));
         if (q + 1 < kSteps) {
-          p1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_loadu_si512(ca + 64), w1l[b], _mm512_loadu_si512(xa + 128)),
-                                   w1h[b], _mm512_loadu_si512(xa + 192));
+          p1 = fp4_step_sums(w1l[b], _mm512_loadu_si512(xa + 128), w1h[b], _mm512_loadu_si512(xa + 192));
         }
-        half[h][a][b] = _mm512_add_epi32(_mm512_unpacklo_epi32(p0, p1), _mm512_unpackhi_epi32(p0, p1));
+        // (a pair past the tail has zero corrections too: x is zero-padded to the group)
+        half[h][a][b] = fp4_pair_sums(p0, p1, ca);
       }
     }
   }
   for (int b = 0; b < NT; ++b) {
     const __m128i codes = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sg[b])), transpose);
     const __m512 sv = e8m0_scales(_mm512_cvtepu8_epi32(codes));
-    for (int a = 0; a < MT; ++a) {
-      const __m512i t0 = half[0][a][b], t1 = half[1][a][b];
-      const __m512i r = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
-      acc[a][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(r), sv, acc[a][b]);
-    }
+    for (int a = 0; a < MT; ++a)
+      acc[a][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pair_sums(half[0][a][b], half[1][a][b])), sv, acc[a][b]);
   }
 }
 
-// NVFP4 (16-column blocks): each 128-bit lane holds two blocks per step, so each step's lane sums
-// are converted and scaled (the per-lane scales spread with one vpermps).
+// NVFP4 (16-column blocks, 2 steps per group): in step q, 128-bit lane p holds blocks 8q + 2p (int32
+// lanes 4p, 4p + 1) and 8q + 2p + 1 (lanes 4p + 2, 4p + 3). pair_sums of the group's two steps
+// leaves in element 4p + e the sum of block 2p, 2p + 1, 8 + 2p, 9 + 2p for e = 0..3: converted once
+// and multiplied by the group's 16 scales, loaded in that order.
 template <int MT, int NT, int kSteps>
 inline void group_nvfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, const uint8_t* const* wg,
                            const uint8_t* const* sg, __m512 global, __m512 (&acc)[MT][NT]) {
+  static_assert(kSteps == 1 || kSteps == 2, "an NVFP4 group is two steps");
+  const __m128i order = _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
+  constexpr bool two = kSteps == 2;
+  __m512i w0l[NT], w0h[NT], w1l[NT], w1h[NT];
   __m512 sv[NT];
-  for (int b = 0; b < NT; ++b) sv[b] = decode_nvfp4_scales(sg[b], global);
-  for (int q = 0; q < kSteps; q += 2) {
-    const bool two = q + 1 < kSteps;
-    __m512i w0l[NT], w0h[NT], w1l[NT], w1h[NT];
-    __m512 s0[NT], s1[NT];
-    for (int b = 0; b < NT; ++b) {
-      for (int r = 0; r < (two ? 2 : 1); ++r)
-        prefetch_ahead(wg[b], 64 * (q + r) + kFp4PrefetchBytes);
-      decode_fp4_u8_128(wg[b] + 64 * q, w0l[b], w0h[b]);
-      s0[b] = _mm512_permutexvar_ps(nvfp4_scale_index(q), sv[b]);
-      if (two) {
-        decode_fp4_u8_128(wg[b] + 64 * (q + 1), w1l[b], w1h[b]);
-        s1[b] = _mm512_permutexvar_ps(nvfp4_scale_index(q + 1), sv[b]);
-      }
+  for (int b = 0; b < NT; ++b) {
+    for (int r = 0; r < kSteps; ++r) prefetch_ahead(wg[b], 64 * r + kFp4PrefetchBytes);
+    decode_fp4_u8_128(wg[b], w0l[b], w0h[b]);
+    if (two) decode_fp4_u8_128(wg[b] + 64, w1l[b], w1h[b]);
+    sv[b] = decode_nvfp4_scales(_mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sg[b])), order),
+                                global);
+  }
+  for (int a = 0; a < MT; ++a) {
+    const int8_t* xa = xg + a * ldxp;
+    const int8_t* ca = xg + a * ldxp + corr_off;
+    const __m512i x0l = _mm512_loadu_si512(xa), x0h = _mm512_loadu_si512(xa + 64);
+    __m512i x1l = x0l, x1h = x0h;
+    if (two) {
+      x1l = _mm512_loadu_si512(xa + 128);
+      x1h = _mm512_loadu_si512(xa + 192);
     }
-    for (int a = 0; a < MT; ++a) {
-      const int8_t* xa = xg + a * ldxp + kFp4Step * q;
-      const int8_t* ca = xg + a * ldxp + corr_off + 64 * q;
-      const __m512i x0l = _mm512_loadu_si512(xa), x0h = _mm512_loadu_si512(xa + 64), c0 = _mm512_loadu_si512(ca);
-      __m512i x1l = x0l, x1h = x0h, c1 = c0;
-      if (two) {
-        x1l = _mm512_loadu_si512(xa + 128);
-        x1h = _mm512_loadu_si512(xa + 192);
-        c1 = _mm512_loadu_si512(ca + 64);
-      }
-      for (int b = 0; b < NT; ++b) {
-        const __m512i p0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c0, w0l[b], x0l), w0h[b], x0h);
-        __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(p0), s0[b]);
-        if (two) {
-          const __m512i p1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c1, w1l[b], x1l), w1h[b], x1h);
-          u = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), s1[b], u);
-        }
-        acc[a][b] = _mm512_add_ps(acc[a][b], u);
-      }
+    for (int b = 0; b < NT; ++b) {
+      const __m512i p0 = fp4_step_sums(w0l[b], x0l, w0h[b], x0h);
+      const __m512i p1 = two ? fp4_step_sums(w1l[b], x1l, w1h[b], x1h) : _mm512_setzero_si512();
+      acc[a][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(fp4_pair_sums(p0, p1, ca)), sv[b], acc[a][b]);
     }
   }
 }
 
 // One group of kSteps steps: codes at wg[b] (64 bytes per step), 16 scale codes at sg[b], x at xg
-// (128 per step) and its lane corrections at xg + corr_off (64 bytes per step).
+// (128 per step) and its corrections at xg + corr_off (64 bytes per pair of steps).
 template <int kBlock, int MT, int NT, int kSteps>
 inline void group_fp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, const uint8_t* const* wg,
                          const uint8_t* const* sg, __m512 global, __m512 (&acc)[MT][NT]) {
@@ -509,18 +525,19 @@ inline void tile_fp4_i8(const int8_t* xp, int64_t ldxp, int64_t kp, const float*
       wg[b] = wr[b] + kk / 2;
       sg[b] = sr[b] + kk / kBlock;
     }
-    group_fp4_i8<kBlock, MT, NT, kSteps>(xp + kk, ldxp, kp - kk / 2, wg, sg, global, acc);
+    group_fp4_i8<kBlock, MT, NT, kSteps>(xp + kk, ldxp, kp - kk * 3 / 4, wg, sg, global, acc);
   }
   if (kk < k) {  // the k tail: codes and scale codes zero-padded (x is zero-padded to the group)
     alignas(64) uint8_t wbuf[NT][kGroup / 2];
     alignas(16) uint8_t sbuf[NT][16];
     fp4_tail(l, NT, kk, kBlock, wr, sr, wbuf[0], sizeof(wbuf[0]), sbuf[0], sizeof(sbuf[0]), wg, sg);
-    const int64_t ck = kp - kk / 2;
+    const int64_t ck = kp - kk * 3 / 4;
+    // (an NVFP4 tail has 1 or 2 steps: cases 3 and 4 never run for it, and are not instantiated)
     switch ((k - kk + kFp4Step - 1) / kFp4Step) {
       case 1: group_fp4_i8<kBlock, MT, NT, 1>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
       case 2: group_fp4_i8<kBlock, MT, NT, 2>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
-      case 3: group_fp4_i8<kBlock, MT, NT, 3>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
-      default: group_fp4_i8<kBlock, MT, NT, 4>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
+      case 3: group_fp4_i8<kBlock, MT, NT, (kSteps < 3 ? kSteps : 3)>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
+      default: group_fp4_i8<kBlock, MT, NT, kSteps>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
     }
   }
   for (int a = 0; a < MT; ++a)
@@ -544,7 +561,7 @@ inline int64_t fp4_i8_padded_k(int64_t k) { return (k + kFp4Group<32> - 1) / kFp
 
 int64_t fp4_i8_row_bytes(int64_t k) {
   const int64_t kp = fp4_i8_padded_k(k);
-  return kp + kp / 2;  // x, then kp / 8 int32 corrections
+  return kp + kp / 4;  // x, then kp / 16 int32 corrections
 }
 
 void prepare_fp4_i8(const int8_t* xq, int64_t ldq, int64_t m, int64_t k, int8_t* xp) {
@@ -614,7 +631,8 @@ template <int kBlock, int MT, int kSteps>
 inline void group_fp4_f32(const float* xg, int64_t ldxp, const uint8_t* wg, const uint8_t* sg, __m512 global,
                           __m512 (&acc)[MT]) {
   const __m512 lut = fp4_e2m1_values();
-  const __m512 sv = kBlock == 16 ? decode_nvfp4_scales(sg, global) : decode_mxfp4_scales(sg);
+  const __m512 sv = kBlock == 16 ? decode_nvfp4_scales(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sg)), global)
+                                  : decode_mxfp4_scales(sg);
   for (int q = 0; q < kSteps; ++q) {
     prefetch_ahead(wg, 64 * q + kFp4PrefetchBytes);
     const __m512i v = _mm512_loadu_si512(wg + 64 * q);
