@@ -11,9 +11,15 @@
 // NOTE: each iteration uses the next of several copies of the weights, together >= 256 MiB, so
 // weights come from DRAM as in a real model's decode step, not from a last-level cache that would
 // hold one matrix (32 MiB on the development machine).
+// "decode_step/<format>" rows: one decode step's products of a 1B Llama (16 layers of q|k|v, o,
+// gate + up, down; 2 threads, through ops as the engine calls them), alternated token by token in
+// one process with a plain read of the same bytes split the same way: "ratio" = kernel / read tells
+// how much of the bandwidth the memory system gives this access pattern the kernels use, a steadier
+// figure on a shared machine than a comparison with a separate streaming run.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -173,6 +179,99 @@ void min_of_reps(benchmark::internal::Benchmark* b) {
       "min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
 }
 
+// ---- decode step: the 1B model's products at m = 1 vs a plain read of the same bytes ----
+
+struct DecodeMatrix {
+  std::vector<uint8_t> data, scales;
+  tidal::QuantizedTensor t;
+};
+
+// Reads rows [r0, r1) of w's codes and the same fraction of its scales (row-major, so that fraction
+// is the rows' scales up to rounding): the bytes the kernel reads, with no arithmetic.
+uint64_t read_rows(const DecodeMatrix& w, int64_t r0, int64_t r1) {
+  const int64_t n = w.t.n_out();
+  const size_t row = w.data.size() / size_t(n);
+  const size_t s0 = w.scales.size() * size_t(r0) / size_t(n) / 8, s1 = w.scales.size() * size_t(r1) / size_t(n) / 8;
+  const auto* d = reinterpret_cast<const uint64_t*>(w.data.data());
+  const auto* sc = reinterpret_cast<const uint64_t*>(w.scales.data());
+  return stream_read(d + size_t(r0) * row / 8, (size_t(r1 - r0) * row) / 8) ^ stream_read(sc + s0, s1 - s0);
+}
+
+void BM_DecodeStep(benchmark::State& state, QuantFormat f, tidal::Granularity g, tidal::ops::Activations act) {
+  constexpr int kLayers = 16;
+  struct Shape {
+    int64_t n, k;
+  };
+  // q|k|v (32 heads, 4 KV heads of 64), o, gate, up, down of a 1B Llama (hidden 2048, MLP 5632).
+  constexpr Shape kShapes[5] = {{2560, 2048}, {2048, 2048}, {5632, 2048}, {5632, 2048}, {2048, 5632}};
+  std::vector<DecodeMatrix> mats(kLayers * 5);
+  double bytes = 0;
+  for (int s = 0; s < 5; ++s) {
+    Problem p = make_problem(1, kShapes[s].n, kShapes[s].k);
+    auto q = tidal::quantize(p.w.data(), p.n, p.k, {f, g, 128, 128});
+    if (!q) {
+      state.SkipWithError(q.status().to_string().c_str());
+      return;
+    }
+    for (int l = 0; l < kLayers; ++l) {  // copies: one layer's weights, 16 times over
+      DecodeMatrix& m = mats[size_t(l * 5 + s)];
+      m.data.assign(q->data(), q->data() + q->data_bytes());
+      m.scales.assign(q->scales(), q->scales() + q->scale_bytes());
+      m.t = tidal::QuantizedTensor::wrap(q->layout(), m.data.data(), m.data.size(), m.scales.data(), m.scales.size(),
+                                         q->global_scale())
+                .value();
+      bytes += double(q->nbytes());
+    }
+  }
+  tidal::ThreadPool& pool = pool_for(2);
+  std::vector<float> x(5632, 0.5f), y(5632), gate(5632), up(5632);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) * 0.125f;
+  std::vector<double> t_kernel, t_read;
+  uint64_t sink = 0;
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (int l = 0; l < kLayers; ++l) {
+      const DecodeMatrix* m = &mats[size_t(l * 5)];
+      tidal::ops::LinearWeight wg, wu;
+      wg.quant = &m[2].t;
+      wu.quant = &m[3].t;
+      tidal::ops::quant_matmul(pool, x.data(), 1, m[0].t, y.data(), act);
+      tidal::ops::quant_matmul(pool, x.data(), 1, m[1].t, y.data(), act);
+      tidal::ops::linear_swiglu(pool, x.data(), 1, wg, wu, gate.data(), up.data(), y.data(), act);
+      tidal::ops::quant_matmul(pool, y.data(), 1, m[4].t, x.data() + 2048, act);
+    }
+    auto t1 = std::chrono::steady_clock::now();
+    for (int l = 0; l < kLayers; ++l) {
+      const DecodeMatrix* m = &mats[size_t(l * 5)];
+      for (int s : {0, 1, 2, 4}) {
+        std::atomic<uint64_t> acc{0};
+        pool.run_ranges(m[s].t.n_out(), 16, tidal::ops::column_chunks_per_thread(1), [&](int64_t r0, int64_t r1) {
+          uint64_t v = read_rows(m[s], r0, r1);
+          if (s == 2) v ^= read_rows(m[3], r0, r1);  // gate and up per range, as linear_swiglu
+          acc.fetch_xor(v, std::memory_order_relaxed);
+        });
+        sink ^= acc.load();
+      }
+    }
+    auto t2 = std::chrono::steady_clock::now();
+    t_kernel.push_back(std::chrono::duration<double>(t1 - t0).count());
+    t_read.push_back(std::chrono::duration<double>(t2 - t1).count());
+    state.SetIterationTime(t_kernel.back());
+  }
+  benchmark::DoNotOptimize(sink);
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double mk = median(t_kernel), mr = median(t_read);
+  state.counters["tok/s"] = 1.0 / mk;
+  state.counters["read_tok/s"] = 1.0 / mr;
+  state.counters["GB/s"] = bytes / mk / 1e9;
+  state.counters["read_GB/s"] = bytes / mr / 1e9;
+  state.counters["ratio"] = mr / mk;
+  state.counters["MiB/token"] = bytes / 1048576.0;
+}
+
 void register_all() {
   using tidal::Granularity;
   using tidal::ops::Activations;
@@ -215,6 +314,12 @@ void register_all() {
         ->Args({1, 1, 192, 5632})
         ->Unit(benchmark::kMicrosecond)
         ->Apply(min_of_reps);
+    // (medians of 41 alternating tokens; the reported time is the kernel side's)
+    benchmark::RegisterBenchmark((std::string("decode_step/") + c.name).c_str(),
+                                 [c](benchmark::State& s) { BM_DecodeStep(s, c.f, c.g, c.a); })
+        ->Iterations(41)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
   }
 }
 
