@@ -424,7 +424,7 @@ inline __m512i fp4_pair_sums(__m512i p0, __m512i p1, const int8_t* c) {
 // scales (loaded in that transposed order): one conversion and one FMA per 512 columns. A tail
 // group's missing steps contribute integer zeros, so every group takes the same float steps.
 template <int MT, int NT, int kSteps>
-inline void group_mxfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, const uint8_t* const* wg,
+inline void group_mxfp4_i8(const int8_t* xg, const int8_t* cg, int64_t ldxp, const uint8_t* const* wg,
                            const uint8_t* const* sg, __m512 (&acc)[MT][NT]) {
   const __m128i transpose = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   __m512i half[2][MT][NT];  // per pair of steps: the two steps' pair sums
@@ -439,7 +439,7 @@ inline void group_mxfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, con
     }
     for (int a = 0; a < MT; ++a) {
       const int8_t* xa = xg + a * ldxp + kFp4Step * q;
-      const int8_t* ca = xg + a * ldxp + corr_off + 64 * h;
+      const int8_t* ca = cg + a * ldxp + 64 * h;
       for (int b = 0; b < NT; ++b) {
         __m512i p0 = _mm512_setzero_si512(), p1 = _mm512_setzero_si512();
         if (q < kSteps) p0 = fp4_step_sums(w0l[b], _mm512_loadu_si512(xa), w0h[b], _mm512_loadu_si512(xa + 64));
@@ -464,7 +464,7 @@ inline void group_mxfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, con
 // leaves in element 4p + e the sum of block 2p, 2p + 1, 8 + 2p, 9 + 2p for e = 0..3: converted once
 // and multiplied by the group's 16 scales, loaded in that order.
 template <int MT, int NT, int kSteps>
-inline void group_nvfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, const uint8_t* const* wg,
+inline void group_nvfp4_i8(const int8_t* xg, const int8_t* cg, int64_t ldxp, const uint8_t* const* wg,
                            const uint8_t* const* sg, __m512 global, __m512 (&acc)[MT][NT]) {
   static_assert(kSteps == 1 || kSteps == 2, "an NVFP4 group is two steps");
   const __m128i order = _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
@@ -480,7 +480,7 @@ inline void group_nvfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, con
   }
   for (int a = 0; a < MT; ++a) {
     const int8_t* xa = xg + a * ldxp;
-    const int8_t* ca = xg + a * ldxp + corr_off;
+    const int8_t* ca = cg + a * ldxp;
     const __m512i x0l = _mm512_loadu_si512(xa), x0h = _mm512_loadu_si512(xa + 64);
     __m512i x1l = x0l, x1h = x0h;
     if (two) {
@@ -496,14 +496,14 @@ inline void group_nvfp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, con
 }
 
 // One group of kSteps steps: codes at wg[b] (64 bytes per step), 16 scale codes at sg[b], x at xg
-// (128 per step) and its corrections at xg + corr_off (64 bytes per pair of steps).
+// (128 per step) and its corrections at cg (64 bytes per pair of steps); x row a at + a ldxp.
 template <int kBlock, int MT, int NT, int kSteps>
-inline void group_fp4_i8(const int8_t* xg, int64_t ldxp, int64_t corr_off, const uint8_t* const* wg,
+inline void group_fp4_i8(const int8_t* xg, const int8_t* cg, int64_t ldxp, const uint8_t* const* wg,
                          const uint8_t* const* sg, __m512 global, __m512 (&acc)[MT][NT]) {
   if constexpr (kBlock == 32) {
-    group_mxfp4_i8<MT, NT, kSteps>(xg, ldxp, corr_off, wg, sg, acc);
+    group_mxfp4_i8<MT, NT, kSteps>(xg, cg, ldxp, wg, sg, acc);
   } else {
-    group_nvfp4_i8<MT, NT, kSteps>(xg, ldxp, corr_off, wg, sg, global, acc);
+    group_nvfp4_i8<MT, NT, kSteps>(xg, cg, ldxp, wg, sg, global, acc);
   }
 }
 
@@ -521,27 +521,37 @@ inline void tile_fp4_i8(const int8_t* xp, int64_t ldxp, int64_t kp, const float*
   __m512 acc[MT][NT];
   for (int a = 0; a < MT; ++a)
     for (int b = 0; b < NT; ++b) acc[a][b] = _mm512_setzero_ps();
+  // Pointers advance group by group (x, its corrections, each row's codes and scale codes): no
+  // per-group offset arithmetic in the loop, which at m = 1 is most of what runs beside the vector work.
   const uint8_t* wg[NT];
   const uint8_t* sg[NT];
-  int64_t kk = 0;
-  for (; kk + kGroup <= k; kk += kGroup) {
-    for (int b = 0; b < NT; ++b) {
-      wg[b] = wr[b] + kk / 2;
-      sg[b] = sr[b] + kk / kBlock;
-    }
-    group_fp4_i8<kBlock, MT, NT, kSteps>(xp + kk, ldxp, kp - kk * 3 / 4, wg, sg, global, acc);
+  for (int b = 0; b < NT; ++b) {
+    wg[b] = wr[b];
+    sg[b] = sr[b];
   }
+  const int8_t* xg = xp;
+  const int8_t* cg = xp + kp;  // corrections: kp / 16 int32 after x, 64 bytes per 256 columns
+  const int64_t n_groups = k / kGroup;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    group_fp4_i8<kBlock, MT, NT, kSteps>(xg, cg, ldxp, wg, sg, global, acc);
+    xg += kGroup;
+    cg += kGroup / 4;
+    for (int b = 0; b < NT; ++b) {
+      wg[b] += kGroup / 2;
+      sg[b] += kGroup / kBlock;
+    }
+  }
+  const int64_t kk = n_groups * kGroup;
   if (kk < k) {  // the k tail: codes and scale codes zero-padded (x is zero-padded to the group)
     alignas(64) uint8_t wbuf[NT][kGroup / 2];
     alignas(16) uint8_t sbuf[NT][16];
     fp4_tail(l, NT, kk, kBlock, wr, sr, wbuf[0], sizeof(wbuf[0]), sbuf[0], sizeof(sbuf[0]), wg, sg);
-    const int64_t ck = kp - kk * 3 / 4;
     // (an NVFP4 tail has 1 or 2 steps: cases 3 and 4 never run for it, and are not instantiated)
     switch ((k - kk + kFp4Step - 1) / kFp4Step) {
-      case 1: group_fp4_i8<kBlock, MT, NT, 1>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
-      case 2: group_fp4_i8<kBlock, MT, NT, 2>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
-      case 3: group_fp4_i8<kBlock, MT, NT, (kSteps < 3 ? kSteps : 3)>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
-      default: group_fp4_i8<kBlock, MT, NT, kSteps>(xp + kk, ldxp, ck, wg, sg, global, acc); break;
+      case 1: group_fp4_i8<kBlock, MT, NT, 1>(xg, cg, ldxp, wg, sg, global, acc); break;
+      case 2: group_fp4_i8<kBlock, MT, NT, 2>(xg, cg, ldxp, wg, sg, global, acc); break;
+      case 3: group_fp4_i8<kBlock, MT, NT, (kSteps < 3 ? kSteps : 3)>(xg, cg, ldxp, wg, sg, global, acc); break;
+      default: group_fp4_i8<kBlock, MT, NT, kSteps>(xg, cg, ldxp, wg, sg, global, acc); break;
     }
   }
   for (int a = 0; a < MT; ++a)
