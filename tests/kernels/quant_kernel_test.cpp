@@ -316,6 +316,49 @@ TEST(QuantKernelDispatch, AvxVnniTableGivesTheAvx2TablesBits) {
   }
 }
 
+// On a CPU with AVX512-VBMI the avx512 level uses the table compiled with VBMI (vpermb FP4
+// decode); it must give the VNNI table's bits for every entry that differs between them (the W4A8
+// kernels, prepared and not, and the rest for good measure), and the VNNI table stays reachable.
+TEST(QuantKernelDispatch, VbmiTableGivesTheVnniTablesBits) {
+  const CpuFeatures& cf = cpu_features();
+  if (cf.best < CpuIsa::kAvx512 || !cf.avx512_vnni || !cf.avx512_vbmi) GTEST_SKIP() << "no AVX512 VNNI + VBMI";
+  const QuantKernelTable& vbmi = quant_kernel_table_avx512_vbmi();
+  const QuantKernelTable& vnni = quant_kernel_table_avx512_vnni();
+  EXPECT_EQ(kernels_for(CpuIsa::kAvx512).quant, &vbmi);
+  EXPECT_STREQ(vbmi.name, "avx512_vbmi");
+  EXPECT_STREQ(vnni.name, "avx512_vnni");
+  for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 9, 31}, {4, 9, 33}, {7, 13, 257}, {3, 8, 2048}, {9, 6, 1300}, {65, 5, 600}}) {
+    const auto x = normal(m * k, uint32_t(k + 17));
+    const auto w = normal(n * k, uint32_t(k + 18), 0.1f);
+    std::vector<int8_t> xq(size_t(m * k));
+    std::vector<float> xs(static_cast<size_t>(m));
+    vnni.quantize_rows_i8(x.data(), k, m, k, xq.data(), k, xs.data());
+    const int64_t ldp = vnni.fp4_i8_row_bytes(k);
+    ASSERT_EQ(vbmi.fp4_i8_row_bytes(k), ldp);
+    std::vector<int8_t> xp(size_t(m * ldp)), xp2(xp);
+    vnni.prepare_fp4_i8(xq.data(), k, m, k, xp.data());
+    vbmi.prepare_fp4_i8(xq.data(), k, m, k, xp2.data());
+    ASSERT_EQ(xp, xp2);
+    for (QuantFormat f : {QuantFormat::kInt8, QuantFormat::kNvFp4, QuantFormat::kMxFp4}) {
+      auto q = quantize(w.data(), n, k, {f});
+      ASSERT_TRUE(q);
+      SCOPED_TRACE(std::string(quant_format_info(f).name) + " m=" + std::to_string(m) + " k=" + std::to_string(k));
+      std::vector<float> y(size_t(m * n)), y2(y);
+      vnni.matmul_i8_for(f)(xq.data(), k, xs.data(), q->view(), y.data(), n, m, 0, n);
+      vbmi.matmul_i8_for(f)(xq.data(), k, xs.data(), q->view(), y2.data(), n, m, 0, n);
+      for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(f32_bits(y2[i]), f32_bits(y[i])) << "int8 activations at " << i;
+      if (f != QuantFormat::kInt8) {
+        vbmi.matmul_i8_prepared_for(f)(xp.data(), ldp, xs.data(), q->view(), y2.data(), n, m, 0, n);
+        for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(f32_bits(y2[i]), f32_bits(y[i])) << "prepared at " << i;
+      }
+      vnni.matmul_for(f)(x.data(), k, q->view(), y.data(), n, m, 0, n);
+      vbmi.matmul_for(f)(x.data(), k, q->view(), y2.data(), n, m, 0, n);
+      for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(f32_bits(y2[i]), f32_bits(y[i])) << "F32 activations at " << i;
+    }
+  }
+}
+
 // ops::linear_swiglu (gate and up products and silu(gate) * up in one region) gives the bits of
 // linear_many + silu_mul, for dense and quantized weights, F32 and int8 activations, decode and
 // batch shapes, in place (out = gate) as the decoder calls it.

@@ -48,6 +48,7 @@ CpuFeatures detect() {
     f.avx512bw = b7 & (1u << 30);
     f.avx512vl = b7 & (1u << 31);
     f.avx512_vnni = c7 & (1u << 11);
+    f.avx512_vbmi = c7 & (1u << 1);
     f.avx512_bf16 = a71 & (1u << 5);
   }
 #endif
@@ -107,7 +108,8 @@ std::string cpu_features_summary() {
   auto add = [&](bool on, const char* name) { if (on) { s += ' '; s += name; } };
   add(f.avx2, "avx2"); add(f.fma, "fma"); add(f.f16c, "f16c"); add(f.avx512f, "avx512f");
   add(f.avx512bw, "avx512bw"); add(f.avx512vl, "avx512vl"); add(f.avx512dq, "avx512dq");
-  add(f.avx512_bf16, "avx512_bf16"); add(f.avx512_vnni, "avx512_vnni"); add(f.avx_vnni, "avx_vnni");
+  add(f.avx512_bf16, "avx512_bf16"); add(f.avx512_vnni, "avx512_vnni");
+  add(f.avx512_vbmi, "avx512_vbmi"); add(f.avx_vnni, "avx_vnni");
   s += ")";
   return s;
 }

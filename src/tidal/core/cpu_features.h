@@ -13,7 +13,7 @@ enum class CpuIsa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
-  bool avx512_bf16 = false, avx512_vnni = false, avx_vnni = false;
+  bool avx512_bf16 = false, avx512_vnni = false, avx512_vbmi = false, avx_vnni = false;
   CpuIsa best = CpuIsa::kScalar;  // highest level this CPU supports
 };
 

@@ -106,6 +106,10 @@ extern const QuantKernelTable kQuantKernelTableAvx2;
 // FP8 kernels, and the AVX2 ones for the other entries. The avx512
 // KernelTable uses it when the CPU has AVX512_VNNI, the AVX2 table otherwise. Call only on such a CPU.
 const QuantKernelTable& quant_kernel_table_avx512_vnni();
+// The same table compiled again with AVX512-VBMI (cpu/quant_avx512_vbmi.cpp): its W4A8 kernels
+// decode FP4 codes with vpermb (no masking), the same bytes, so the same bits. The avx512
+// KernelTable uses it when the CPU also has AVX512_VBMI. Call only on such a CPU.
+const QuantKernelTable& quant_kernel_table_avx512_vbmi();
 // The AVX2 table with VEX vpdpbusd for its int8 products (cpu/quant_avx2_vnni.cpp), same results
 // bit for bit. The avx2 KernelTable uses it when the CPU has AVX-VNNI. Call only on such a CPU.
 const QuantKernelTable& quant_kernel_table_avx2_vnni();

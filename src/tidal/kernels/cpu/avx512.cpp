@@ -347,7 +347,9 @@ const KernelTable kTable = {"avx512", matmul<WF32>, matmul<WF16>, matmul<WBF16>,
 const KernelTable& kernel_table_avx512() {
   static const KernelTable table = [] {
     KernelTable t = kTable;
-    if (cpu_features().avx512_vnni) t.quant = &quant_kernel_table_avx512_vnni();
+    if (cpu_features().avx512_vnni) {
+      t.quant = cpu_features().avx512_vbmi ? &quant_kernel_table_avx512_vbmi() : &quant_kernel_table_avx512_vnni();
+    }
     return t;
   }();
   return table;
