@@ -291,9 +291,9 @@ void matmul_w8(const float* x, int64_t ldx, const QuantView& w, float* y, int64_
 // {0, +-1, +-2, +-3, +-4, +-6, +-8, +-12}); sum u x = sum 2 v x + 12 sum x. The second term is
 // per activation row and 16 columns: permute_xq_fp4_z stores it negated next to x, once per call,
 // and it is added to the 16-column sums (pair_sums below), which then come out as sum 2 v x.
-// A step decodes 64 code bytes (128 elements) with one load, two ANDs, one shift and two in-lane
-// vpshufb: the low nibbles (even elements 0, 2, ..., 126) in one zmm, the high nibbles (odd
-// elements) in another. x is permuted once per call into the same two halves, so two vpdpbusd
+// A step decodes 64 code bytes (128 elements) with two 256-bit loads, two ANDs, one shift and two
+// in-lane vpshufb (the VBMI build: one shift and two vpermb): the low nibbles (even elements 0, 2,
+// ..., 126) in one zmm, the high nibbles (odd elements) in another. x is permuted once per call into the same two halves, so two vpdpbusd
 // leave in int32 lane L the sum over elements 8L .. 8L + 7: all in NVFP4 block L / 2 or MXFP4
 // block L / 4 of the step. These are added, still in integers, into one vector of 16 block sums per
 // group of 16 blocks (pair_sums below); it is converted once and multiplied by the group's 16
@@ -308,8 +308,8 @@ inline void decode_fp4_u8_128(const uint8_t* p, __m512i& lo, __m512i& hi) {
   const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
   const __m512i m = _mm512_set1_epi8(0x0f);
   // NOTE: two 256-bit loads, not one 512-bit load: on the development machine (Zen 5) a decode
-  // step streams its weights from DRAM ~3-4% faster so (bench_quant decode_step, in-process A/B),
-  // and a plain read of the same bytes with 256-bit loads is faster still than with 512-bit ones.
+  // step streams its weights from DRAM ~3-4% faster so (in-process A/B, bench/kernel_ab), and a
+  // plain read of the same bytes with 256-bit loads is faster still than with 512-bit ones.
   const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
                                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)), 1);
 #if defined(TIDAL_QUANT_AVX512_VBMI)
@@ -337,16 +337,17 @@ inline void permute_xq_fp4_z(const int8_t* x, int64_t k, int64_t kp, int8_t* out
   __m512i f[2][2];  // per step of the pair and 64-column half: the sums of 4 consecutive values
   for (int64_t c = 0; c < kp; c += kFp4Step) {
     const int t = int(c / kFp4Step) & 1;
+    __m512i v[2];
     for (int h = 0; h < 2; ++h) {  // x[c + 64h ..], zeros past k
       const int64_t n = k - (c + 64 * h);
-      f[t][h] = n >= 64 ? _mm512_loadu_si512(x + c + 64 * h)
-                        : n > 0 ? _mm512_maskz_loadu_epi8(__mmask64((~0ull) >> (64 - n)), x + c + 64 * h)
-                                : _mm512_setzero_si512();
+      v[h] = n >= 64 ? _mm512_loadu_si512(x + c + 64 * h)
+                     : n > 0 ? _mm512_maskz_loadu_epi8(__mmask64((~0ull) >> (64 - n)), x + c + 64 * h)
+                             : _mm512_setzero_si512();
+      f[t][h] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, v[h]);
     }
-    const __m512i s0 = _mm512_shuffle_epi8(f[t][0], split), s1 = _mm512_shuffle_epi8(f[t][1], split);
+    const __m512i s0 = _mm512_shuffle_epi8(v[0], split), s1 = _mm512_shuffle_epi8(v[1], split);
     _mm512_storeu_si512(out + c, _mm512_permutex2var_epi64(s0, even_q, s1));
     _mm512_storeu_si512(out + c + 64, _mm512_permutex2var_epi64(s0, odd_q, s1));
-    for (int h = 0; h < 2; ++h) f[t][h] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, f[t][h]);
     if (t == 1) {
       // 4-sums -> 16-sums: int32 lane l of half h sums columns 4l .. 4l + 3 of that half, so the
       // 16-column sum j (of the step's 8) is lanes 4(j % 4) .. 4(j % 4) + 3 of half j / 4.
