@@ -140,6 +140,19 @@ void BM_Bf16(benchmark::State& state, bool in_cache) {
   report(state, threads, double(bytes), p.m, p.n, p.k);
 }
 
+// A copy of a quantized matrix in memory of its own (so that several copies do not share cache lines).
+struct WeightCopy {
+  std::vector<uint8_t> data, scales;
+  tidal::QuantizedTensor t;
+  void assign(const tidal::QuantizedTensor& q) {
+    data.assign(q.data(), q.data() + q.data_bytes());
+    scales.assign(q.scales(), q.scales() + q.scale_bytes());
+    t = tidal::QuantizedTensor::wrap(q.layout(), data.data(), data.size(), scales.data(), scales.size(),
+                                     q.global_scale())
+            .value();
+  }
+};
+
 // in_cache: one copy of the weights, small enough to stay in L2 ("decode/" rows): the rate at which
 // one core decodes and multiplies, i.e. the compute limit the DRAM rows are held to.
 void BM_Quant(benchmark::State& state, QuantFormat f, tidal::Granularity g, tidal::ops::Activations act,
@@ -151,18 +164,8 @@ void BM_Quant(benchmark::State& state, QuantFormat f, tidal::Granularity g, tida
     state.SkipWithError(q.status().to_string().c_str());
     return;
   }
-  struct Copy {
-    std::vector<uint8_t> data, scales;
-    tidal::QuantizedTensor t;
-  };
-  std::vector<Copy> copies(in_cache ? 1 : n_copies(q->nbytes()));
-  for (Copy& c : copies) {
-    c.data.assign(q->data(), q->data() + q->data_bytes());
-    c.scales.assign(q->scales(), q->scales() + q->scale_bytes());
-    c.t = tidal::QuantizedTensor::wrap(q->layout(), c.data.data(), c.data.size(), c.scales.data(),
-                                       c.scales.size(), q->global_scale())
-              .value();
-  }
+  std::vector<WeightCopy> copies(in_cache ? 1 : n_copies(q->nbytes()));
+  for (WeightCopy& c : copies) c.assign(*q);
   size_t it = 0;
   for (auto _ : state) {
     tidal::ops::quant_matmul(pool_for(threads), p.x.data(), p.m, copies[it++ % copies.size()].t, p.y.data(),
@@ -181,14 +184,9 @@ void min_of_reps(benchmark::internal::Benchmark* b) {
 
 // ---- decode step: the 1B model's products at m = 1 vs a plain read of the same bytes ----
 
-struct DecodeMatrix {
-  std::vector<uint8_t> data, scales;
-  tidal::QuantizedTensor t;
-};
-
 // Reads rows [r0, r1) of w's codes and the same fraction of its scales (row-major, so that fraction
 // is the rows' scales up to rounding): the bytes the kernel reads, with no arithmetic.
-uint64_t read_rows(const DecodeMatrix& w, int64_t r0, int64_t r1) {
+uint64_t read_rows(const WeightCopy& w, int64_t r0, int64_t r1) {
   const int64_t n = w.t.n_out();
   const size_t row = w.data.size() / size_t(n);
   const size_t s0 = w.scales.size() * size_t(r0) / size_t(n) / 8, s1 = w.scales.size() * size_t(r1) / size_t(n) / 8;
@@ -204,7 +202,7 @@ void BM_DecodeStep(benchmark::State& state, QuantFormat f, tidal::Granularity g,
   };
   // q|k|v (32 heads, 4 KV heads of 64), o, gate, up, down of a 1B Llama (hidden 2048, MLP 5632).
   constexpr Shape kShapes[5] = {{2560, 2048}, {2048, 2048}, {5632, 2048}, {5632, 2048}, {2048, 5632}};
-  std::vector<DecodeMatrix> mats(kLayers * 5);
+  std::vector<WeightCopy> mats(kLayers * 5);
   double bytes = 0;
   for (int s = 0; s < 5; ++s) {
     Problem p = make_problem(1, kShapes[s].n, kShapes[s].k);
@@ -214,24 +212,19 @@ void BM_DecodeStep(benchmark::State& state, QuantFormat f, tidal::Granularity g,
       return;
     }
     for (int l = 0; l < kLayers; ++l) {  // copies: one layer's weights, 16 times over
-      DecodeMatrix& m = mats[size_t(l * 5 + s)];
-      m.data.assign(q->data(), q->data() + q->data_bytes());
-      m.scales.assign(q->scales(), q->scales() + q->scale_bytes());
-      m.t = tidal::QuantizedTensor::wrap(q->layout(), m.data.data(), m.data.size(), m.scales.data(), m.scales.size(),
-                                         q->global_scale())
-                .value();
+      mats[size_t(l * 5 + s)].assign(*q);
       bytes += double(q->nbytes());
     }
   }
   tidal::ThreadPool& pool = pool_for(2);
-  std::vector<float> x(5632, 0.5f), y(5632), gate(5632), up(5632);
+  std::vector<float> x(5632), y(5632), gate(5632), up(5632);
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) * 0.125f;
   std::vector<double> t_kernel, t_read;
   uint64_t sink = 0;
   for (auto _ : state) {
     auto t0 = std::chrono::steady_clock::now();
     for (int l = 0; l < kLayers; ++l) {
-      const DecodeMatrix* m = &mats[size_t(l * 5)];
+      const WeightCopy* m = &mats[size_t(l * 5)];
       tidal::ops::LinearWeight wg, wu;
       wg.quant = &m[2].t;
       wu.quant = &m[3].t;
@@ -242,7 +235,7 @@ void BM_DecodeStep(benchmark::State& state, QuantFormat f, tidal::Granularity g,
     }
     auto t1 = std::chrono::steady_clock::now();
     for (int l = 0; l < kLayers; ++l) {
-      const DecodeMatrix* m = &mats[size_t(l * 5)];
+      const WeightCopy* m = &mats[size_t(l * 5)];
       for (int s : {0, 1, 2, 4}) {
         std::atomic<uint64_t> acc{0};
         pool.run_ranges(m[s].t.n_out(), 16, tidal::ops::column_chunks_per_thread(1), [&](int64_t r0, int64_t r1) {
