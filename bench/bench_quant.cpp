@@ -15,7 +15,9 @@
 // gate + up, down; 2 threads, through ops as the engine calls them), alternated token by token in
 // one process with a plain read of the same bytes split the same way: "ratio" = kernel / read tells
 // how much of the bandwidth the memory system gives this access pattern the kernels use, a steadier
-// figure on a shared machine than a comparison with a separate streaming run.
+// figure on a shared machine than a comparison with a separate streaming run. Weights are held as
+// models hold them (FP4: row-interleaved, QuantizedTensor::interleave_rows); FP4 rows also time the
+// canonical layout each token ("canonical_tok/s", "layout_gain" = canonical time / model layout's).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -140,16 +142,36 @@ void BM_Bf16(benchmark::State& state, bool in_cache) {
   report(state, threads, double(bytes), p.m, p.n, p.k);
 }
 
-// A copy of a quantized matrix in memory of its own (so that several copies do not share cache lines).
+// A copy of a quantized matrix in memory of its own (so that several copies do not share cache
+// lines), canonical or, with `as_model`, in the layout models hold it in (FP4 row-interleaved).
 struct WeightCopy {
   std::vector<uint8_t> data, scales;
   tidal::QuantizedTensor t;
-  void assign(const tidal::QuantizedTensor& q) {
+  void assign(const tidal::QuantizedTensor& q, bool as_model = false) {
     data.assign(q.data(), q.data() + q.data_bytes());
     scales.assign(q.scales(), q.scales() + q.scale_bytes());
     t = tidal::QuantizedTensor::wrap(q.layout(), data.data(), data.size(), scales.data(), scales.size(),
                                      q.global_scale())
             .value();
+    if (as_model && tidal::QuantizedTensor::can_interleave_rows(q.layout())) {
+      t = tidal::interleave_rows(std::move(t));  // owns its copy
+      data = {};
+      scales = {};
+    }
+  }
+  // Rows [r0, r1): their codes and the same fraction of the scales (the bytes a kernel reads),
+  // with no arithmetic.
+  uint64_t read_rows(int64_t r0, int64_t r1) const {
+    if (!t.canonical()) {  // interleaved: one array, scales first
+      const auto* p = reinterpret_cast<const uint64_t*>(t.scales());
+      return stream_read(p + size_t(r0 * t.data_stride()) / 8, size_t((r1 - r0) * t.data_stride()) / 8);
+    }
+    const int64_t n = t.n_out();
+    const size_t row = data.size() / size_t(n);
+    const size_t s0 = scales.size() * size_t(r0) / size_t(n) / 8, s1 = scales.size() * size_t(r1) / size_t(n) / 8;
+    const auto* d = reinterpret_cast<const uint64_t*>(data.data());
+    const auto* sc = reinterpret_cast<const uint64_t*>(scales.data());
+    return stream_read(d + size_t(r0) * row / 8, (size_t(r1 - r0) * row) / 8) ^ stream_read(sc + s0, s1 - s0);
   }
 };
 
@@ -165,7 +187,7 @@ void BM_Quant(benchmark::State& state, QuantFormat f, tidal::Granularity g, tida
     return;
   }
   std::vector<WeightCopy> copies(in_cache ? 1 : n_copies(q->nbytes()));
-  for (WeightCopy& c : copies) c.assign(*q);
+  for (WeightCopy& c : copies) c.assign(*q, /*as_model=*/true);
   size_t it = 0;
   for (auto _ : state) {
     tidal::ops::quant_matmul(pool_for(threads), p.x.data(), p.m, copies[it++ % copies.size()].t, p.y.data(),
@@ -184,17 +206,6 @@ void min_of_reps(benchmark::internal::Benchmark* b) {
 
 // ---- decode step: the 1B model's products at m = 1 vs a plain read of the same bytes ----
 
-// Reads rows [r0, r1) of w's codes and the same fraction of its scales (row-major, so that fraction
-// is the rows' scales up to rounding): the bytes the kernel reads, with no arithmetic.
-uint64_t read_rows(const WeightCopy& w, int64_t r0, int64_t r1) {
-  const int64_t n = w.t.n_out();
-  const size_t row = w.data.size() / size_t(n);
-  const size_t s0 = w.scales.size() * size_t(r0) / size_t(n) / 8, s1 = w.scales.size() * size_t(r1) / size_t(n) / 8;
-  const auto* d = reinterpret_cast<const uint64_t*>(w.data.data());
-  const auto* sc = reinterpret_cast<const uint64_t*>(w.scales.data());
-  return stream_read(d + size_t(r0) * row / 8, (size_t(r1 - r0) * row) / 8) ^ stream_read(sc + s0, s1 - s0);
-}
-
 void BM_DecodeStep(benchmark::State& state, QuantFormat f, tidal::Granularity g, tidal::ops::Activations act) {
   constexpr int kLayers = 16;
   struct Shape {
@@ -202,7 +213,10 @@ void BM_DecodeStep(benchmark::State& state, QuantFormat f, tidal::Granularity g,
   };
   // q|k|v (32 heads, 4 KV heads of 64), o, gate, up, down of a 1B Llama (hidden 2048, MLP 5632).
   constexpr Shape kShapes[5] = {{2560, 2048}, {2048, 2048}, {5632, 2048}, {5632, 2048}, {2048, 5632}};
-  std::vector<WeightCopy> mats(kLayers * 5);
+  // mats: as models hold them; canon: the canonical layout, timed too where the two differ (FP4)
+  std::vector<WeightCopy> mats(kLayers * 5), canon;
+  const bool two_layouts = f == QuantFormat::kNvFp4 || f == QuantFormat::kMxFp4;
+  if (two_layouts) canon.resize(mats.size());
   double bytes = 0;
   for (int s = 0; s < 5; ++s) {
     Problem p = make_problem(1, kShapes[s].n, kShapes[s].k);
@@ -212,19 +226,19 @@ void BM_DecodeStep(benchmark::State& state, QuantFormat f, tidal::Granularity g,
       return;
     }
     for (int l = 0; l < kLayers; ++l) {  // copies: one layer's weights, 16 times over
-      mats[size_t(l * 5 + s)].assign(*q);
+      mats[size_t(l * 5 + s)].assign(*q, /*as_model=*/true);
+      if (two_layouts) canon[size_t(l * 5 + s)].assign(*q);
       bytes += double(q->nbytes());
     }
   }
   tidal::ThreadPool& pool = pool_for(2);
   std::vector<float> x(5632), y(5632), gate(5632), up(5632);
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) * 0.125f;
-  std::vector<double> t_kernel, t_read;
+  std::vector<double> t_kernel, t_canon, t_read;
   uint64_t sink = 0;
-  for (auto _ : state) {
-    auto t0 = std::chrono::steady_clock::now();
+  auto step = [&](const std::vector<WeightCopy>& w) {
     for (int l = 0; l < kLayers; ++l) {
-      const WeightCopy* m = &mats[size_t(l * 5)];
+      const WeightCopy* m = &w[size_t(l * 5)];
       tidal::ops::LinearWeight wg, wu;
       wg.quant = &m[2].t;
       wu.quant = &m[3].t;
@@ -233,22 +247,32 @@ void BM_DecodeStep(benchmark::State& state, QuantFormat f, tidal::Granularity g,
       tidal::ops::linear_swiglu(pool, x.data(), 1, wg, wu, gate.data(), up.data(), y.data(), act);
       tidal::ops::quant_matmul(pool, y.data(), 1, m[4].t, x.data() + 2048, act);
     }
-    auto t1 = std::chrono::steady_clock::now();
+  };
+  using clock = std::chrono::steady_clock;
+  auto seconds = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  for (auto _ : state) {
+    auto t0 = clock::now();
+    step(mats);
+    auto t1 = clock::now();
     for (int l = 0; l < kLayers; ++l) {
       const WeightCopy* m = &mats[size_t(l * 5)];
       for (int s : {0, 1, 2, 4}) {
         std::atomic<uint64_t> acc{0};
         pool.run_ranges(m[s].t.n_out(), 16, tidal::ops::column_chunks_per_thread(1), [&](int64_t r0, int64_t r1) {
-          uint64_t v = read_rows(m[s], r0, r1);
-          if (s == 2) v ^= read_rows(m[3], r0, r1);  // gate and up per range, as linear_swiglu
+          uint64_t v = m[s].read_rows(r0, r1);
+          if (s == 2) v ^= m[3].read_rows(r0, r1);  // gate and up per range, as linear_swiglu
           acc.fetch_xor(v, std::memory_order_relaxed);
         });
         sink ^= acc.load();
       }
     }
-    auto t2 = std::chrono::steady_clock::now();
-    t_kernel.push_back(std::chrono::duration<double>(t1 - t0).count());
-    t_read.push_back(std::chrono::duration<double>(t2 - t1).count());
+    auto t2 = clock::now();
+    if (two_layouts) {
+      step(canon);
+      t_canon.push_back(seconds(t2, clock::now()));
+    }
+    t_kernel.push_back(seconds(t0, t1));
+    t_read.push_back(seconds(t1, t2));
     state.SetIterationTime(t_kernel.back());
   }
   benchmark::DoNotOptimize(sink);
@@ -262,6 +286,10 @@ void BM_DecodeStep(benchmark::State& state, QuantFormat f, tidal::Granularity g,
   state.counters["GB/s"] = bytes / mk / 1e9;
   state.counters["read_GB/s"] = bytes / mr / 1e9;
   state.counters["ratio"] = mr / mk;
+  if (two_layouts) {  // the same kernels on canonical storage (scales in an array of their own)
+    state.counters["canonical_tok/s"] = 1.0 / median(t_canon);
+    state.counters["layout_gain"] = median(t_canon) / mk;
+  }
   state.counters["MiB/token"] = bytes / 1048576.0;
 }
 

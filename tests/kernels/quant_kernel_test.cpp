@@ -359,6 +359,94 @@ TEST(QuantKernelDispatch, VbmiTableGivesTheVnniTablesBits) {
   }
 }
 
+// Row-interleaved storage (interleave_rows: each row's scale codes, padded, then its codes; how
+// models hold FP4 weights) gives every kernel of every table this CPU can reach the bits of the
+// canonical layout: W4A16, W4A8, W4A8 on prepared activations. A kernel that indexed rows by
+// row_bytes or scale rows by n_scale_cols would read scale bytes as codes here.
+TEST(QuantKernelLayout, InterleavedRowsGiveTheCanonicalBits) {
+  std::vector<const QuantKernelTable*> tables;
+  for (CpuIsa isa : runnable_isas()) tables.push_back(kernels_for(isa).quant);
+  const CpuFeatures& cf = cpu_features();
+  if (cf.best >= CpuIsa::kAvx2) tables.push_back(&kQuantKernelTableAvx2);
+  if (cf.best >= CpuIsa::kAvx2 && cf.avx_vnni) tables.push_back(&quant_kernel_table_avx2_vnni());
+  if (cf.best >= CpuIsa::kAvx512 && cf.avx512_vnni) tables.push_back(&quant_kernel_table_avx512_vnni());
+  if (cf.best >= CpuIsa::kAvx512 && cf.avx512_vnni && cf.avx512_vbmi) tables.push_back(&quant_kernel_table_avx512_vbmi());
+  for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 9, 31}, {1, 7, 2048}, {4, 9, 33}, {7, 13, 257}, {3, 8, 2048}, {9, 6, 1300}, {2, 5, 5632}}) {
+    const auto x = normal(m * k, uint32_t(k + 27));
+    const auto w = normal(n * k, uint32_t(k + 28), 0.1f);
+    for (QuantFormat f : {QuantFormat::kNvFp4, QuantFormat::kMxFp4}) {
+      SCOPED_TRACE(std::string(quant_format_info(f).name) + " m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                   " k=" + std::to_string(k));
+      auto q = quantize(w.data(), n, k, {f});
+      ASSERT_TRUE(q);
+      ASSERT_TRUE(q->canonical());
+      QuantizedTensor copy = std::move(q).value();
+      const QuantView cv = copy.view();
+      std::vector<uint8_t> canon_data(cv.data, cv.data + copy.data_bytes());
+      std::vector<uint8_t> canon_scales(static_cast<const uint8_t*>(cv.scales),
+                                        static_cast<const uint8_t*>(cv.scales) + copy.scale_bytes());
+      const float global = copy.global_scale();
+      std::vector<float> wd(size_t(n * k)), wi(wd.size());
+      copy.dequantize(wd.data());
+      // Keep a canonical twin (interleave_rows consumes its argument).
+      auto twin = QuantizedTensor::wrap(copy.layout(), canon_data.data(), canon_data.size(), canon_scales.data(),
+                                        canon_scales.size(), global);
+      ASSERT_TRUE(twin);
+      const QuantizedTensor il = interleave_rows(std::move(copy));
+      ASSERT_FALSE(il.canonical());
+      EXPECT_EQ(il.data_stride() % 32, 0);
+      EXPECT_EQ(il.data_stride(), il.scale_stride());
+      EXPECT_GE(il.data_stride(), il.layout().row_bytes + il.layout().n_scale_cols);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(il.data()) % 32, 0u);
+      il.dequantize(wi.data());
+      ASSERT_EQ(wi, wd);
+      std::vector<uint8_t> back_data(canon_data.size()), back_scales(canon_scales.size());
+      il.copy_data(back_data.data());
+      il.copy_scales(back_scales.data());
+      EXPECT_EQ(back_data, canon_data);
+      EXPECT_EQ(back_scales, canon_scales);
+
+      const QuantView a = twin->view(), b = il.view();
+      for (const QuantKernelTable* qt : tables) {
+        SCOPED_TRACE(qt->name);
+        std::vector<int8_t> xq(size_t(m * k));
+        std::vector<float> xs(static_cast<size_t>(m)), y(size_t(m * n), NAN), y2(y);
+        auto same = [&](const char* what) {
+          for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(f32_bits(y2[i]), f32_bits(y[i])) << what << " at " << i;
+        };
+        qt->matmul_for(f)(x.data(), k, a, y.data(), n, m, 0, n);
+        qt->matmul_for(f)(x.data(), k, b, y2.data(), n, m, 0, n);
+        same("F32 activations");
+        qt->quantize_rows_i8(x.data(), k, m, k, xq.data(), k, xs.data());
+        qt->matmul_i8_for(f)(xq.data(), k, xs.data(), a, y.data(), n, m, 0, n);
+        qt->matmul_i8_for(f)(xq.data(), k, xs.data(), b, y2.data(), n, m, 0, n);
+        same("int8 activations");
+        if (qt->fp4_i8_row_bytes) {
+          const int64_t ldp = qt->fp4_i8_row_bytes(k);
+          std::vector<int8_t> xp(size_t(m * ldp));
+          qt->prepare_fp4_i8(xq.data(), k, m, k, xp.data());
+          std::fill(y2.begin(), y2.end(), NAN);
+          qt->matmul_i8_prepared_for(f)(xp.data(), ldp, xs.data(), b, y2.data(), n, m, 0, n / 2);
+          qt->matmul_i8_prepared_for(f)(xp.data(), ldp, xs.data(), b, y2.data(), n, m, n / 2, n);
+          same("prepared int8 activations");
+        }
+      }
+    }
+  }
+  // Formats with F32 scales or blocks over several rows stay as they are.
+  const auto w = normal(8 * 64, 3, 0.1f);
+  for (QuantOptions o : {QuantOptions{QuantFormat::kInt8}, QuantOptions{QuantFormat::kFp8E4M3, Granularity::kBlock, 2, 16}}) {
+    auto q = quantize(w.data(), 8, 64, o);
+    ASSERT_TRUE(q);
+    EXPECT_FALSE(QuantizedTensor::can_interleave_rows(q->layout()));
+    const uint8_t* before = q->data();
+    const QuantizedTensor same = interleave_rows(std::move(q).value());
+    EXPECT_TRUE(same.canonical());
+    EXPECT_EQ(same.data(), before);
+  }
+}
+
 // ops::linear_swiglu (gate and up products and silu(gate) * up in one region) gives the bits of
 // linear_many + silu_mul, for dense and quantized weights, F32 and int8 activations, decode and
 // batch shapes, in place (out = gate) as the decoder calls it.

@@ -5,14 +5,20 @@
 //
 // A matrix W has logical shape [n_out, n_in] (rows = output channels, as stored by PyTorch
 // Linear layers). It is stored as three pieces:
-//   data   [n_out, row_bytes]      element codes, rows contiguous, row r at data + r * row_bytes;
+//   data   [n_out, row_bytes]      element codes, row r at data + r * data_stride (bytes; the
+//                                  canonical layout has data_stride == row_bytes);
 //                                  8-bit formats: one code per byte; 4-bit formats: two codes per
 //                                  byte, element 2i in the LOW nibble (a trailing odd element's
 //                                  high nibble is 0).
-//   scales [n_scale_rows, n_scale_cols]  one scale per block_rows x block_cols block of W, row-major,
-//                                  of type scale_type (F32: 4 bytes, E4M3/E8M0: 1 byte).
+//   scales [n_scale_rows, n_scale_cols]  one scale per block_rows x block_cols block of W, of type
+//                                  scale_type (F32: 4 bytes, E4M3/E8M0: 1 byte); scale (rb, cb) is
+//                                  entry rb * scale_stride + cb (canonical: scale_stride ==
+//                                  n_scale_cols, rows contiguous).
 //   global_scale                   one F32 (NVFP4's second-level scale; 1 when unused).
-//   zero_points (optional)         int8, same grid as scales (integer formats only).
+//   zero_points (optional)         int8, same grid as scales (integer formats only), canonical.
+// The strides live in QuantView (storage, not format): checkpoints and quantize() use the canonical
+// layout; the row-interleaved one (QuantizedTensor::interleave_rows) puts each row's scale codes
+// right before its codes, so a decode product reads one stream instead of two.
 // Dequantization (the reference every kernel is checked against):
 //   W[r, c] = (decode(code[r, c]) - zero[rb, cb]) * decode(scale[rb, cb]) * global_scale,
 //   rb = r / block_rows, cb = c / block_cols. Scales multiply (the DeepSeek-V3 / Qwen3-FP8
@@ -57,8 +63,10 @@ struct QuantLayout {
 // (a QuantizedTensor). All pointers are read-only; valid while the owner lives.
 struct QuantView {
   QuantLayout layout;
-  const uint8_t* data = nullptr;  // [n_out, row_bytes]
-  const void* scales = nullptr;   // [n_scale_rows, n_scale_cols] of layout.scale_type
+  const uint8_t* data = nullptr;  // row r's codes at data + r * data_stride
+  const void* scales = nullptr;   // scale (rb, cb) is entry rb * scale_stride + cb, of layout.scale_type
+  int64_t data_stride = 0;        // bytes; >= layout.row_bytes
+  int64_t scale_stride = 0;       // scale entries; >= layout.n_scale_cols
   float global_scale = 1.0f;
   const int8_t* zero_points = nullptr;  // [n_scale_rows, n_scale_cols] or nullptr
 };

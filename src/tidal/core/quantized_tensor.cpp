@@ -146,6 +146,8 @@ Expected<QuantizedTensor> QuantizedTensor::wrap(const QuantLayout& layout, const
   t.data_ = static_cast<const uint8_t*>(data);
   t.scales_ = static_cast<const uint8_t*>(scales);
   t.zero_points_ = zero_points;
+  t.data_stride_ = layout.row_bytes;
+  t.scale_stride_ = layout.n_scale_cols;
   t.global_scale_ = layout.has_global_scale ? global_scale : 1.0f;
   return t;
 }
@@ -159,11 +161,51 @@ size_t QuantizedTensor::nbytes() const {
          (zero_points_ ? size_t(layout_.n_scale_rows * layout_.n_scale_cols) : 0);
 }
 
+void QuantizedTensor::copy_data(uint8_t* out) const {
+  for (int64_t r = 0; r < layout_.n_out; ++r) {
+    std::memcpy(out + r * layout_.row_bytes, data_ + r * data_stride_, size_t(layout_.row_bytes));
+  }
+}
+
+void QuantizedTensor::copy_scales(uint8_t* out) const {
+  const size_t row = size_t(layout_.n_scale_cols) * scale_type_size(layout_.scale_type);
+  const size_t stride = size_t(scale_stride_) * scale_type_size(layout_.scale_type);
+  for (int64_t r = 0; r < layout_.n_scale_rows; ++r) std::memcpy(out + r * row, scales_ + r * stride, row);
+}
+
+bool QuantizedTensor::can_interleave_rows(const QuantLayout& l) {
+  return l.block_rows == 1 && scale_type_size(l.scale_type) == 1 && !l.has_zero_points;
+}
+
+QuantizedTensor interleave_rows(QuantizedTensor t) {
+  const QuantLayout& l = t.layout_;
+  if (t.empty() || !QuantizedTensor::can_interleave_rows(l) || !t.canonical()) return t;
+  constexpr int64_t kAlign = 32;  // the AVX2 / AVX-512 kernels load codes 32 bytes at a time
+  const int64_t scale_part = ceil_div(l.n_scale_cols, kAlign) * kAlign;
+  const int64_t stride = ceil_div(scale_part + l.row_bytes, kAlign) * kAlign;
+  QuantizedTensor u;
+  u.layout_ = l;
+  u.owned_data_.resize(size_t(l.n_out * stride));  // zero-filled: padding stays 0
+  uint8_t* base = u.owned_data_.data();
+  for (int64_t r = 0; r < l.n_out; ++r) {
+    std::memcpy(base + r * stride, t.scales_ + r * l.n_scale_cols, size_t(l.n_scale_cols));
+    std::memcpy(base + r * stride + scale_part, t.data_ + r * l.row_bytes, size_t(l.row_bytes));
+  }
+  u.scales_ = base;
+  u.data_ = base + scale_part;
+  u.data_stride_ = stride;
+  u.scale_stride_ = stride;
+  u.global_scale_ = t.global_scale_;
+  return u;
+}
+
 QuantView QuantizedTensor::view() const {
   QuantView v;
   v.layout = layout_;
   v.data = data_;
   v.scales = scales_;
+  v.data_stride = data_stride_;
+  v.scale_stride = scale_stride_;
   v.global_scale = global_scale_;
   v.zero_points = zero_points_;
   return v;
@@ -195,6 +237,8 @@ Expected<QuantizedTensor> quantize(const float* w, int64_t n_out, int64_t n_in, 
   info.encode(w, layout, t.owned_data_.data(), t.owned_scales_.data(), &global);
   t.data_ = t.owned_data_.data();
   t.scales_ = t.owned_scales_.data();
+  t.data_stride_ = layout.row_bytes;
+  t.scale_stride_ = layout.n_scale_cols;
   t.global_scale_ = layout.has_global_scale ? global : 1.0f;
   return t;
 }

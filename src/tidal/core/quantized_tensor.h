@@ -45,15 +45,30 @@ class QuantizedTensor {
   QuantFormat format() const { return layout_.format; }
   int64_t n_out() const { return layout_.n_out; }
   int64_t n_in() const { return layout_.n_in; }
-  const uint8_t* data() const { return data_; }      // [n_out, row_bytes]
-  const uint8_t* scales() const { return scales_; }  // [n_scale_rows, n_scale_cols] of scale_type
+  // Row r's codes start at data() + r * data_stride(); scale (rb, cb) is entry
+  // rb * scale_stride() + cb of scales(). Canonical storage (quantize(), wrap()): rows contiguous,
+  // data_stride() == row_bytes, scale_stride() == n_scale_cols.
+  const uint8_t* data() const { return data_; }
+  const uint8_t* scales() const { return scales_; }
+  int64_t data_stride() const { return data_stride_; }
+  int64_t scale_stride() const { return scale_stride_; }
+  bool canonical() const { return data_stride_ == layout_.row_bytes && scale_stride_ == layout_.n_scale_cols; }
   float global_scale() const { return global_scale_; }
   const int8_t* zero_points() const { return zero_points_; }  // nullptr when none
   bool owns_storage() const { return owned_data_.size() != 0; }
   bool empty() const { return data_ == nullptr; }
-  size_t data_bytes() const;
-  size_t scale_bytes() const;
-  size_t nbytes() const;  // everything a GEMV reads: data + scales + zero points
+  size_t data_bytes() const;   // n_out * row_bytes (the codes, without any row padding)
+  size_t scale_bytes() const;  // n_scale_rows * n_scale_cols scales
+  size_t nbytes() const;       // everything a GEMV reads: data + scales + zero points
+
+  // The codes / scales in the canonical layout ([n_out, row_bytes], [n_scale_rows, n_scale_cols]),
+  // whatever the storage: out must hold data_bytes() / scale_bytes().
+  void copy_data(uint8_t* out) const;
+  void copy_scales(uint8_t* out) const;
+
+  // Whether interleave_rows() applies: one scale row per weight row (block_rows == 1), one-byte
+  // scales (NVFP4, MXFP4) and no zero points.
+  static bool can_interleave_rows(const QuantLayout& layout);
 
   // The plain view kernels take.
   QuantView view() const;
@@ -64,13 +79,22 @@ class QuantizedTensor {
 
  private:
   friend Expected<QuantizedTensor> quantize(const float*, int64_t, int64_t, const QuantOptions&);
+  friend QuantizedTensor interleave_rows(QuantizedTensor t);
   QuantLayout layout_;
   const uint8_t* data_ = nullptr;
   const uint8_t* scales_ = nullptr;
   const int8_t* zero_points_ = nullptr;
+  int64_t data_stride_ = 0, scale_stride_ = 0;
   float global_scale_ = 1.0f;
-  AlignedBuffer<uint8_t> owned_data_, owned_scales_;
+  AlignedBuffer<uint8_t> owned_data_, owned_scales_;  // interleaved storage: all in owned_data_
 };
+
+// The same matrix, bit for bit, in the row-interleaved layout: row r holds its scale codes (padded
+// to 32 bytes), then its codes, rows 32-byte aligned (data_stride() = scale_stride() = the row's
+// bytes). A decode GEMV then streams one array instead of two, ~16% faster for the FP4 W4A8
+// kernels on Zen 5 (docs/quantization.md). Owned storage (a copy). Returns t itself when
+// !can_interleave_rows(t.layout()) or t is already interleaved.
+QuantizedTensor interleave_rows(QuantizedTensor t);
 
 // Quantize w [n_out, n_in] (row-major F32). Errors: a bad layout (see make_layout) or a non-finite
 // weight (kInvalidArgument naming its [row, col]).

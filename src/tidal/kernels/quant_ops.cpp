@@ -15,9 +15,21 @@ namespace {
 MatmulI8I8Fn int8_activation_kernel(const QuantKernelTable& qt, const QuantizedTensor& w) {
   const QuantLayout& l = w.layout();
   if (w.zero_points()) return nullptr;
-  if (l.format == QuantFormat::kInt8 && !(l.block_rows == 1 && l.block_cols == l.n_in)) return nullptr;
+  // int8 W8A8 kernels read per-channel scales as consecutive floats (canonical storage).
+  if (l.format == QuantFormat::kInt8 && !(l.block_rows == 1 && l.block_cols == l.n_in && w.scale_stride() == 1)) {
+    return nullptr;
+  }
   return qt.matmul_i8_for(l.format);
 }
+
+}  // namespace
+
+bool keep_rows_interleaved(const QuantLayout& layout, Activations activations) {
+  if (!QuantizedTensor::can_interleave_rows(layout)) return false;
+  return activations == Activations::kInt8 || kernels().quant->fp4_f32_interleaved;
+}
+
+namespace {
 
 // Generic path for columns [j0, j1): dequantize kRows rows of W at a time, then the F32 kernel.
 void generic_matmul(const KernelTable& kt, const float* x, int64_t m, const QuantizedTensor& w, float* y,

@@ -61,6 +61,12 @@ void linear_many(ThreadPool& pool, const float* x, int64_t m, std::initializer_l
 void linear_swiglu(ThreadPool& pool, const float* x, int64_t m, const LinearWeight& w_gate, const LinearWeight& w_up,
                    float* gate, float* up, float* out, Activations activations = Activations::kF32);
 
+// Whether a matrix of this layout, multiplied with these activations by the active kernel table,
+// is best held row-interleaved (QuantizedTensor::interleave_rows): FP4 with int8 activations
+// always (AVX-512 +12-18% decode, AVX2 +1-3%), with F32 activations where the table says so.
+// Results are the same bits either way; models ask this when they bind weights.
+bool keep_rows_interleaved(const QuantLayout& layout, Activations activations);
+
 // True when `w` runs on a fast kernel of the current table for `activations` (false: generic path).
 bool quant_matmul_has_kernel(const QuantizedTensor& w, Activations activations = Activations::kF32);
 

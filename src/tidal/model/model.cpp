@@ -93,8 +93,21 @@ Status Model::bind_weights(const QuantizationOptions& qopt) {
   std::vector<Pending> pending;
   std::vector<std::string> matrix_names;
 
-  auto adopt = [&](const std::string& name, QuantMatrix qm, ops::LinearWeight* w) {
+  // Quantized matrices are kept row-interleaved where the kernels run faster so (FP4: each row's
+  // scale codes beside its codes, one stream per row; ops::keep_rows_interleaved). For a checkpoint
+  // that means a copy instead of the memory map.
+  const ops::Activations acts = (qopt.quantize ? qopt.int8_activations : ckpt.int8_activations)
+                                    ? ops::Activations::kInt8
+                                    : ops::Activations::kF32;
+  auto for_kernels = [acts](QuantizedTensor t) {
+    return ops::keep_rows_interleaved(t.layout(), acts) ? interleave_rows(std::move(t)) : std::move(t);
+  };
+  auto store_quant = [&](QuantMatrix qm) {
+    qm.tensor = for_kernels(std::move(qm.tensor));
     quant_storage_.push_back(std::make_unique<QuantMatrix>(std::move(qm)));
+  };
+  auto adopt = [&](const std::string& name, QuantMatrix qm, ops::LinearWeight* w) {
+    store_quant(std::move(qm));
     w->quant = &quant_storage_.back()->tensor;
     quantized_[name] = w->quant;
   };
@@ -196,11 +209,12 @@ Status Model::bind_weights(const QuantizationOptions& qopt) {
     pool_.run([&](int, int) {
       for (size_t i = next++; i < pending.size(); i = next++) {
         results[i] = quantize_matrix(pending[i].source, *qopt.quantize);
+        if (*results[i]) (*results[i])->tensor = for_kernels(std::move((*results[i])->tensor));
       }
     });
     for (size_t i = 0; i < pending.size(); ++i) {
       if (!*results[i]) return results[i]->status();
-      quant_storage_.push_back(std::make_unique<QuantMatrix>(std::move(*results[i]).value()));
+      store_quant(std::move(*results[i]).value());
       for (ops::LinearWeight* w : pending[i].targets) w->quant = &quant_storage_.back()->tensor;
       quantized_[pending[i].name] = &quant_storage_.back()->tensor;
     }

@@ -69,6 +69,7 @@ class Model {
   DType weight_dtype() const { return dense_dtype_; }
   // "none", "int8 on load (kept: lm_head, embed_tokens)", "fp8 checkpoint (block 128x128)", ...
   const std::string& quantization() const { return quantization_desc_; }
+  ops::Activations activations() const { return activations_; }  // kInt8: W8A8 / W4A8
   // The quantized matrices by tensor name ("lm_head.weight" for a tied lm_head quantized apart
   // from its embedding). Valid while the Model lives.
   const std::map<std::string, const QuantizedTensor*>& quantized_matrices() const { return quantized_; }

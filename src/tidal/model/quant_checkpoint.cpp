@@ -300,23 +300,31 @@ Status write_quantized_checkpoint(const std::string& src_dir, const WeightStore&
     return invalid_argument(src_dir + ": is already quantized (config.json has a quantization_config)");
   }
 
-  // Tensors in the store's (sorted) order; quantized matrices become codes + scales.
-  std::vector<TensorToWrite> tensors;
+  // Tensors in the store's (sorted) order; quantized matrices become codes + scales, always in the
+  // canonical layout: a matrix the model keeps row-interleaved is copied out one tensor at a time.
+  struct Piece {
+    TensorSpec spec;
+    std::span<const uint8_t> bytes;             // when stored as written
+    const QuantizedTensor* codes_of = nullptr;  // else gathered: its codes,
+    const QuantizedTensor* scales_of = nullptr;  // or its scales
+  };
+  std::vector<Piece> pieces;
   std::vector<std::unique_ptr<float>> globals;
   auto add_quantized = [&](const std::string& name, const QuantizedTensor& t) {
     const QuantLayout& l = t.layout();
     const std::string base = name.substr(0, name.size() - std::string("weight").size());
-    tensors.push_back({name, code_dtype(l.format), {l.n_out, l.row_bytes}, {t.data(), t.data_bytes()}});
-    tensors.push_back({base + "weight_scale",
-                       scale_dtype(l.scale_type),
-                       {l.n_scale_rows, l.n_scale_cols},
-                       {t.scales(), t.scale_bytes()}});
+    const bool direct = t.canonical();
+    pieces.push_back({{name, code_dtype(l.format), {l.n_out, l.row_bytes}},
+                      direct ? std::span<const uint8_t>(t.data(), t.data_bytes()) : std::span<const uint8_t>(),
+                      direct ? nullptr : &t});
+    pieces.push_back({{base + "weight_scale", scale_dtype(l.scale_type), {l.n_scale_rows, l.n_scale_cols}},
+                      direct ? std::span<const uint8_t>(t.scales(), t.scale_bytes()) : std::span<const uint8_t>(),
+                      nullptr,
+                      direct ? nullptr : &t});
     if (l.has_global_scale) {
       globals.push_back(std::make_unique<float>(t.global_scale()));
-      tensors.push_back({base + "weight_scale_2",
-                         DType::kF32,
-                         {},
-                         {reinterpret_cast<const uint8_t*>(globals.back().get()), 4}});
+      pieces.push_back({{base + "weight_scale_2", DType::kF32, {}},
+                        {reinterpret_cast<const uint8_t*>(globals.back().get()), 4}});
     }
   };
   for (const std::string& name : store.names()) {
@@ -326,8 +334,8 @@ Status write_quantized_checkpoint(const std::string& src_dir, const WeightStore&
       continue;
     }
     TIDAL_ASSIGN_OR_RETURN(TensorRef t, store.get_any(name));
-    tensors.push_back(
-        {name, t.info->dtype, t.info->shape, {static_cast<const uint8_t*>(t.data), size_t(t.info->nbytes)}});
+    pieces.push_back({{name, t.info->dtype, t.info->shape},
+                      {static_cast<const uint8_t*>(t.data), size_t(t.info->nbytes)}});
   }
   bool untie = false;
   for (const auto& [name, t] : quantized) {
@@ -337,7 +345,24 @@ Status write_quantized_checkpoint(const std::string& src_dir, const WeightStore&
     add_quantized(name, *t);  // a tied lm_head quantized apart from the (excluded) embedding
     untie = true;
   }
-  TIDAL_RETURN_IF_ERROR(write_safetensors((out / "model.safetensors").string(), tensors, {{"format", "pt"}}));
+  {
+    std::vector<TensorSpec> specs;
+    for (const Piece& p : pieces) specs.push_back(p.spec);
+    TIDAL_ASSIGN_OR_RETURN(SafetensorsWriter w, SafetensorsWriter::create((out / "model.safetensors").string(),
+                                                                          std::move(specs), {{"format", "pt"}}));
+    std::vector<uint8_t> staged;
+    for (const Piece& p : pieces) {
+      if (p.codes_of || p.scales_of) {
+        staged.resize(size_t(p.spec.nbytes()));
+        if (p.codes_of) p.codes_of->copy_data(staged.data());
+        if (p.scales_of) p.scales_of->copy_scales(staged.data());
+        TIDAL_RETURN_IF_ERROR(w.append(staged));
+      } else {
+        TIDAL_RETURN_IF_ERROR(w.append(p.bytes));
+      }
+    }
+    TIDAL_RETURN_IF_ERROR(w.finish());
+  }
 
   config["quantization_config"] = tidal_quantization_config(options, exclude, int8_activations);
   if (untie) config["tie_word_embeddings"] = false;

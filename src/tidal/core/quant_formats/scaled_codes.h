@@ -129,11 +129,12 @@ template <class ValueFn, class ScaleFn>
 void decode_row(const QuantView& v, int64_t r, float* out, ValueFn value, ScaleFn scale_at) {
   const QuantLayout& l = v.layout;
   const int64_t rb = r / l.block_rows;
+  const uint8_t* row = v.data + r * v.data_stride;
   for (int64_t c = 0; c < l.n_in; ++c) {
-    const int64_t i = rb * l.n_scale_cols + c / l.block_cols;
-    float q = value(get_code(l, v.data, r, c));
-    if (v.zero_points) q -= float(v.zero_points[i]);
-    out[c] = q * scale_at(i) * v.global_scale;
+    const int64_t cb = c / l.block_cols;
+    float q = value(get_code(l, row, 0, c));
+    if (v.zero_points) q -= float(v.zero_points[rb * l.n_scale_cols + cb]);
+    out[c] = q * scale_at(rb * v.scale_stride + cb) * v.global_scale;
   }
 }
 

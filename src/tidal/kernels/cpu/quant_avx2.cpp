@@ -100,8 +100,8 @@ inline void tile(const float* x, int64_t ldx, const QuantView& w, int64_t j, flo
   const uint8_t* wr[NT];
   int64_t srow[NT];
   for (int b = 0; b < NT; ++b) {
-    wr[b] = w.data + (j + b) * l.row_bytes;
-    srow[b] = ((j + b) / l.block_rows) * l.n_scale_cols;
+    wr[b] = w.data + (j + b) * w.data_stride;
+    srow[b] = ((j + b) / l.block_rows) * w.scale_stride;
   }
   __m256 acc[MT][NT];
   for (int a = 0; a < MT; ++a)
@@ -192,8 +192,8 @@ template <int NT>
 inline void fp4_rows(const QuantView& w, int64_t j, const uint8_t** wr, const uint8_t** sr) {
   const QuantLayout& l = w.layout;
   for (int b = 0; b < NT; ++b) {
-    wr[b] = w.data + (j + b) * l.row_bytes;
-    sr[b] = static_cast<const uint8_t*>(w.scales) + ((j + b) / l.block_rows) * l.n_scale_cols;
+    wr[b] = w.data + (j + b) * w.data_stride;
+    sr[b] = static_cast<const uint8_t*>(w.scales) + ((j + b) / l.block_rows) * w.scale_stride;
   }
 }
 
@@ -437,7 +437,7 @@ inline void tile_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantV
                     int64_t ldy) {
   const int64_t k = w.layout.n_in;
   const int8_t* wr[NT];
-  for (int b = 0; b < NT; ++b) wr[b] = reinterpret_cast<const int8_t*>(w.data + (j + b) * w.layout.row_bytes);
+  for (int b = 0; b < NT; ++b) wr[b] = reinterpret_cast<const int8_t*>(w.data + (j + b) * w.data_stride);
   __m256i acc[MT][NT];
   for (int a = 0; a < MT; ++a)
     for (int b = 0; b < NT; ++b) acc[a][b] = _mm256_setzero_si256();
@@ -503,7 +503,7 @@ inline void tile_i8(const int8_t* xq, int64_t ldq, const float* xs, const QuantV
       __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc[a][b]), _mm256_extracti128_si256(acc[a][b], 1));
       s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
       s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-      y[a * ldy + b] = (float(_mm_cvtsi128_si32(s)) * xs[a]) * f32_scale(w, j + b);
+      y[a * ldy + b] = (float(_mm_cvtsi128_si32(s)) * xs[a]) * f32_scale(w, (j + b) * w.scale_stride);
     }
   }
 }

@@ -64,7 +64,7 @@ inline void tile_i8(const int8_t* xq, int64_t ldq, const float* xs, const uint32
                     int64_t j, float* y, int64_t ldy) {
   const int64_t k = w.layout.n_in;
   const int8_t* wr[NT];
-  for (int b = 0; b < NT; ++b) wr[b] = reinterpret_cast<const int8_t*>(w.data + (j + b) * w.layout.row_bytes);
+  for (int b = 0; b < NT; ++b) wr[b] = reinterpret_cast<const int8_t*>(w.data + (j + b) * w.data_stride);
   const __m512i flip = _mm512_set1_epi8(int8_t(0x80));
   constexpr int kChains = (MT == 1 && NT == 1) ? 2 : 1;
   __m512i acc[kChains][MT][NT];
@@ -139,7 +139,8 @@ inline void tile_i8(const int8_t* xq, int64_t ldq, const float* xs, const uint32
     const __m512i w01 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], 0x44), _mm512_shuffle_i32x4(u[0], u[1], 0xee));
     const __m512i w23 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2], u[3], 0x44), _mm512_shuffle_i32x4(u[2], u[3], 0xee));
     const __m512i r = _mm512_add_epi32(_mm512_shuffle_i32x4(w01, w23, 0x88), _mm512_shuffle_i32x4(w01, w23, 0xdd));
-    // Per element 4a + b: 128 xsum[a], xs[a] and the row scale of j + b (4 consecutive floats).
+    // Per element 4a + b: 128 xsum[a], xs[a] and the row scale of j + b (4 consecutive floats:
+    // int8_activation_kernel only picks this for canonical per-channel scales, scale_stride 1).
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i ia = _mm512_srli_epi32(lane, 2), ib = _mm512_and_si512(lane, _mm512_set1_epi32(3));
     const __m512i corr = _mm512_slli_epi32(
@@ -222,8 +223,8 @@ inline void tile_w8(const float* x, int64_t ldx, const QuantView& w, int64_t j, 
   const uint8_t* wr[NT];
   int64_t srow[NT];
   for (int b = 0; b < NT; ++b) {
-    wr[b] = w.data + (j + b) * l.row_bytes;
-    srow[b] = ((j + b) / l.block_rows) * l.n_scale_cols;
+    wr[b] = w.data + (j + b) * w.data_stride;
+    srow[b] = ((j + b) / l.block_rows) * w.scale_stride;
   }
   __m512 acc[MT][NT];
   for (int a = 0; a < MT; ++a)
@@ -238,7 +239,7 @@ inline void tile_w8(const float* x, int64_t ldx, const QuantView& w, int64_t j, 
       const __mmask16 mk = ke - kk >= 16 ? __mmask16(0xffff) : __mmask16((1u << (ke - kk)) - 1u);
       if (kk % 64 == 0) {
         for (int b = 0; b < NT; ++b)
-          _mm_prefetch(reinterpret_cast<const char*>(wr[b] + NT * l.row_bytes + kk), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(wr[b] + NT * w.data_stride + kk), _MM_HINT_T0);
       }
       __m512 wv[NT];
       for (int b = 0; b < NT; ++b) wv[b] = F::template decode<!kOneBlock>(_mm_maskz_loadu_epi8(mk, wr[b] + kk), mult[b]);
@@ -762,6 +763,7 @@ const QuantKernelTable& quant_kernel_table_avx512_vnni() {
     t.matmul_mxfp4_i8_prepared = zmm::matmul_fp4_i8_prepared<32>;
     t.matmul_nvfp4 = zmm::matmul_fp4_f32<16>;
     t.matmul_mxfp4 = zmm::matmul_fp4_f32<32>;
+    t.fp4_f32_interleaved = true;
     return t;
   }();
   return table;

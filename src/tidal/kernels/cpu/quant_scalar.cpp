@@ -26,24 +26,24 @@ float f32_scale(const QuantView& w, int64_t i) {
 
 struct Int8 {
   static float value(const QuantView& w, int64_t r, int64_t c) {
-    return float(int8_t(w.data[r * w.layout.row_bytes + c]));
+    return float(int8_t(w.data[r * w.data_stride + c]));
   }
   static float scale(const QuantView& w, int64_t i) { return f32_scale(w, i); }
 };
 struct E4M3 {
   static float value(const QuantView& w, int64_t r, int64_t c) {
-    return fp8_e4m3_to_f32(w.data[r * w.layout.row_bytes + c]);
+    return fp8_e4m3_to_f32(w.data[r * w.data_stride + c]);
   }
   static float scale(const QuantView& w, int64_t i) { return f32_scale(w, i); }
 };
 struct E5M2 {
   static float value(const QuantView& w, int64_t r, int64_t c) {
-    return fp8_e5m2_to_f32(w.data[r * w.layout.row_bytes + c]);
+    return fp8_e5m2_to_f32(w.data[r * w.data_stride + c]);
   }
   static float scale(const QuantView& w, int64_t i) { return f32_scale(w, i); }
 };
 inline float fp4_at(const QuantView& w, int64_t r, int64_t c) {
-  return fp4_e2m1_to_f32(fp4_unpack(w.data[r * w.layout.row_bytes + (c >> 1)], c));
+  return fp4_e2m1_to_f32(fp4_unpack(w.data[r * w.data_stride + (c >> 1)], c));
 }
 struct NvFp4 {
   static float value(const QuantView& w, int64_t r, int64_t c) { return fp4_at(w, r, c); }
@@ -62,7 +62,7 @@ struct MxFp4 {
 template <class F>
 void decode(const QuantView& w, int64_t r, int64_t c0, int64_t c1, float* out) {
   const QuantLayout& l = w.layout;
-  const int64_t srow = (r / l.block_rows) * l.n_scale_cols;
+  const int64_t srow = (r / l.block_rows) * w.scale_stride;
   for (int64_t c = c0; c < c1; ++c)
     out[c - c0] = F::value(w, r, c) * F::scale(w, srow + c / l.block_cols) * w.global_scale;
 }
@@ -108,8 +108,8 @@ void matmul_i8_i8(const int8_t* xq, int64_t ldq, const float* x_scale, const Qua
                   int64_t ldy, int64_t m, int64_t j0, int64_t j1) {
   const int64_t k = w.layout.n_in;
   for (int64_t j = j0; j < j1; ++j) {
-    const int8_t* wr = reinterpret_cast<const int8_t*>(w.data + j * w.layout.row_bytes);
-    const float ws = f32_scale(w, j);
+    const int8_t* wr = reinterpret_cast<const int8_t*>(w.data + j * w.data_stride);
+    const float ws = f32_scale(w, j * w.scale_stride);
     for (int64_t i = 0; i < m; ++i) {
       const int8_t* xr = xq + i * ldq;
       int32_t acc = 0;
@@ -127,7 +127,7 @@ void matmul_fp4_i8(const int8_t* xq, int64_t ldq, const float* x_scale, const Qu
   const QuantLayout& l = w.layout;
   const int64_t k = l.n_in, bc = l.block_cols;
   for (int64_t j = j0; j < j1; ++j) {
-    const int64_t srow = (j / l.block_rows) * l.n_scale_cols;
+    const int64_t srow = (j / l.block_rows) * w.scale_stride;
     for (int64_t i = 0; i < m; ++i) {
       const int8_t* xr = xq + i * ldq;
       float acc = 0.0f;
