@@ -581,8 +581,13 @@ inline void rows_fp4_i8(const int8_t* xp, int64_t ldxp, int64_t kp, const float*
                         float* y, int64_t ldy, int64_t m) {
   int64_t i = 0;
   // MXFP4 keeps its first half-group's sums live across the second: 3 x rows avoid spills there.
-  constexpr int kMt = kBlock == 32 ? 3 : 4;
+  // NVFP4 with two weight rows: 6 x rows (12 accumulators, 8 decoded code vectors, 2 scale
+  // vectors, 4 x vectors, 2 step sums: 28 of 32 registers) share each decode among more products.
+  constexpr int kMt = kBlock == 32 ? 3 : NT == 2 ? 6 : 4;
   for (; i + kMt <= m; i += kMt) tile_fp4_i8<kBlock, kMt, NT>(xp + i * ldxp, ldxp, kp, xs + i, w, j, y + i * ldy, ldy);
+  if constexpr (kMt > 4) {
+    for (; i + 4 <= m; i += 4) tile_fp4_i8<kBlock, 4, NT>(xp + i * ldxp, ldxp, kp, xs + i, w, j, y + i * ldy, ldy);
+  }
   for (; i < m; ++i) tile_fp4_i8<kBlock, 1, NT>(xp + i * ldxp, ldxp, kp, xs + i, w, j, y + i * ldy, ldy);
 }
 
