@@ -16,12 +16,13 @@
 #include "tidal/kernels/ops.h"
 #include "tidal/model/model.h"
 #include "tidal/model/model_init.h"
+#include "../temp_dirs.h"
 
 namespace tidal::rl::test {
 
 inline std::string temp_dir(const std::string& name) {
   const auto dir = std::filesystem::temp_directory_path() / ("tidal_rl_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  tidal::test::TempDirs::get().add(dir);  // created now, removed when the test process exits
   return dir.string();
 }
 

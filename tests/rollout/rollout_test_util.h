@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "tidal/model/model_init.h"
+#include "../temp_dirs.h"
 #include "tidal/tokenizer/synthetic.h"
 #include "tidal/tokenizer/tokenizer.h"
 
@@ -18,6 +19,7 @@ namespace tidal::rollout::test {
 inline std::string tiny_model() {
   static const std::string dir = [] {
     const auto d = std::filesystem::temp_directory_path() / ("tidal_rollout_model_" + std::to_string(::getpid()));
+    tidal::test::TempDirs::get().add(d);  // removed when the test process exits
     RandomModelSpec s;
     s.family = "qwen3";
     s.n_layers = 2;
