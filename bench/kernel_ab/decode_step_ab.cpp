@@ -10,6 +10,8 @@
 // them alike; medians are printed. Why: separate-process A/Bs drift by 10-30% on the
 // development machine (docs/quantization.md, "Fourteenth session").
 // FORMAT: nvfp4 | mxfp4 (W4A8, prepared kernels) | int8 (W8A8, per-channel weights).
+// FP4 weights are held row-interleaved as models hold them (QuantizedTensor::interleave_rows);
+// TIDAL_AB_CANONICAL=1 keeps the canonical layout (codes and scales in two arrays).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -46,10 +48,10 @@ struct Matrix {
   QuantizedTensor t;
 };
 
-// Plain read of rows [r0, r1): codes, then the same fraction of the scales (row-major).
+// Plain read of rows [r0, r1): interleaved, the rows' bytes; canonical, the codes, then the same
+// fraction of the scales (row-major).
 uint64_t read_rows(const Matrix& m, int64_t r0, int64_t r1) {
   const int64_t n = m.t.n_out();
-  const size_t row = m.data.size() / size_t(n);
   auto xor_all = [](const uint8_t* p, size_t bytes) {
     uint64_t a[8] = {};
     for (size_t i = 0; i + 64 <= bytes; i += 64)
@@ -60,6 +62,8 @@ uint64_t read_rows(const Matrix& m, int64_t r0, int64_t r1) {
       }
     return a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
   };
+  if (!m.t.canonical()) return xor_all(m.t.scales() + r0 * m.t.data_stride(), size_t((r1 - r0) * m.t.data_stride()));
+  const size_t row = m.data.size() / size_t(n);
   const size_t s0 = m.scales.size() * size_t(r0) / size_t(n), s1 = m.scales.size() * size_t(r1) / size_t(n);
   return xor_all(m.data.data() + size_t(r0) * row, size_t(r1 - r0) * row) ^ xor_all(m.scales.data() + s0, s1 - s0);
 }
@@ -79,6 +83,8 @@ int main(int argc, char** argv) {
 #define X(name) variants.push_back({#name, &tidal::name()});
   TIDAL_AB_VARIANTS
 #undef X
+  const char* canonical_env = std::getenv("TIDAL_AB_CANONICAL");
+  const bool canonical = canonical_env != nullptr && std::string(canonical_env) == "1";
   constexpr int kLayers = 16;
   constexpr int64_t kShapes[5][2] = {{2560, 2048}, {2048, 2048}, {5632, 2048}, {5632, 2048}, {2048, 5632}};
   std::mt19937 rng(1);
@@ -101,6 +107,11 @@ int main(int argc, char** argv) {
       m.t = QuantizedTensor::wrap(q->layout(), m.data.data(), m.data.size(), m.scales.data(), m.scales.size(),
                                   q->global_scale())
                 .value();
+      if (!is_int8 && !canonical) {
+        m.t = interleave_rows(std::move(m.t));  // an owned copy
+        m.data = {};
+        m.scales = {};
+      }
       bytes += double(q->nbytes());
     }
   }

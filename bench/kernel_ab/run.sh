@@ -10,8 +10,10 @@
 # Needs an AVX-512 VNNI CPU and build/release (the core and kernel libraries of the current tree,
 # which the variants link against: a variant must keep the QuantKernelTable interface).
 # Example: bench/kernel_ab/run.sh nvfp4 100 HEAD~1 WORK
+# FP4 weights are held row-interleaved, as models hold them; TIDAL_AB_CANONICAL=1 keeps the
+# canonical layout (needed for variants older than 6aa2b3c, which ignore the row strides).
 set -euo pipefail
-[ $# -ge 3 ] || { sed -n '2,12p' "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,14p' "$0"; exit 2; }
 root=$(cd "$(dirname "$0")/../.." && pwd)
 fmt=$1; tokens=$2; shift 2
 grep -q avx512_vnni /proc/cpuinfo || { echo "kernel_ab: needs an AVX-512 VNNI CPU" >&2; exit 1; }
