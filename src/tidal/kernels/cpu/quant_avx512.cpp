@@ -445,7 +445,8 @@ template <int MT, int NT, int kSteps>
 inline void group_mxfp4_i8(const int8_t* xg, const int8_t* cg, int64_t ldxp, const uint8_t* const* wg,
                            const uint8_t* const* sg, __m512 (&acc)[MT][NT]) {
   const __m128i transpose = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  __m512i half[2][MT][NT];  // per pair of steps: the two steps' pair sums
+  __m512i first[MT][NT];  // steps 0 and 1: their pair sums, kept until steps 2 and 3 have theirs
+  __m512 sv[NT];
   for (int h = 0; h < 2; ++h) {
     const int q = 2 * h;
     __m512i w0l[NT], w0h[NT], w1l[NT], w1h[NT];
@@ -454,6 +455,10 @@ inline void group_mxfp4_i8(const int8_t* xg, const int8_t* cg, int64_t ldxp, con
         if (q + r < kSteps) prefetch_ahead(wg[b], 64 * (q + r) + kFp4PrefetchBytes);
       if (q < kSteps) decode_fp4_u8_128(wg[b] + 64 * q, w0l[b], w0h[b]);
       if (q + 1 < kSteps) decode_fp4_u8_128(wg[b] + 64 * (q + 1), w1l[b], w1h[b]);
+      if (h == 1) {
+        const __m128i codes = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sg[b])), transpose);
+        sv[b] = e8m0_scales(_mm512_cvtepu8_epi32(codes));
+      }
     }
     for (int a = 0; a < MT; ++a) {
       const int8_t* xa = xg + a * ldxp + kFp4Step * q;
@@ -465,15 +470,14 @@ inline void group_mxfp4_i8(const int8_t* xg, const int8_t* cg, int64_t ldxp, con
           p1 = fp4_step_sums(w1l[b], _mm512_loadu_si512(xa + 128), w1h[b], _mm512_loadu_si512(xa + 192));
         }
         // (a pair past the tail has zero corrections too: x is zero-padded to the group)
-        half[h][a][b] = fp4_pair_sums(p0, p1, ca);
+        const __m512i sums = fp4_pair_sums(p0, p1, ca);
+        if (h == 0) {
+          first[a][b] = sums;
+        } else {
+          acc[a][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pair_sums(first[a][b], sums)), sv[b], acc[a][b]);
+        }
       }
     }
-  }
-  for (int b = 0; b < NT; ++b) {
-    const __m128i codes = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sg[b])), transpose);
-    const __m512 sv = e8m0_scales(_mm512_cvtepu8_epi32(codes));
-    for (int a = 0; a < MT; ++a)
-      acc[a][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pair_sums(half[0][a][b], half[1][a][b])), sv, acc[a][b]);
   }
 }
 
@@ -580,10 +584,11 @@ template <int kBlock, int NT>
 inline void rows_fp4_i8(const int8_t* xp, int64_t ldxp, int64_t kp, const float* xs, const QuantView& w, int64_t j,
                         float* y, int64_t ldy, int64_t m) {
   int64_t i = 0;
-  // MXFP4 keeps its first half-group's sums live across the second: 3 x rows avoid spills there.
+  // MXFP4 keeps its first half-group's pair sums live across the second half, which folds them
+  // into the accumulators as it makes its own: 4 x 2 tiles fit (the 6 x 2 of NVFP4 would spill).
   // NVFP4 with two weight rows: 6 x rows (12 accumulators, 8 decoded code vectors, 2 scale
   // vectors, 4 x vectors, 2 step sums: 28 of 32 registers) share each decode among more products.
-  constexpr int kMt = kBlock == 32 ? 3 : NT == 2 ? 6 : 4;
+  constexpr int kMt = kBlock == 32 ? (NT == 2 ? 4 : 3) : NT == 2 ? 6 : 4;  // (NT = 1: m = 1, or a last odd row)
   for (; i + kMt <= m; i += kMt) tile_fp4_i8<kBlock, kMt, NT>(xp + i * ldxp, ldxp, kp, xs + i, w, j, y + i * ldy, ldy);
   if constexpr (kMt > 4) {
     for (; i + 4 <= m; i += 4) tile_fp4_i8<kBlock, 4, NT>(xp + i * ldxp, ldxp, kp, xs + i, w, j, y + i * ldy, ldy);
