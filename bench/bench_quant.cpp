@@ -168,7 +168,8 @@ struct WeightCopy {
     }
     const int64_t n = t.n_out();
     const size_t row = data.size() / size_t(n);
-    const size_t s0 = scales.size() * size_t(r0) / size_t(n) / 8, s1 = scales.size() * size_t(r1) / size_t(n) / 8;
+    const size_t s0 = scales.size() * size_t(r0) / size_t(n) / 8;
+    const size_t s1 = scales.size() * size_t(r1) / size_t(n) / 8;
     const auto* d = reinterpret_cast<const uint64_t*>(data.data());
     const auto* sc = reinterpret_cast<const uint64_t*>(scales.data());
     return stream_read(d + size_t(r0) * row / 8, (size_t(r1 - r0) * row) / 8) ^ stream_read(sc + s0, s1 - s0);
@@ -249,7 +250,9 @@ void BM_DecodeStep(benchmark::State& state, QuantFormat f, tidal::Granularity g,
     }
   };
   using clock = std::chrono::steady_clock;
-  auto seconds = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  auto seconds = [](clock::time_point a, clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  };
   for (auto _ : state) {
     auto t0 = clock::now();
     step(mats);

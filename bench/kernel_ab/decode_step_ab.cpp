@@ -62,7 +62,9 @@ uint64_t read_rows(const Matrix& m, int64_t r0, int64_t r1) {
       }
     return a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
   };
-  if (!m.t.canonical()) return xor_all(m.t.scales() + r0 * m.t.data_stride(), size_t((r1 - r0) * m.t.data_stride()));
+  if (!m.t.canonical()) {
+    return xor_all(m.t.scales() + r0 * m.t.data_stride(), size_t((r1 - r0) * m.t.data_stride()));
+  }
   const size_t row = m.data.size() / size_t(n);
   const size_t s0 = m.scales.size() * size_t(r0) / size_t(n), s1 = m.scales.size() * size_t(r1) / size_t(n);
   return xor_all(m.data.data() + size_t(r0) * row, size_t(r1 - r0) * row) ^ xor_all(m.scales.data() + s0, s1 - s0);

@@ -370,14 +370,16 @@ TEST(QuantKernelLayout, InterleavedRowsGiveTheCanonicalBits) {
   if (cf.best >= CpuIsa::kAvx2) tables.push_back(&kQuantKernelTableAvx2);
   if (cf.best >= CpuIsa::kAvx2 && cf.avx_vnni) tables.push_back(&quant_kernel_table_avx2_vnni());
   if (cf.best >= CpuIsa::kAvx512 && cf.avx512_vnni) tables.push_back(&quant_kernel_table_avx512_vnni());
-  if (cf.best >= CpuIsa::kAvx512 && cf.avx512_vnni && cf.avx512_vbmi) tables.push_back(&quant_kernel_table_avx512_vbmi());
+  if (cf.best >= CpuIsa::kAvx512 && cf.avx512_vnni && cf.avx512_vbmi) {
+    tables.push_back(&quant_kernel_table_avx512_vbmi());
+  }
   for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
            {1, 9, 31}, {1, 7, 2048}, {4, 9, 33}, {7, 13, 257}, {3, 8, 2048}, {9, 6, 1300}, {2, 5, 5632}}) {
     const auto x = normal(m * k, uint32_t(k + 27));
     const auto w = normal(n * k, uint32_t(k + 28), 0.1f);
     for (QuantFormat f : {QuantFormat::kNvFp4, QuantFormat::kMxFp4}) {
-      SCOPED_TRACE(std::string(quant_format_info(f).name) + " m=" + std::to_string(m) + " n=" + std::to_string(n) +
-                   " k=" + std::to_string(k));
+      SCOPED_TRACE(std::string(quant_format_info(f).name) + " m=" + std::to_string(m) +
+                   " n=" + std::to_string(n) + " k=" + std::to_string(k));
       auto q = quantize(w.data(), n, k, {f});
       ASSERT_TRUE(q);
       ASSERT_TRUE(q->canonical());
@@ -390,8 +392,8 @@ TEST(QuantKernelLayout, InterleavedRowsGiveTheCanonicalBits) {
       std::vector<float> wd(size_t(n * k)), wi(wd.size());
       copy.dequantize(wd.data());
       // Keep a canonical twin (interleave_rows consumes its argument).
-      auto twin = QuantizedTensor::wrap(copy.layout(), canon_data.data(), canon_data.size(), canon_scales.data(),
-                                        canon_scales.size(), global);
+      auto twin = QuantizedTensor::wrap(copy.layout(), canon_data.data(), canon_data.size(),
+                                        canon_scales.data(), canon_scales.size(), global);
       ASSERT_TRUE(twin);
       const QuantizedTensor il = interleave_rows(std::move(copy));
       ASSERT_FALSE(il.canonical());

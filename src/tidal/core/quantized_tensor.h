@@ -52,7 +52,9 @@ class QuantizedTensor {
   const uint8_t* scales() const { return scales_; }
   int64_t data_stride() const { return data_stride_; }
   int64_t scale_stride() const { return scale_stride_; }
-  bool canonical() const { return data_stride_ == layout_.row_bytes && scale_stride_ == layout_.n_scale_cols; }
+  bool canonical() const {
+    return data_stride_ == layout_.row_bytes && scale_stride_ == layout_.n_scale_cols;
+  }
   float global_scale() const { return global_scale_; }
   const int8_t* zero_points() const { return zero_points_; }  // nullptr when none
   bool owns_storage() const { return owned_data_.size() != 0; }

@@ -16,9 +16,8 @@ MatmulI8I8Fn int8_activation_kernel(const QuantKernelTable& qt, const QuantizedT
   const QuantLayout& l = w.layout();
   if (w.zero_points()) return nullptr;
   // int8 W8A8 kernels read per-channel scales as consecutive floats (canonical storage).
-  if (l.format == QuantFormat::kInt8 && !(l.block_rows == 1 && l.block_cols == l.n_in && w.scale_stride() == 1)) {
-    return nullptr;
-  }
+  const bool per_channel = l.block_rows == 1 && l.block_cols == l.n_in && w.scale_stride() == 1;
+  if (l.format == QuantFormat::kInt8 && !per_channel) return nullptr;
   return qt.matmul_i8_for(l.format);
 }
 

@@ -300,12 +300,12 @@ Status write_quantized_checkpoint(const std::string& src_dir, const WeightStore&
     return invalid_argument(src_dir + ": is already quantized (config.json has a quantization_config)");
   }
 
-  // Tensors in the store's (sorted) order; quantized matrices become codes + scales, always in the
-  // canonical layout: a matrix the model keeps row-interleaved is copied out one tensor at a time.
+  // Tensors in the store's (sorted) order; quantized matrices become codes + scales, in the
+  // canonical layout whatever the model holds (copy_data / copy_scales, one tensor at a time).
   struct Piece {
     TensorSpec spec;
-    std::span<const uint8_t> bytes;             // when stored as written
-    const QuantizedTensor* codes_of = nullptr;  // else gathered: its codes,
+    std::span<const uint8_t> bytes;              // a tensor written as stored,
+    const QuantizedTensor* codes_of = nullptr;   // or a quantized matrix's codes,
     const QuantizedTensor* scales_of = nullptr;  // or its scales
   };
   std::vector<Piece> pieces;
@@ -313,14 +313,9 @@ Status write_quantized_checkpoint(const std::string& src_dir, const WeightStore&
   auto add_quantized = [&](const std::string& name, const QuantizedTensor& t) {
     const QuantLayout& l = t.layout();
     const std::string base = name.substr(0, name.size() - std::string("weight").size());
-    const bool direct = t.canonical();
-    pieces.push_back({{name, code_dtype(l.format), {l.n_out, l.row_bytes}},
-                      direct ? std::span<const uint8_t>(t.data(), t.data_bytes()) : std::span<const uint8_t>(),
-                      direct ? nullptr : &t});
-    pieces.push_back({{base + "weight_scale", scale_dtype(l.scale_type), {l.n_scale_rows, l.n_scale_cols}},
-                      direct ? std::span<const uint8_t>(t.scales(), t.scale_bytes()) : std::span<const uint8_t>(),
-                      nullptr,
-                      direct ? nullptr : &t});
+    pieces.push_back({{name, code_dtype(l.format), {l.n_out, l.row_bytes}}, {}, &t});
+    const std::vector<int64_t> scale_shape = {l.n_scale_rows, l.n_scale_cols};
+    pieces.push_back({{base + "weight_scale", scale_dtype(l.scale_type), scale_shape}, {}, nullptr, &t});
     if (l.has_global_scale) {
       globals.push_back(std::make_unique<float>(t.global_scale()));
       pieces.push_back({{base + "weight_scale_2", DType::kF32, {}},
@@ -348,8 +343,9 @@ Status write_quantized_checkpoint(const std::string& src_dir, const WeightStore&
   {
     std::vector<TensorSpec> specs;
     for (const Piece& p : pieces) specs.push_back(p.spec);
-    TIDAL_ASSIGN_OR_RETURN(SafetensorsWriter w, SafetensorsWriter::create((out / "model.safetensors").string(),
-                                                                          std::move(specs), {{"format", "pt"}}));
+    const std::string path = (out / "model.safetensors").string();
+    TIDAL_ASSIGN_OR_RETURN(SafetensorsWriter w,
+                           SafetensorsWriter::create(path, std::move(specs), {{"format", "pt"}}));
     std::vector<uint8_t> staged;
     for (const Piece& p : pieces) {
       if (p.codes_of || p.scales_of) {
