@@ -21,6 +21,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <optional>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -143,17 +144,18 @@ void BM_Bf16(benchmark::State& state, bool in_cache) {
 }
 
 // A copy of a quantized matrix in memory of its own (so that several copies do not share cache
-// lines), canonical or, with `as_model`, in the layout models hold it in (FP4 row-interleaved).
+// lines): canonical, or with `act` in the layout models hold it in for those activations on this
+// CPU (ops::keep_rows_interleaved: FP4 row-interleaved where the kernels gain).
 struct WeightCopy {
   std::vector<uint8_t> data, scales;
   tidal::QuantizedTensor t;
-  void assign(const tidal::QuantizedTensor& q, bool as_model = false) {
+  void assign(const tidal::QuantizedTensor& q, std::optional<tidal::ops::Activations> act = std::nullopt) {
     data.assign(q.data(), q.data() + q.data_bytes());
     scales.assign(q.scales(), q.scales() + q.scale_bytes());
     t = tidal::QuantizedTensor::wrap(q.layout(), data.data(), data.size(), scales.data(), scales.size(),
                                      q.global_scale())
             .value();
-    if (as_model && tidal::QuantizedTensor::can_interleave_rows(q.layout())) {
+    if (act && tidal::ops::keep_rows_interleaved(q.layout(), *act)) {
       t = tidal::interleave_rows(std::move(t));  // owns its copy
       data = {};
       scales = {};
@@ -188,7 +190,7 @@ void BM_Quant(benchmark::State& state, QuantFormat f, tidal::Granularity g, tida
     return;
   }
   std::vector<WeightCopy> copies(in_cache ? 1 : n_copies(q->nbytes()));
-  for (WeightCopy& c : copies) c.assign(*q, /*as_model=*/true);
+  for (WeightCopy& c : copies) c.assign(*q, act);
   size_t it = 0;
   for (auto _ : state) {
     tidal::ops::quant_matmul(pool_for(threads), p.x.data(), p.m, copies[it++ % copies.size()].t, p.y.data(),
@@ -214,10 +216,9 @@ void BM_DecodeStep(benchmark::State& state, QuantFormat f, tidal::Granularity g,
   };
   // q|k|v (32 heads, 4 KV heads of 64), o, gate, up, down of a 1B Llama (hidden 2048, MLP 5632).
   constexpr Shape kShapes[5] = {{2560, 2048}, {2048, 2048}, {5632, 2048}, {5632, 2048}, {2048, 5632}};
-  // mats: as models hold them; canon: the canonical layout, timed too where the two differ (FP4)
-  std::vector<WeightCopy> mats(kLayers * 5), canon;
-  const bool two_layouts = f == QuantFormat::kNvFp4 || f == QuantFormat::kMxFp4;
-  if (two_layouts) canon.resize(mats.size());
+  // mats: as models hold them; canon: the canonical layout, timed too where the two differ
+  std::vector<WeightCopy> mats(kLayers * 5), canon(kLayers * 5);
+  bool two_layouts = false;
   double bytes = 0;
   for (int s = 0; s < 5; ++s) {
     Problem p = make_problem(1, kShapes[s].n, kShapes[s].k);
@@ -227,7 +228,8 @@ void BM_DecodeStep(benchmark::State& state, QuantFormat f, tidal::Granularity g,
       return;
     }
     for (int l = 0; l < kLayers; ++l) {  // copies: one layer's weights, 16 times over
-      mats[size_t(l * 5 + s)].assign(*q, /*as_model=*/true);
+      mats[size_t(l * 5 + s)].assign(*q, act);
+      two_layouts = !mats[size_t(l * 5 + s)].t.canonical();
       if (two_layouts) canon[size_t(l * 5 + s)].assign(*q);
       bytes += double(q->nbytes());
     }

@@ -102,12 +102,9 @@ Status Model::bind_weights(const QuantizationOptions& qopt) {
   auto for_kernels = [acts](QuantizedTensor t) {
     return ops::keep_rows_interleaved(t.layout(), acts) ? interleave_rows(std::move(t)) : std::move(t);
   };
-  auto store_quant = [&](QuantMatrix qm) {
+  auto adopt = [&](const std::string& name, QuantMatrix qm, ops::LinearWeight* w) {
     qm.tensor = for_kernels(std::move(qm.tensor));
     quant_storage_.push_back(std::make_unique<QuantMatrix>(std::move(qm)));
-  };
-  auto adopt = [&](const std::string& name, QuantMatrix qm, ops::LinearWeight* w) {
-    store_quant(std::move(qm));
     w->quant = &quant_storage_.back()->tensor;
     quantized_[name] = w->quant;
   };
@@ -214,7 +211,7 @@ Status Model::bind_weights(const QuantizationOptions& qopt) {
     });
     for (size_t i = 0; i < pending.size(); ++i) {
       if (!*results[i]) return results[i]->status();
-      store_quant(std::move(*results[i]).value());
+      quant_storage_.push_back(std::make_unique<QuantMatrix>(std::move(*results[i]).value()));
       for (ops::LinearWeight* w : pending[i].targets) w->quant = &quant_storage_.back()->tensor;
       quantized_[pending[i].name] = &quant_storage_.back()->tensor;
     }
